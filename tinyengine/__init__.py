@@ -1,0 +1,1 @@
+"""TinyEngine: int8 graph IR, quantisation, reference executor, memory planner and latency model."""
