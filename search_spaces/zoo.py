@@ -1,0 +1,44 @@
+"""The project's model zoo: published MCUNet/MobileNetV2/ProxylessNAS architectures in our format.
+
+The JSON files under ``search_spaces/zoo/`` were converted once from the public ``net.config`` files
+(``scripts/build_zoo.py``) and are the project's own copies; published figures ride along in ``meta``.
+"""
+from __future__ import annotations
+
+import difflib
+import json
+from pathlib import Path
+
+from .arch import ArchConfig, ArchError
+from .reference import from_mcunet_config, is_mcunet_config
+
+ZOO_DIR = Path(__file__).with_name("zoo")
+
+
+def zoo_names() -> list[str]:
+    return sorted(p.stem for p in ZOO_DIR.glob("*.json"))
+
+
+def load_zoo(name: str) -> ArchConfig:
+    p = ZOO_DIR / f"{name}.json"
+    if not p.is_file():
+        close = difflib.get_close_matches(name, zoo_names(), n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise ArchError(f"unknown zoo model '{name}'{hint}; available: {', '.join(zoo_names())}")
+    return ArchConfig.load(p)
+
+
+def load_model(spec: str) -> ArchConfig:
+    """A zoo name, a path to one of our arch JSON files, or a path to an MCUNet ``net.config`` JSON."""
+    p = Path(spec)
+    if p.suffix == ".json" or p.exists():
+        if not p.is_file():
+            raise ArchError(f"{spec}: no such architecture file")
+        try:
+            d = json.loads(p.read_text())
+        except json.JSONDecodeError as e:
+            raise ArchError(f"{spec}: not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})") from None
+        if is_mcunet_config(d):
+            return from_mcunet_config(d, name=p.stem, where=str(p))
+        return ArchConfig.from_dict(d, where=str(p))
+    return load_zoo(spec)
