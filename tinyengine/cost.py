@@ -1,0 +1,194 @@
+"""The cost model tinynas optimises (and the only one): MACs, parameters, flash and peak SRAM.
+
+Flash counts what the generated C keeps in flash per weighted op: int8 weights, an int32 bias per
+output channel and the per-channel requantisation parameters (int32 multiplier + int32 shift).
+Peak SRAM is the planner's arena (``planner.plan_memory``): activations with lifetimes, in-place
+depthwise, kernel scratch, and the input image.
+
+``batch_costs`` scores many sub-networks of one (W, R) at once. It is the same arithmetic: a
+network is a chain of blocks and only a block's input/output cross its boundary, so the network's
+live bytes at any step are those of the block running then. Each distinct block is planned once
+(``plan_memory`` on ``block_graph``, cached) and the network's figures are sums/maxima over its
+blocks. ``tests/test_cost.py`` checks that this equals planning the whole graph.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from search_spaces.arch import ArchConfig, BlockSpec, conv_out, mid_channels_for
+from search_spaces.space import Genes, SearchSpace
+
+from .graph import Graph, Op, block_graph, build_graph
+from .planner import MemoryPlan, PlanOptions, plan_memory
+
+BIAS_BYTES = 4
+REQUANT_BYTES = 8  # int32 multiplier + int32 shift per output channel
+
+
+def op_macs(graph: Graph, op: Op) -> int:
+    t = graph.tensors
+    if op.kind == "conv2d":
+        ho, wo, cout = t[op.output].shape
+        _, kh, kw, cin = op.weight_shape
+        return ho * wo * cout * kh * kw * cin
+    if op.kind == "depthwise_conv2d":
+        ho, wo, c = t[op.output].shape
+        kh, kw, _ = op.weight_shape
+        return ho * wo * c * kh * kw
+    if op.kind == "fully_connected":
+        o, i = op.weight_shape
+        return o * i
+    return 0
+
+
+def op_params(op: Op, *, folded: bool = False) -> int:
+    """Parameters of the float model as PyTorch counts them (conv weights + BatchNorm weight and bias,
+    classifier weights + bias: the convention MCUNet/OFA publish), or with BN folded into one bias
+    per output channel (``folded=True``: what the int8 model stores)."""
+    ws = op.weight_shape
+    if ws is None:
+        return 0
+    n = 1
+    for d in ws:
+        n *= d
+    per_channel = 1 if folded or op.kind == "fully_connected" else 2
+    return n + per_channel * _out_channels(op)
+
+
+def _out_channels(op: Op) -> int:
+    ws = op.weight_shape
+    return ws[2] if op.kind == "depthwise_conv2d" else ws[0]
+
+
+def op_flash(op: Op) -> int:
+    """Bytes of flash for one op's constants: int8 weights + int32 bias + per-channel requant."""
+    ws = op.weight_shape
+    if ws is None:
+        return 0
+    w = 1
+    for d in ws:
+        w *= d
+    return w + _out_channels(op) * (BIAS_BYTES + REQUANT_BYTES)
+
+
+@dataclass(frozen=True)
+class Costs:
+    macs: int
+    params: int          # float-model parameters, BN counted (as published)
+    flash_bytes: int
+    peak_sram: int
+
+    def fits(self, sram: int, flash: int) -> bool:
+        return self.peak_sram <= sram and self.flash_bytes <= flash
+
+
+def graph_costs(graph: Graph, plan: MemoryPlan | None = None) -> Costs:
+    plan = plan or plan_memory(graph)
+    return Costs(sum(op_macs(graph, o) for o in graph.ops), sum(op_params(o) for o in graph.ops),
+                 sum(op_flash(o) for o in graph.ops), plan.peak_sram)
+
+
+def network_costs(arch: ArchConfig, options: PlanOptions | None = None) -> Costs:
+    g = build_graph(arch)
+    return graph_costs(g, plan_memory(g, options))
+
+
+# ---------------------------------------------------------------------------- cached per block
+@lru_cache(maxsize=200_000)
+def _block_costs(blk: BlockSpec, size: int) -> tuple[int, int, int, int]:
+    g = block_graph(blk, size)
+    c = graph_costs(g)
+    return c.macs, c.params, c.flash_bytes, c.peak_sram
+
+
+@lru_cache(maxsize=4096)
+def _stem_head_costs(arch_key: tuple) -> tuple[tuple[int, int, int, int], tuple[int, int, int, int]]:
+    """(stem, head) costs; the head is feature-mix + pool + classifier on the last feature map."""
+    res, cin, stem_c, stem_k, stem_s, last_c, last_hw, fm, ncls = arch_key
+    from .graph import _Builder, Op as _Op  # local: tiny graphs built the same way as build_graph
+    b = _Builder("stem")
+    x = b.tensor("input", (res, res, cin))
+    b.g.inputs.append(x)
+    b.g.outputs.append(b.conv("stem", x, stem_c, stem_k, stem_s, role="stem", block=None))
+    stem = graph_costs(b.g)
+    h = _Builder("head")
+    x = h.tensor("input", (last_hw, last_hw, last_c))
+    h.g.inputs.append(x)
+    if fm:
+        x = h.conv("feature_mix", x, fm, 1, 1, role="feature_mix", block=None)
+    c = h.g.tensors[x].shape[2]
+    p = h.tensor("pool", (c,))
+    h.g.ops.append(_Op("pool", "global_avg_pool", (x,), p, {"kernel": h.g.tensors[x].shape[:2]}, "pool"))
+    lg = h.tensor("logits", (ncls,))
+    h.g.ops.append(_Op("classifier", "fully_connected", (p,), lg,
+                       {"weight_shape": (ncls, c), "bias": True, "activation": None}, "classifier"))
+    h.g.outputs.append(lg)
+    head = graph_costs(h.g)
+    return ((stem.macs, stem.params, stem.flash_bytes, stem.peak_sram),
+            (head.macs, head.params, head.flash_bytes, head.peak_sram))
+
+
+def fast_costs(arch: ArchConfig) -> Costs:
+    """network_costs through the per-block cache (what batch_costs uses), for one network."""
+    sizes = arch.spatial_sizes()
+    parts = [_block_costs(b, sizes[b.index]) for b in arch.blocks()]
+    stem, head = _stem_head_costs((arch.resolution, arch.in_channels, arch.stem_channels,
+                                   arch.stem_kernel, arch.stem_stride,
+                                   list(arch.blocks())[-1].out_channels, sizes[-1],
+                                   arch.feature_mix_channels, arch.num_classes))
+    parts += [stem, head]
+    return Costs(sum(p[0] for p in parts), sum(p[1] for p in parts), sum(p[2] for p in parts),
+                 max(p[3] for p in parts))
+
+
+@dataclass
+class BatchCosts:
+    macs: np.ndarray
+    params: np.ndarray
+    flash_bytes: np.ndarray
+    peak_sram: np.ndarray
+
+
+def batch_costs(space: SearchSpace, width_mult: float, resolution: int, genes: Genes) -> BatchCosts:
+    """Costs of many sub-networks of one (W, R), vectorised over the batch of genes."""
+    w = space.widths(width_mult)
+    n_s, n_d = space.n_stages, space.max_depth
+    nk, ne = len(space.kernel_choices), len(space.expand_choices)
+    # table[s, first?, k, e] -> (macs, params, flash, peak) for the block in that slot
+    table = np.zeros((n_s, 2, nk, ne, 4), dtype=np.int64)
+    h = conv_out(resolution, 3, 2)
+    first = BlockSpec(0, -1, w[0], w[0], w[1], 3, 1, False, False)
+    fixed = np.array(_block_costs(first, h), dtype=np.int64)
+    h = conv_out(h, 3, 1)
+    sizes = []
+    cin = w[1]
+    for s in range(n_s):
+        cout, stride = w[s + 2], space.strides[s]
+        sizes.append(h)
+        for ki, k in enumerate(space.kernel_choices):
+            h_out = conv_out(h, k, stride)
+            for ei, e in enumerate(space.expand_choices):
+                b0 = BlockSpec(1, s, cin, mid_channels_for(cin, e), cout, k, stride, True, False)
+                table[s, 0, ki, ei] = _block_costs(b0, h)
+                b1 = BlockSpec(2, s, cout, mid_channels_for(cout, e), cout, k, 1, True, True)
+                table[s, 1, ki, ei] = _block_costs(b1, h_out)
+        # conv_out(h, k, s) with padding k//2 does not depend on k for odd k
+        h, cin = conv_out(h, 3, stride), cout
+    stem, head = _stem_head_costs((resolution, space.in_channels, w[0], 3, 2, w[-1], h,
+                                   space.feature_mix_channels, space.num_classes))
+
+    n = genes.depth.shape[0]
+    slot_first = (np.arange(n_d) > 0).astype(int)               # slot j: 0 = stage's first block
+    active = np.arange(n_d)[None, None, :] < genes.depth[:, :, None]   # (n, S, D)
+    vals = table[np.arange(n_s)[None, :, None], slot_first[None, None, :],
+                 genes.kernel_idx, genes.expand_idx]           # (n, S, D, 4)
+    vals = np.where(active[..., None], vals, 0)
+    base = fixed + np.array(stem) + np.array(head)
+    macs = vals[..., 0].sum((1, 2)) + base[0]
+    params = vals[..., 1].sum((1, 2)) + base[1]
+    flash = vals[..., 2].sum((1, 2)) + base[2]
+    peak = np.maximum(vals[..., 3].max((1, 2)), max(fixed[3], stem[3], head[3]))
+    return BatchCosts(macs, params, flash, peak)
