@@ -1,0 +1,1 @@
+"""TinyNAS: search-space optimisation and evolutionary architecture search under MCU budgets."""

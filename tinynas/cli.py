@@ -1,0 +1,146 @@
+"""The ``tinynas`` command line: ``tinynas space`` (stage 1: pick the (W, R) search space)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from search_spaces.arch import ArchError
+from search_spaces.space import SearchSpace
+from tinyengine.boards import BoardError, list_boards
+from tinyengine.units import format_size
+
+from .constraints import constraints_from_args
+from .space_opt import optimize_space, plot_cdf
+
+
+def _float_list(flag: str):
+    def parse(text: str) -> tuple[float, ...]:
+        """'0.2:1.0:0.1' (start:stop:step, inclusive) or '0.3,0.5,0.7'."""
+        try:
+            if ":" in text:
+                lo, hi, step = (float(x) for x in text.split(":"))
+                if step <= 0 or hi < lo:
+                    raise ValueError
+                n = int(round((hi - lo) / step))
+                vals = tuple(round(lo + i * step, 6) for i in range(n + 1))
+            else:
+                vals = tuple(float(x) for x in text.split(","))
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{flag}: cannot parse {text!r}; use start:stop:step (e.g. 0.2:1.0:0.1) or a list (0.3,0.5)")
+        if not vals or any(v <= 0 for v in vals):
+            raise argparse.ArgumentTypeError(f"{flag}: values must be positive, got {text!r}")
+        return vals
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tinynas", description="TinyNAS: search-space optimisation and "
+                                "neural architecture search under microcontroller memory limits.")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("space", help="stage 1: pick the (width, resolution) space for a memory budget",
+                       description="For every (W, R), sample sub-networks, keep those whose peak SRAM "
+                       "and flash fit, and pick the space whose fitting models have the most MACs. "
+                       "Sizes: 320KB = 320KiB = 327680 bytes (1 KB = 1024 B, as MCU datasheets use).")
+    s.add_argument("--board", help=f"board preset for the limits ({', '.join(list_boards())})")
+    s.add_argument("--sram", help="SRAM limit, e.g. 320KB (overrides the board's)")
+    s.add_argument("--flash", help="flash limit, e.g. 1MB (overrides the board's)")
+    s.add_argument("--sram-reserve", default="0",
+                   help="SRAM kept for the firmware (stack, runtime state); the model gets the rest")
+    s.add_argument("--flash-reserve", default="0", help="flash kept for the firmware's code")
+    s.add_argument("--samples", type=int, default=1000, help="sub-networks per (W, R) (default 1000)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--widths", type=_float_list("--widths"), help="W values (default 0.2:1.0:0.1)")
+    s.add_argument("--resolutions", type=_float_list("--resolutions"),
+                   help="R values (default 48:224:16)")
+    s.add_argument("--num-classes", type=int, default=1000, help="classifier outputs (default 1000)")
+    s.add_argument("--in-channels", type=int, default=3, help="input image channels (default 3)")
+    s.add_argument("--min-fit", type=float, default=0.0,
+                   help="ignore spaces where fewer than this fraction of samples fit (default 0)")
+    s.add_argument("--json", dest="json_out", help="write every space's figures and the choice here")
+    s.add_argument("--plot", help="write the MACs CDF of the best spaces here (PNG)")
+    s.add_argument("--top", type=int, default=12, help="rows of the table (default 12)")
+    return p
+
+
+def cmd_space(args: argparse.Namespace, console: Console) -> int:
+    cons = constraints_from_args(args.board, args.sram, args.flash, sram_reserve=args.sram_reserve,
+                                 flash_reserve=args.flash_reserve)
+    kw = {"num_classes": args.num_classes, "in_channels": args.in_channels}
+    if args.widths:
+        kw["width_choices"] = args.widths
+    if args.resolutions:
+        bad = [r for r in args.resolutions if not float(r).is_integer()]
+        if bad:
+            raise ValueError(f"--resolutions: resolutions must be whole pixels, got {bad}")
+        kw["resolution_choices"] = tuple(int(r) for r in args.resolutions)
+    space = SearchSpace(**kw)
+    console.print(f"[bold]TinyNAS stage 1[/]: {len(space.width_choices)} widths x "
+                  f"{len(space.resolution_choices)} resolutions x {args.samples} samples under "
+                  f"{cons.describe()}")
+    t0 = time.perf_counter()
+    with Progress(TextColumn("scoring (W, R) spaces"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TimeElapsedColumn(), console=console, transient=True) as prog:
+        task = prog.add_task("spaces", total=len(space.width_choices) * len(space.resolution_choices))
+        res = optimize_space(space, cons, samples=args.samples, seed=args.seed, min_fit_ratio=args.min_fit,
+                             progress=lambda i, n: prog.update(task, completed=i))
+    dt = time.perf_counter() - t0
+
+    ranked = sorted(res.stats, key=lambda s: (-s.mean_macs, -s.fit_ratio))
+    table = Table(title=f"Best (W, R) spaces by mean MACs of fitting sub-networks ({dt:.1f} s)")
+    for col in ("W", "R", "fit ratio", "mean MACs", "p80 MACs", "min peak SRAM", "min flash"):
+        table.add_column(col, justify="right")
+    for s in ranked[:args.top]:
+        mark = "bold green" if s is res.choice else None
+        table.add_row(f"{s.width_mult:g}", str(s.resolution), f"{100 * s.fit_ratio:.1f}%",
+                      f"{s.mean_macs / 1e6:.1f}M" if s.fit else "-", f"{s.p80_macs / 1e6:.1f}M" if s.fit else "-",
+                      format_size(s.min_peak_sram), format_size(s.min_flash), style=mark)
+    console.print(table)
+
+    if args.json_out:
+        Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json_out).write_text(json.dumps(res.to_dict(), indent=1) + "\n")
+        console.print(f"wrote {args.json_out}")
+    if res.choice is None:
+        lo_s = min(res.stats, key=lambda s: s.min_peak_sram)
+        lo_f = min(res.stats, key=lambda s: s.min_flash)
+        console.print(
+            f"[bold red]error:[/] no sub-network fits {cons.describe()}"
+            + (f" in a space with at least {100 * args.min_fit:g}% fitting samples" if args.min_fit else "")
+            + f". Smallest peak SRAM seen: {format_size(lo_s.min_peak_sram)} (w{lo_s.width_mult:g}-r"
+            f"{lo_s.resolution}); smallest flash seen: {format_size(lo_f.min_flash)} (w{lo_f.width_mult:g}-r"
+            f"{lo_f.resolution}). Raise the limits or add smaller widths/resolutions.")
+        return 3
+    if args.plot:
+        Path(args.plot).parent.mkdir(parents=True, exist_ok=True)
+        plot_cdf(res, args.plot)
+        console.print(f"wrote {args.plot}")
+    c = res.choice
+    console.print(f"[bold green]chosen space: W={c.width_mult:g}, R={c.resolution}[/] "
+                  f"(mean {c.mean_macs / 1e6:.1f}M MACs of fitting models, {100 * c.fit_ratio:.1f}% fit)")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    console = Console()
+    try:
+        if args.cmd == "space":
+            return cmd_space(args, console)
+    except (ValueError, ArchError, BoardError) as e:  # one clear line, no traceback
+        print(f"tinynas {args.cmd}: error: {e}", file=sys.stderr)
+        return 2
+    parser.error(f"unknown command {args.cmd}")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,114 @@
+"""TinyNAS stage 1: choose the (W, R) search space for a memory budget.
+
+For every width multiplier W and resolution R, sample N sub-networks, keep those that fit the SRAM
+and flash limits (peak SRAM and flash from tinyengine's planner/cost model), and compare the
+distribution (CDF) of the MACs of the fitting ones. The space whose fitting models have the largest
+mean MACs wins: more computation that still fits tends to mean more accuracy (MCUNet, sec. 3.1).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from search_spaces.space import SearchSpace
+from tinyengine.cost import batch_costs
+
+from .constraints import Constraints
+
+
+@dataclass
+class SpaceStats:
+    width_mult: float
+    resolution: int
+    samples: int
+    fit: int
+    mean_macs: float          # of the fitting sub-networks (0 when none fits)
+    p80_macs: float
+    min_peak_sram: int        # smallest footprint seen, fitting or not
+    min_flash: int
+    fit_macs: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
+
+    @property
+    def fit_ratio(self) -> float:
+        return self.fit / self.samples if self.samples else 0.0
+
+    def to_dict(self) -> dict:
+        return {"width_mult": self.width_mult, "resolution": self.resolution, "samples": self.samples,
+                "fit": self.fit, "fit_ratio": round(self.fit_ratio, 4), "mean_macs": self.mean_macs,
+                "p80_macs": self.p80_macs, "min_peak_sram": self.min_peak_sram,
+                "min_flash": self.min_flash}
+
+
+@dataclass
+class SpaceResult:
+    constraints: Constraints
+    stats: list[SpaceStats]
+    choice: SpaceStats | None
+    min_fit_ratio: float
+    seed: int
+
+    def to_dict(self) -> dict:
+        return {"constraints": self.constraints.to_dict(), "seed": self.seed,
+                "min_fit_ratio": self.min_fit_ratio,
+                "choice": None if self.choice is None else
+                {"width_mult": self.choice.width_mult, "resolution": self.choice.resolution},
+                "spaces": [s.to_dict() for s in self.stats]}
+
+
+def evaluate_space(space: SearchSpace, width_mult: float, resolution: int, cons: Constraints,
+                   samples: int, rng: np.random.Generator) -> SpaceStats:
+    genes = space.sample_genes(rng, samples)
+    c = batch_costs(space, width_mult, resolution, genes)
+    ok = (c.peak_sram <= cons.sram_bytes) & (c.flash_bytes <= cons.flash_bytes)
+    fm = c.macs[ok].astype(np.float64)
+    return SpaceStats(width_mult, resolution, samples, int(ok.sum()),
+                      float(fm.mean()) if fm.size else 0.0,
+                      float(np.percentile(fm, 80)) if fm.size else 0.0,
+                      int(c.peak_sram.min()), int(c.flash_bytes.min()), np.sort(fm))
+
+
+def optimize_space(space: SearchSpace, cons: Constraints, *, samples: int = 1000, seed: int = 0,
+                   min_fit_ratio: float = 0.0,
+                   progress: Callable[[int, int], None] | None = None) -> SpaceResult:
+    """Score every (W, R) of ``space``; pick the largest mean MACs among spaces with enough fits."""
+    if samples < 1:
+        raise ValueError(f"--samples must be at least 1, got {samples}")
+    if not 0.0 <= min_fit_ratio < 1.0:
+        raise ValueError(f"--min-fit must be in [0, 1), got {min_fit_ratio}")
+    stats = []
+    grid = [(wi, w, ri, r) for wi, w in enumerate(space.width_choices)
+            for ri, r in enumerate(space.resolution_choices)]
+    for i, (wi, w, ri, r) in enumerate(grid):
+        rng = np.random.default_rng([seed, wi, ri])  # independent of the visiting order
+        stats.append(evaluate_space(space, w, r, cons, samples, rng))
+        if progress:
+            progress(i + 1, len(grid))
+    eligible = [s for s in stats if s.fit > 0 and s.fit_ratio >= min_fit_ratio]
+    choice = max(eligible, key=lambda s: (s.mean_macs, s.fit_ratio)) if eligible else None
+    return SpaceResult(cons, stats, choice, min_fit_ratio, seed)
+
+
+def plot_cdf(result: SpaceResult, path: str, top: int = 8) -> None:
+    """FLOPs (MACs) CDF of the fitting sub-networks for the best spaces (MCUNet Fig. 3 style)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ranked = sorted((s for s in result.stats if s.fit), key=lambda s: -s.mean_macs)[:top]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for s in ranked:
+        y = np.arange(1, s.fit_macs.size + 1) / s.fit_macs.size
+        best = s is result.choice
+        ax.plot(s.fit_macs / 1e6, y, lw=2.6 if best else 1.2,
+                label=f"w{s.width_mult:g}-r{s.resolution} (mean {s.mean_macs / 1e6:.1f}M, "
+                      f"fit {100 * s.fit_ratio:.0f}%)" + ("  <- chosen" if best else ""))
+    ax.set_xlabel("MACs of fitting sub-networks (M)")
+    ax.set_ylabel("CDF")
+    ax.set_title(f"Search spaces under {result.constraints.describe()}")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
