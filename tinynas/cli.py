@@ -62,8 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="R values (default 48:224:16)")
     s.add_argument("--num-classes", type=int, default=1000, help="classifier outputs (default 1000)")
     s.add_argument("--in-channels", type=int, default=3, help="input image channels (default 3)")
-    s.add_argument("--min-fit", type=float, default=0.0,
-                   help="ignore spaces where fewer than this fraction of samples fit (default 0)")
+    s.add_argument("--min-fit", type=float, default=0.01,
+                   help="ignore spaces where fewer than this fraction of samples fit: a mean over a "
+                        "handful of fits says little (default 0.01)")
     s.add_argument("--json", dest="json_out", help="write every space's figures and the choice here")
     s.add_argument("--plot", help="write the MACs CDF of the best spaces here (PNG)")
     s.add_argument("--top", type=int, default=12, help="rows of the table (default 12)")
@@ -98,11 +99,13 @@ def cmd_space(args: argparse.Namespace, console: Console) -> int:
     for col in ("W", "R", "fit ratio", "mean MACs", "p80 MACs", "min peak SRAM", "min flash"):
         table.add_column(col, justify="right")
     for s in ranked[:args.top]:
-        mark = "bold green" if s is res.choice else None
+        mark = "bold green" if s is res.choice else ("dim" if s.fit_ratio < args.min_fit else None)
         table.add_row(f"{s.width_mult:g}", str(s.resolution), f"{100 * s.fit_ratio:.1f}%",
                       f"{s.mean_macs / 1e6:.1f}M" if s.fit else "-", f"{s.p80_macs / 1e6:.1f}M" if s.fit else "-",
                       format_size(s.min_peak_sram), format_size(s.min_flash), style=mark)
     console.print(table)
+    console.print(f"[dim]dim rows: fewer than {100 * args.min_fit:g}% of samples fit (--min-fit); "
+                  "not eligible[/]")
 
     if args.json_out:
         Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)

@@ -96,7 +96,8 @@ def plot_cdf(result: SpaceResult, path: str, top: int = 8) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    ranked = sorted((s for s in result.stats if s.fit), key=lambda s: -s.mean_macs)[:top]
+    ranked = sorted((s for s in result.stats if s.fit and s.fit_ratio >= result.min_fit_ratio),
+                    key=lambda s: -s.mean_macs)[:top]
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for s in ranked:
         y = np.arange(1, s.fit_macs.size + 1) / s.fit_macs.size

@@ -1,0 +1,109 @@
+"""The ``tinyengine`` command line: ``tinyengine analyze MODEL``."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from search_spaces.arch import ArchError
+from search_spaces.zoo import load_model, zoo_names
+
+from .analyze import analyze, plot_memory_profile
+from .boards import BoardError, list_boards, load_board
+from .planner import PlanOptions
+from .units import format_size
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tinyengine", description="TinyEngine: int8 inference engine "
+                                "for Cortex-M: analysis, memory planning and code generation.")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    a = sub.add_parser("analyze", help="per-layer MACs, params, flash, live memory and the peak SRAM",
+                       description="MODEL is a zoo name (" + ", ".join(zoo_names()) + "), an "
+                       "architecture JSON of ours, or an MCUNet net.config JSON.")
+    a.add_argument("model")
+    a.add_argument("--board", help=f"check the model against a board's limits ({', '.join(list_boards())})")
+    a.add_argument("--no-inplace", action="store_true",
+                   help="plan without in-place depthwise/add (for comparison)")
+    a.add_argument("--json", dest="json_out", help="write the analysis (layers, totals, arena layout) here")
+    a.add_argument("--plot", help="write the per-layer memory profile here (PNG; with and without in-place)")
+    a.add_argument("--quiet", action="store_true", help="totals only, no per-layer table")
+    return p
+
+
+def cmd_analyze(args: argparse.Namespace, console: Console) -> int:
+    arch = load_model(args.model)
+    opts = PlanOptions(inplace_depthwise=not args.no_inplace, inplace_add=not args.no_inplace)
+    an = analyze(arch, opts)
+    if not args.quiet:
+        t = Table(title=f"{arch.name or args.model}: {arch.resolution}x{arch.resolution}x{arch.in_channels} "
+                        f"-> {arch.num_classes} classes")
+        for col, just in (("#", "right"), ("op", "left"), ("kind", "left"), ("in", "left"), ("out", "left"),
+                          ("k/s", "left"), ("MACs", "right"), ("params", "right"), ("flash", "right"),
+                          ("live act.", "right"), ("scratch", "right")):
+            t.add_column(col, justify=just)
+        peak = an.plan.peak_step
+        for r in an.rows:
+            t.add_row(str(r.index), r.name, r.kind + (" (in-place)" if r.inplace else ""),
+                      "x".join(map(str, r.in_shape)), "x".join(map(str, r.out_shape)), r.kernel,
+                      f"{r.macs:,}", f"{r.params:,}", f"{r.flash:,}", f"{r.live_bytes:,}", f"{r.scratch:,}",
+                      style="bold yellow" if r.index == peak else None)
+        console.print(t)
+    p = an.plan
+    console.print(f"[bold]MACs[/] {an.macs / 1e6:.2f}M   [bold]params[/] {an.params / 1e6:.3f}M "
+                  f"(float model, BN counted)   [bold]flash[/] {format_size(an.flash_bytes)} "
+                  f"(int8 weights + int32 bias + requant; code not included)")
+    console.print(f"[bold]peak SRAM[/] {format_size(p.peak_sram)} ({p.peak_sram:,} B, arena incl. input "
+                  f"and scratch; peak at {an.graph.ops[p.peak_step].name})   lower bound "
+                  f"{p.lower_bound:,} B   no reuse {format_size(p.naive_bytes)}   packing {p.strategy}")
+    pub = arch.meta.get("published", {})
+    if pub:
+        console.print("published: " + ", ".join(f"{k}={v}" for k, v in pub.items()))
+    if args.json_out:
+        Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json_out).write_text(json.dumps(an.to_dict(), indent=1) + "\n")
+        console.print(f"wrote {args.json_out}")
+    board = load_board(args.board) if args.board else None
+    if args.plot:
+        Path(args.plot).parent.mkdir(parents=True, exist_ok=True)
+        other = analyze(arch, PlanOptions(inplace_depthwise=args.no_inplace, inplace_add=args.no_inplace))
+        profiles = {"in-place": an, "no in-place": other}
+        if args.no_inplace:
+            profiles = {"no in-place": an, "in-place": other}
+        plot_memory_profile(profiles, args.plot, board.sram_bytes if board else None)
+        console.print(f"wrote {args.plot}")
+    if board:
+        over_s, over_f = p.peak_sram - board.sram_bytes, an.flash_bytes - board.flash_bytes
+        if over_s > 0 or over_f > 0:
+            what = []
+            if over_s > 0:
+                what.append(f"peak SRAM exceeds {board.name}'s {format_size(board.sram_bytes)} by {format_size(over_s)}")
+            if over_f > 0:
+                what.append(f"flash exceeds {board.name}'s {format_size(board.flash_bytes)} by {format_size(over_f)}")
+            console.print(f"[bold red]does not fit:[/] {'; '.join(what)}")
+            return 1
+        console.print(f"[green]fits {board.name}[/]: SRAM {100 * p.peak_sram / board.sram_bytes:.0f}%, "
+                      f"flash {100 * an.flash_bytes / board.flash_bytes:.0f}% (model data only)")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    console = Console()
+    try:
+        if args.cmd == "analyze":
+            return cmd_analyze(args, console)
+    except (ValueError, ArchError, BoardError) as e:
+        print(f"tinyengine {args.cmd}: error: {e}", file=sys.stderr)
+        return 2
+    parser.error(f"unknown command {args.cmd}")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
