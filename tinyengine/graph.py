@@ -3,12 +3,17 @@
 Op kinds: ``conv2d`` (pointwise included), ``depthwise_conv2d``, ``add``, ``avg_pool2d``,
 ``global_avg_pool``, ``fully_connected``, ``pad``, ``reshape``. ReLU/ReLU6 are fused into the producing
 op as ``attrs['activation']``. Activation tensors are (H, W, C); vectors are (C,). The op list is the
-execution order. Weights are not stored here (shapes only): the quantiser attaches them later.
+execution order. A graph built from an ArchConfig carries shapes only; ``tinyengine.quantize``
+fills in the int8 side: each tensor's ``scale``/``zero_point`` and each weighted op's ``params``
+(``weight`` int8 in the layout of ``attrs['weight_shape']``, ``bias`` int32, per-channel ``mult``
+int32 and ``shift`` int32) plus ``attrs['act_min']``/``attrs['act_max']`` (the fused clamp).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from search_spaces.arch import ArchConfig, BlockSpec, conv_out
 
@@ -22,6 +27,8 @@ class Tensor:
     name: str
     shape: tuple[int, ...]
     itemsize: int = 1  # int8 activations
+    scale: float | None = None       # int8 quantisation: real = scale * (q - zero_point)
+    zero_point: int | None = None
 
     @property
     def nbytes(self) -> int:
@@ -40,6 +47,7 @@ class Op:
     attrs: dict[str, Any] = field(default_factory=dict)
     role: str = ""             # stem / expand / depthwise / project / add / feature_mix / pool / classifier
     block: int | None = None   # index of the inverted-residual block the op belongs to
+    params: dict[str, np.ndarray] = field(default_factory=dict)  # int8 weights etc. (see module doc)
 
     @property
     def weight_shape(self) -> tuple[int, ...] | None:
