@@ -19,7 +19,8 @@ ZOO = {  # our name: (file stem, net_id in published_numbers.csv)
     "mbv2-w0.35": "mbv2-w0.35-r144_imagenet", "proxyless-w0.3": "proxyless-w0.3-r176_imagenet",
 }
 KEEP = {"MACs_M": "macs_M", "params_M": "params_M", "README_SRAM_kB(TinyEngine F746; mcunet README HEAD)":
-        "tinyengine_sram_kB", "README_Flash_kB": "tinyengine_flash_kB", "top1_int8": "top1_int8",
+        "tinyengine_sram_kB", "oldREADME_TE_SRAM_kB(tinyml/mcunet README old ver.)": "tinyengine_sram_kB_old_readme",
+        "README_Flash_kB": "tinyengine_flash_kB", "top1_int8": "top1_int8",
         "oldREADME_TFLM_SRAM_kB": "tflm_sram_kB", "codegen_PEAK_MEM_B(TinyEngine HEAD; run here)":
         "tinyengine_codegen_peak_B", "dataset": "dataset"}
 
