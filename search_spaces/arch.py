@@ -297,10 +297,14 @@ def _parse(d: Any, where: str) -> ArchConfig:
 
 def validate(arch: ArchConfig, where: str = "arch") -> None:
     """Structural checks that hold for any ArchConfig, however it was made."""
+    # Every stride-2 layer must get at least a 2x2 input: halving a 1x1 map is a wasted layer.
     sizes = arch.spatial_sizes()
-    if min(sizes) < 1:
-        raise ArchError(f"{where}.resolution: {arch.resolution} is too small for "
-                        f"{sum(1 for b in arch.blocks() if b.stride == 2) + 1} stride-2 layers")
+    strides = [arch.stem_stride] + [b.stride for b in arch.blocks()]
+    inputs = [arch.resolution] + sizes[:-1]
+    n2 = sum(1 for s in strides if s == 2)
+    if any(s == 2 and h < 2 for s, h in zip(strides, inputs)):
+        raise ArchError(f"{where}.resolution: {arch.resolution} is too small for {n2} stride-2 layers "
+                        f"(a stride-2 layer would get a 1x1 input; use at least {2 ** (n2 - 1) + 1})")
     for b in arch.blocks():
         if b.kernel_size % 2 == 0:
             raise ArchError(f"{where}: block {b.index} kernel_size must be odd, got {b.kernel_size}")

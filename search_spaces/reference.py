@@ -54,13 +54,18 @@ def from_mcunet_config(d: dict, *, name: str | None = None, where: str = "config
         convs.append((i, m, b.get("shortcut") is not None))
 
     i0, first, sc0 = convs[0]
-    if get(first, "expand_ratio", f"{where}.blocks[{i0}]") != 1 or sc0:
+    w0 = f"{where}.blocks[{i0}]"
+    first_out, first_k = get(first, "out_channels", w0), get(first, "kernel_size", w0)
+    if get(first, "in_channels", w0) != get(fc, "out_channels", f"{where}.first_conv"):
+        raise ArchError(f"{w0}.in_channels: {first['in_channels']} does not match first_conv.out_channels "
+                        f"{fc['out_channels']}")
+    if get(first, "expand_ratio", w0) != 1 or sc0:
         raise ArchError(f"{where}.blocks[{i0}]: the first block must have expand_ratio 1 and no shortcut")
     if get(first, "stride", f"{where}.blocks[{i0}]") != 1:
         raise ArchError(f"{where}.blocks[{i0}]: the first block must have stride 1")
 
     stages: list[tuple[int, int, list[BlockConfig]]] = []
-    cin = first["out_channels"]
+    cin = first_out
     for i, m, has_sc in convs[1:]:
         w = f"{where}.blocks[{i}]"
         k, s, e = get(m, "kernel_size", w), get(m, "stride", w), get(m, "expand_ratio", w)
@@ -86,13 +91,17 @@ def from_mcunet_config(d: dict, *, name: str | None = None, where: str = "config
         resolution=int(res), in_channels=int(get(fc, "in_channels", f"{where}.first_conv")),
         stem_channels=int(get(fc, "out_channels", f"{where}.first_conv")),
         stem_kernel=int(fc.get("kernel_size", 3)), stem_stride=int(fc.get("stride", 2)),
-        first_channels=int(first["out_channels"]), first_kernel=int(first["kernel_size"]),
+        first_channels=int(first_out), first_kernel=int(first_k),
         stages=tuple(StageConfig(c, s, tuple(b)) for c, s, b in stages),
         feature_mix_channels=None if fm is None else int(fm["out_channels"]),
         num_classes=int(get(cls, "out_features", f"{where}.classifier")),
         name=name,
     )
     validate(arch, where)
+    in_features = cls.get("in_features")
+    if in_features is not None and in_features != arch.last_channels:
+        raise ArchError(f"{where}.classifier.in_features: {in_features} does not match the "
+                        f"{arch.last_channels} channels that reach the classifier")
     return arch
 
 

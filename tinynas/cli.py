@@ -131,9 +131,28 @@ def cmd_space(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+SIZE_FLAGS = ("--sram", "--flash", "--sram-reserve", "--flash-reserve", "--latency")
+
+
+def _attach_values(argv: list[str]) -> list[str]:
+    """`--flash -1MB` -> `--flash=-1MB`, so that a negative size reaches the size parser (and its
+    clear error) instead of argparse taking it for an option."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a in SIZE_FLAGS and i + 1 < len(argv) and argv[i + 1][:1] == "-" and argv[i + 1][1:2].isdigit():
+            out.append(f"{a}={argv[i + 1]}")
+            i += 2
+            continue
+        out.append(a)
+        i += 1
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_attach_values(list(sys.argv[1:] if argv is None else argv)))
     console = Console()
     try:
         if args.cmd == "space":
