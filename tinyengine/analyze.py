@@ -1,12 +1,13 @@
 """Per-layer analysis of a model: shapes, MACs, params, flash, live activation bytes and scratch."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from search_spaces.arch import ArchConfig
 
 from .cost import graph_costs, op_flash, op_macs, op_params
 from .graph import Graph, build_graph
+from .patch import PatchedGraph
 from .planner import MemoryPlan, PlanOptions, plan_memory
 
 
@@ -66,6 +67,9 @@ class Analysis:
 
 
 def analyze(arch: ArchConfig, options: PlanOptions | None = None) -> Analysis:
+    """Per-layer figures and the memory plan; with ``options.patches > 1`` see ``analyze_patched``."""
+    if options is not None and options.patches > 1:
+        return analyze_patched(arch, options)
     g = build_graph(arch)
     plan = plan_memory(g, options)
     rows = []
@@ -79,6 +83,55 @@ def analyze(arch: ArchConfig, options: PlanOptions | None = None) -> Analysis:
                              op.output in plan.inplace))
     c = graph_costs(g, plan)
     return Analysis(arch, g, plan, rows, c.macs, c.params, c.flash_bytes)
+
+
+@dataclass
+class PatchedAnalysis(Analysis):
+    """An Analysis of the patched schedule; ``rows`` still follow the original ops, each with the
+    figures of its most memory-hungry patch copy (MACs summed over the copies)."""
+    patched: PatchedGraph | None = None
+    original_macs: int = 0
+
+    @property
+    def extra_macs(self) -> int:
+        return self.macs - self.original_macs
+
+    def to_dict(self) -> dict:
+        d = super().to_dict()
+        pg = self.patched
+        d["patches"] = {"n": pg.n, "split": pg.split_name, "output": pg.output,
+                        "tiles": [list(t) for t in pg.tiles], "original_macs": self.original_macs,
+                        "extra_macs": self.extra_macs, "patched_ops": len(self.graph.ops)}
+        return d
+
+
+def analyze_patched(arch: ArchConfig, options: PlanOptions) -> PatchedAnalysis:
+    """Analysis with MCUNetV2 patch-based inference of the prefix (``options.patches`` x same)."""
+    from .patch import patch_graph
+
+    g = build_graph(arch)
+    pg = patch_graph(g, options.patches, options.patch_split, options=options)
+    plan = plan_memory(pg.graph, replace(options, patches=1))  # pg.graph is patched already
+    best: dict[int, int] = {}   # original op -> patched step with the most bytes in use
+    macs = [0] * len(g.ops)
+    inplace = [False] * len(g.ops)
+    for step, k in enumerate(pg.origin):
+        tot = plan.live_bytes[step] + plan.scratch_bytes[step]
+        if k not in best or tot > plan.live_bytes[best[k]] + plan.scratch_bytes[best[k]]:
+            best[k] = step
+        macs[k] += op_macs(pg.graph, pg.graph.ops[step])
+        inplace[k] |= pg.graph.ops[step].output in plan.inplace
+    rows = []
+    for i, op in enumerate(g.ops):
+        k, s = op.attrs.get("kernel"), op.attrs.get("stride")
+        kern = f"{k[0]}x{k[1]}/s{s[0]}" if k and s else (f"{k[0]}x{k[1]}" if k else "")
+        rows.append(LayerRow(i, op.name, op.kind, op.role, g.tensors[op.inputs[0]].shape,
+                             g.tensors[op.output].shape, kern, macs[i], op_params(op), op_flash(op),
+                             plan.live_bytes[best[i]], plan.scratch_bytes[best[i]], inplace[i]))
+    plan.options = options
+    c = graph_costs(g, plan)  # params and flash: the weights are shared by the patches
+    return PatchedAnalysis(arch, pg.graph, plan, rows, pg.macs, c.params, c.flash_bytes, pg,
+                           pg.original_macs)
 
 
 def plot_memory_profile(analyses: dict[str, Analysis], path: str, sram_limit: int | None = None) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from rich.console import Console
@@ -32,13 +33,25 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--json", dest="json_out", help="write the analysis (layers, totals, arena layout) here")
     a.add_argument("--plot", help="write the per-layer memory profile here (PNG; with and without in-place)")
     a.add_argument("--quiet", action="store_true", help="totals only, no per-layer table")
+    a.add_argument("--patches", type=int, default=1, metavar="N",
+                   help="also plan MCUNetV2 patch-based inference (the early layers run in N x N patches): "
+                        "peak SRAM with and without, and the extra MACs of the recomputed halos")
+    a.add_argument("--patch-split", metavar="OP",
+                   help="last op of the patched prefix (default: the split with the lowest peak "
+                        "within 15%% extra MACs)")
     return p
 
 
 def cmd_analyze(args: argparse.Namespace, console: Console) -> int:
     arch = load_model(args.model)
+    if args.patches < 1:
+        raise ValueError(f"--patches must be >= 1, got {args.patches}")
+    if args.patch_split and args.patches == 1:
+        raise ValueError("--patch-split needs --patches N with N >= 2")
     opts = PlanOptions(inplace_depthwise=not args.no_inplace, inplace_add=not args.no_inplace)
     an = analyze(arch, opts)
+    pan = analyze(arch, replace(opts, patches=args.patches, patch_split=args.patch_split)) \
+        if args.patches > 1 else None
     if not args.quiet:
         t = Table(title=f"{arch.name or args.model}: {arch.resolution}x{arch.resolution}x{arch.in_channels} "
                         f"-> {arch.num_classes} classes")
@@ -60,12 +73,23 @@ def cmd_analyze(args: argparse.Namespace, console: Console) -> int:
     console.print(f"[bold]peak SRAM[/] {format_size(p.peak_sram)} ({p.peak_sram:,} B, arena incl. input "
                   f"and scratch; peak at {an.graph.ops[p.peak_step].name})   lower bound "
                   f"{p.lower_bound:,} B   no reuse {format_size(p.naive_bytes)}   packing {p.strategy}")
+    if pan:
+        pp, pg = pan.plan, pan.patched
+        console.print(f"[bold]patched[/] {pg.n}x{pg.n} up to {pg.split_name}: [bold]peak SRAM[/] "
+                      f"{format_size(pp.peak_sram)} ({pp.peak_sram:,} B, peak at "
+                      f"{pan.graph.ops[pp.peak_step].name}), {p.peak_sram / pp.peak_sram:.2f}x lower than "
+                      f"without ({p.peak_sram:,} B)   extra MACs +{pan.extra_macs / 1e6:.2f}M "
+                      f"({100 * pan.extra_macs / an.macs:.1f}% of {an.macs / 1e6:.2f}M)")
     pub = arch.meta.get("published", {})
     if pub:
         console.print("published: " + ", ".join(f"{k}={v}" for k, v in pub.items()))
     if args.json_out:
         Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json_out).write_text(json.dumps(an.to_dict(), indent=1) + "\n")
+        d = an.to_dict()
+        if pan:
+            pd = pan.to_dict()
+            d["patched"] = {"totals": pd["totals"], "patches": pd["patches"], "arena": pd["arena"]}
+        Path(args.json_out).write_text(json.dumps(d, indent=1) + "\n")
         console.print(f"wrote {args.json_out}")
     board = load_board(args.board) if args.board else None
     if args.plot:
@@ -74,9 +98,12 @@ def cmd_analyze(args: argparse.Namespace, console: Console) -> int:
         profiles = {"in-place": an, "no in-place": other}
         if args.no_inplace:
             profiles = {"no in-place": an, "in-place": other}
+        if pan:
+            profiles[f"patched {pan.patched.n}x{pan.patched.n} to {pan.patched.split_name}"] = pan
         plot_memory_profile(profiles, args.plot, board.sram_bytes if board else None)
         console.print(f"wrote {args.plot}")
     if board:
+        p = pan.plan if pan else p  # deploying with patches: the patched arena is what must fit
         over_s, over_f = p.peak_sram - board.sram_bytes, an.flash_bytes - board.flash_bytes
         if over_s > 0 or over_f > 0:
             what = []

@@ -29,13 +29,12 @@ REQUANT_BYTES = 8  # int32 multiplier + int32 shift per output channel
 
 
 def op_macs(graph: Graph, op: Op) -> int:
-    t = graph.tensors
     if op.kind == "conv2d":
-        ho, wo, cout = t[op.output].shape
+        ho, wo, cout = graph.write_shape(op)  # a region writer computes only its region
         _, kh, kw, cin = op.weight_shape
         return ho * wo * cout * kh * kw * cin
     if op.kind == "depthwise_conv2d":
-        ho, wo, c = t[op.output].shape
+        ho, wo, c = graph.write_shape(op)
         kh, kw, _ = op.weight_shape
         return ho * wo * c * kh * kw
     if op.kind == "fully_connected":

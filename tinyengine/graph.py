@@ -7,6 +7,13 @@ execution order. A graph built from an ArchConfig carries shapes only; ``tinyeng
 fills in the int8 side: each tensor's ``scale``/``zero_point`` and each weighted op's ``params``
 (``weight`` int8 in the layout of ``attrs['weight_shape']``, ``bias`` int32, per-channel ``mult``
 int32 and ``shift`` int32) plus ``attrs['act_min']``/``attrs['act_max']`` (the fused clamp).
+
+Regions (patch-based inference, ``tinyengine.patch``): a region is ``(y0, y1, x0, x1)``, half-open, in
+the coordinates of the full tensor. ``attrs['in_regions']`` (one region or None per input) makes an op
+read only that window of its input, as a strided view (no copy); ``attrs['out_region']`` makes it
+write its result into that window of its output tensor. A tensor may have several writers only if
+every one of them writes a region; their regions must tile the tensor exactly (no gap, no overlap)
+and every reader runs after the last writer.
 """
 from __future__ import annotations
 
@@ -63,6 +70,27 @@ class Graph:
     inputs: list[str]
     outputs: list[str]
 
+    def read_shape(self, op: Op, k: int = 0) -> tuple[int, ...]:
+        """Shape of what ``op`` reads from its k-th input: the window ``attrs['in_regions'][k]`` or all."""
+        regs = op.attrs.get("in_regions")
+        shape = self.tensors[op.inputs[k]].shape
+        if regs is None or regs[k] is None:
+            return shape
+        return region_shape(regs[k], shape)
+
+    def write_shape(self, op: Op) -> tuple[int, ...]:
+        """Shape of what ``op`` computes: its ``attrs['out_region']`` of the output, or the whole output."""
+        shape = self.tensors[op.output].shape
+        reg = op.attrs.get("out_region")
+        return shape if reg is None else region_shape(reg, shape)
+
+    def writers(self) -> dict[str, list[int]]:
+        """Op indices writing each tensor (one, or several region writers)."""
+        w: dict[str, list[int]] = {}
+        for i, op in enumerate(self.ops):
+            w.setdefault(op.output, []).append(i)
+        return w
+
     def consumers(self) -> dict[str, list[int]]:
         use: dict[str, list[int]] = {t: [] for t in self.tensors}
         for i, op in enumerate(self.ops):
@@ -71,20 +99,60 @@ class Graph:
         return use
 
     def validate(self) -> None:
-        """Every tensor is produced once before it is used; shapes agree with the op attributes."""
+        """Every tensor is produced once (or tiled exactly by region writers) before it is used."""
+        writers = self.writers()
         produced = set(self.inputs)
         for i, op in enumerate(self.ops):
+            where = f"graph {self.name}: op {i} '{op.name}'"
             if op.kind not in OP_KINDS:
-                raise ValueError(f"graph {self.name}: op {i} '{op.name}': unknown kind {op.kind!r}")
-            for t in op.inputs:
+                raise ValueError(f"{where}: unknown kind {op.kind!r}")
+            regs = op.attrs.get("in_regions")
+            if regs is not None and len(regs) != len(op.inputs):
+                raise ValueError(f"{where}: in_regions has {len(regs)} entries for {len(op.inputs)} inputs")
+            for k, t in enumerate(op.inputs):
                 if t not in produced:
-                    raise ValueError(f"graph {self.name}: op {i} '{op.name}' reads '{t}' before it is produced")
-            if op.output in produced:
-                raise ValueError(f"graph {self.name}: op {i} '{op.name}' writes '{op.output}' a second time")
-            produced.add(op.output)
+                    raise ValueError(f"{where} reads '{t}' before it is produced")
+                if regs is not None and regs[k] is not None:
+                    _check_region(regs[k], self.tensors[t].shape, f"{where}: in_regions[{k}] of '{t}'")
+            w = writers[op.output]
+            if op.output in self.inputs or (len(w) > 1 and "out_region" not in op.attrs):
+                raise ValueError(f"{where} writes '{op.output}' a second time")
+            if "out_region" in op.attrs:
+                _check_region(op.attrs["out_region"], self.tensors[op.output].shape,
+                              f"{where}: out_region of '{op.output}'")
+            if i == w[-1]:
+                if len(w) > 1 or "out_region" in op.attrs:
+                    self._check_tiling(op.output, w)
+                produced.add(op.output)
         for t in self.outputs:
             if t not in produced:
                 raise ValueError(f"graph {self.name}: output '{t}' is never produced")
+
+    def _check_tiling(self, name: str, writers: list[int]) -> None:
+        """The regions written into ``name`` cover it exactly once."""
+        h, w = self.tensors[name].shape[:2]
+        cover = np.zeros((h, w), dtype=np.int32)
+        for i in writers:
+            y0, y1, x0, x1 = self.ops[i].attrs["out_region"]
+            cover[y0:y1, x0:x1] += 1
+        if cover.min() != 1 or cover.max() != 1:
+            what = "overlaps" if cover.max() > 1 else "gaps"
+            raise ValueError(f"graph {self.name}: the regions written into '{name}' by "
+                             f"{len(writers)} ops leave {what} (they must tile it exactly once)")
+
+
+def region_shape(region: tuple[int, int, int, int], shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Shape of the window ``region`` = (y0, y1, x0, x1) of an (H, W, C) tensor."""
+    y0, y1, x0, x1 = region
+    return (y1 - y0, x1 - x0, *shape[2:])
+
+
+def _check_region(region, shape: tuple[int, ...], where: str) -> None:
+    if len(shape) != 3 or len(region) != 4:
+        raise ValueError(f"{where}: a region (y0, y1, x0, x1) needs an (H, W, C) tensor, got {shape}")
+    y0, y1, x0, x1 = region
+    if not (0 <= y0 < y1 <= shape[0] and 0 <= x0 < x1 <= shape[1]):
+        raise ValueError(f"{where}: region {tuple(region)} is empty or outside {shape[0]}x{shape[1]}")
 
 
 class _Builder:

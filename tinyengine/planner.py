@@ -11,6 +11,11 @@
 * Packing: first-fit at the lowest offset that clears every buffer alive at the same time, tried in
   several orders (largest first, by start step, by size x lifetime); the smallest arena wins. The
   lower bound is the largest sum of bytes alive at one step; ``naive`` is no reuse at all.
+* Patch-based inference (``PlanOptions.patches > 1``, see ``tinyengine.patch``): the graph is first
+  rewritten so that its high-resolution prefix runs in n x n spatial patches. A tensor assembled by
+  several region writers (``attrs['out_region']``) is one buffer, born at its first writer and alive
+  until its last reader; region writers and windowed reads (``attrs['in_regions']``) are never
+  in-place. Windowed reads are strided views: they cost no bytes.
 """
 from __future__ import annotations
 
@@ -24,6 +29,8 @@ class PlanOptions:
     inplace_depthwise: bool = True
     inplace_add: bool = True
     include_input: bool = True  # the input image lives in the arena (it does on a real board)
+    patches: int = 1            # n: run the early high-resolution layers in n x n patches (1 = off)
+    patch_split: str | int | None = None  # last op of the patched prefix (None: patch.default_split)
 
 
 @dataclass
@@ -82,7 +89,7 @@ def scratch_bytes(graph: Graph, op: Op, inplace: bool) -> int:
             return 2 * cin * 2       # two input pixels widened to int16 for the SIMD 2x2 tile
         return 2 * kh * kw * cin * 2  # im2col: two int16 columns
     if op.kind == "depthwise_conv2d" and inplace:
-        h, w, _ = t[op.inputs[0]].shape
+        h, w, _ = graph.read_shape(op, 0)
         pt, pb, pl, pr = op.attrs["padding"]
         return (h + pt + pb) * (w + pl + pr)  # one padded input channel, int8
     return 0
@@ -90,12 +97,15 @@ def scratch_bytes(graph: Graph, op: Op, inplace: bool) -> int:
 
 def plan_memory(graph: Graph, options: PlanOptions | None = None) -> MemoryPlan:
     opts = options or PlanOptions()
+    if opts.patches > 1:
+        from .patch import patch_graph  # the patched graph is what runs, so it is what is planned
+        graph = patch_graph(graph, opts.patches, opts.patch_split, options=opts).graph
     t = graph.tensors
     n = len(graph.ops)
     users = graph.consumers()
     born = {x: 0 for x in graph.inputs}
     for i, op in enumerate(graph.ops):
-        born[op.output] = i
+        born.setdefault(op.output, i)  # region writers: born at the first one
     last = {name: (max(u) if u else (n - 1 if name in graph.outputs else born[name]))
             for name, u in users.items() if name in born}
     for o in graph.outputs:
@@ -113,17 +123,23 @@ def plan_memory(graph: Graph, options: PlanOptions | None = None) -> MemoryPlan:
     scratch: list[int] = []
     for i, op in enumerate(graph.ops):
         src = None
-        if op.kind == "depthwise_conv2d" and opts.inplace_depthwise:
+        windowed = op.attrs.get("in_regions") or (None,) * len(op.inputs)
+        if "out_region" in op.attrs:
+            pass  # one of several writers of a shared tensor: never in-place
+        elif op.kind == "depthwise_conv2d" and opts.inplace_depthwise:
             cand = op.inputs[0]
-            if len(users[cand]) == 1 and cand in buffer_of and cand not in graph.outputs:
+            if (len(users[cand]) == 1 and cand in buffer_of and cand not in graph.outputs
+                    and windowed[0] is None):
                 src = cand
         elif op.kind == "add" and opts.inplace_add:
-            for cand in op.inputs:
+            for k, cand in enumerate(op.inputs):
                 if (len(users[cand]) == 1 and cand in buffer_of and last[cand] == i
-                        and t[cand].nbytes == t[op.output].nbytes):
+                        and t[cand].nbytes == t[op.output].nbytes and windowed[k] is None):
                     src = cand
                     break
-        if src is not None:
+        if op.output in buffer_of:
+            pass  # a later region writer of a tensor whose buffer exists already
+        elif src is not None:
             buf = buffer_of[src]
             buf.intervals.append((i + 1, last[op.output], t[op.output].nbytes)) if last[op.output] > i else None
             buf.tensors.append(op.output)

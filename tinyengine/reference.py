@@ -5,6 +5,8 @@ int8, vectors (C,). ``run_graph`` returns every tensor it computed, by name.
 """
 from __future__ import annotations
 
+from collections import ChainMap
+
 import numpy as np
 
 from . import kernels_ref as K
@@ -59,12 +61,33 @@ def run_graph(graph: Graph, x: np.ndarray, *, single_rounding: bool = False) -> 
     vals = {inp.name: x}
     for op in graph.ops:
         _check_quantised(graph, op)
-        y = run_op(graph, op, vals, single_rounding=single_rounding)
-        if tuple(y.shape) != tuple(graph.tensors[op.output].shape):
+        y = run_op(graph, op, _windows(op, vals), single_rounding=single_rounding)
+        if tuple(y.shape) != tuple(graph.write_shape(op)):
             raise AssertionError(f"run_graph: op '{op.name}' produced {y.shape}, "
-                                 f"expected {graph.tensors[op.output].shape}")
-        vals[op.output] = y
+                                 f"expected {graph.write_shape(op)}")
+        _store(graph, op, y, vals)
     return vals
+
+
+# ---- regions (patch-based inference, tinyengine.patch): windowed reads and tile writes
+def _windows(op: Op, vals: dict[str, np.ndarray]):
+    """``vals`` as ``op`` sees it: each input cut to ``attrs['in_regions']`` (a view, no copy)."""
+    regs = op.attrs.get("in_regions")
+    if not regs:
+        return vals
+    cut = {name: vals[name][r[0]:r[1], r[2]:r[3]] for name, r in zip(op.inputs, regs) if r is not None}
+    return ChainMap(cut, vals)
+
+
+def _store(graph: Graph, op: Op, y: np.ndarray, vals: dict[str, np.ndarray]) -> None:
+    """Keep ``op``'s result; a region writer fills its ``attrs['out_region']`` of the output tensor."""
+    r = op.attrs.get("out_region")
+    if r is None:
+        vals[op.output] = y
+        return
+    if op.output not in vals:
+        vals[op.output] = np.zeros(graph.tensors[op.output].shape, dtype=y.dtype)
+    vals[op.output][r[0]:r[1], r[2]:r[3]] = y
 
 
 def quantize_input(graph: Graph, x_float: np.ndarray) -> np.ndarray:
