@@ -29,6 +29,7 @@ class PlanOptions:
     inplace_depthwise: bool = True
     inplace_add: bool = True
     include_input: bool = True  # the input image lives in the arena (it does on a real board)
+    alignment: int = 4          # every buffer starts at a multiple of this (int16/int32 scratch, SIMD loads)
     patches: int = 1            # n: run the early high-resolution layers in n x n patches (1 = off)
     patch_split: str | int | None = None  # last op of the patched prefix (None: patch.default_split)
 
@@ -166,7 +167,7 @@ def plan_memory(graph: Graph, options: PlanOptions | None = None) -> MemoryPlan:
 
     best = None
     for strategy, key in _ORDERS.items():
-        offsets = _first_fit(sorted(buffers, key=key))
+        offsets = _first_fit(sorted(buffers, key=key), opts.alignment)
         arena = max((offsets[id(b)] + b.size for b in buffers), default=0)
         if best is None or arena < best[0]:
             best = (arena, strategy, offsets)
@@ -187,8 +188,9 @@ _ORDERS = {
 }
 
 
-def _first_fit(order: list[Buffer]) -> dict[int, int]:
-    """Place each buffer at the lowest offset clear of every placed buffer alive at the same step."""
+def _first_fit(order: list[Buffer], align: int = 1) -> dict[int, int]:
+    """Place each buffer at the lowest ``align``-multiple offset clear of every placed buffer alive
+    at the same step."""
     placed: list[tuple[Buffer, int]] = []
     out: dict[int, int] = {}
     for buf in order:
@@ -204,7 +206,7 @@ def _first_fit(order: list[Buffer]) -> dict[int, int]:
         for lo, hi, _ in busy:
             if lo >= offset + need:
                 break
-            offset = max(offset, hi)
+            offset = max(offset, -(-hi // align) * align)
         # Interval sizes differ over time: the test above uses the buffer's largest size, which is
         # conservative and keeps the arena layout simple (one offset, one extent per buffer).
         out[id(buf)] = offset
