@@ -1,0 +1,133 @@
+"""Render a :class:`~codegen.lower.Lowering` to C text with the jinja2 templates in ``templates/``."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import jinja2
+import numpy as np
+
+from .lower import CArray, Lowering, LoweredOp
+
+TEMPLATES = Path(__file__).with_name("templates")
+_INT32_MIN = -(1 << 31)
+
+
+def environment() -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), undefined=jinja2.StrictUndefined,
+                             keep_trailing_newline=True, autoescape=False)
+    env.globals.update(geom=_geom_init, quant=_quant_init, addp=_add_init)
+    return env
+
+
+def c_float(v: float) -> str:
+    """A C float literal (without the f suffix) that reads back as the same float32."""
+    s = f"{float(np.float32(v)):.9g}"
+    return s if ("." in s or "e" in s) else s + ".0"
+
+
+def c_array_body(a: CArray, per_line: int | None = None) -> str:
+    """Values, comma-separated, a fixed count per line (compact: no padding)."""
+    vals = np.asarray(a.values).reshape(-1).astype(np.int64)
+    if a.ctype == "int32_t":
+        per_line = per_line or 12
+        items = ["(-2147483647-1)" if v == _INT32_MIN else str(v) for v in vals.tolist()]
+    else:
+        per_line = per_line or 32
+        items = list(map(str, vals.tolist()))
+    lines = [",".join(items[i:i + per_line]) for i in range(0, len(items), per_line)]
+    return ",\n".join(lines)
+
+
+def _geom_init(g: dict) -> str:
+    keys = ("in_h", "in_w", "in_c", "out_h", "out_w", "out_c", "k_h", "k_w", "stride_h", "stride_w",
+            "pad_top", "pad_left")
+    return ", ".join(str(int(g[k])) for k in keys)
+
+
+def _quant_init(q: dict) -> str:
+    return f"{q['mult']}, {q['shift']}, {q['in_zp']}, {q['out_zp']}, {q['act_min']}, {q['act_max']}"
+
+
+def _c_int32(v: int) -> str:
+    return "(-2147483647-1)" if int(v) == _INT32_MIN else str(int(v))
+
+
+def _add_init(p: dict) -> str:
+    keys = ("a_zp", "b_zp", "out_zp", "a_mult", "a_shift", "b_mult", "b_shift", "out_mult", "out_shift",
+            "left_shift", "act_min", "act_max")
+    return ", ".join(_c_int32(p[k]) for k in keys)
+
+
+def _shape(s) -> str:
+    return "x".join(map(str, s))
+
+
+def _op_view(o: LoweredOp, low: Lowering) -> dict:
+    """What the templates show for one op: the LoweredOp plus human-readable notes."""
+    g = low.graph
+    op = g.ops[o.index]
+    if op.kind in ("conv2d", "depthwise_conv2d"):
+        kh, kw = op.attrs["kernel"]
+        sh, _ = op.attrs["stride"]
+        what = f"{op.kind} {kh}x{kw}/s{sh}"
+    else:
+        what = op.kind
+    describe = f"{what}, {' + '.join(_shape(s) for s in o.in_shapes)} -> {_shape(o.out_shape)}, {o.macs} MACs"
+    if o.scratch_offset is not None:
+        note = f"{o.scratch_bytes} B {o.scratch_type} @ {o.scratch_offset}"
+        if o.scratch_nudge:
+            note += f" (plan {o.scratch_offset - o.scratch_nudge}, aligned)"
+    elif o.scratch_bytes:
+        note = f"{o.scratch_bytes} B reserved, unused"
+    else:
+        note = "-"
+    ins = ", ".join(f"'{n}' @ {off}" for n, off in o.inputs)
+    buffers = f"in {ins}; out '{o.output[0]}' @ {o.output[1]} ({o.out_bytes} B)"
+    if o.inplace_of:
+        buffers += f", in place over '{o.inplace_of}'"
+    if o.scratch_offset is not None:
+        buffers += f"; scratch {note}"
+    d = dict(o.__dict__)
+    d.update(describe=describe, scratch_note=note, buffers=buffers)
+    return d
+
+
+def _guard(name: str, what: str) -> str:
+    return "TE_" + re.sub(r"[^0-9A-Za-z]", "_", name).upper() + "_" + what
+
+
+def model_context(low: Lowering) -> dict:
+    g = low.graph
+    inp, out = g.tensors[low.input[0]], g.tensors[low.output[0]]
+    return {
+        "name": low.name, "ops": [_op_view(o, low) for o in low.ops], "n_ops": len(low.ops),
+        "input_shape": inp.shape, "output_shape": out.shape, "in_dtype": "int8",
+        "input_bytes": inp.nbytes, "output_bytes": out.nbytes,
+        "input_scale": c_float(inp.scale), "input_zp": int(inp.zero_point),
+        "output_scale": c_float(out.scale), "output_zp": int(out.zero_point),
+        "arena_bytes": low.arena_bytes, "input_offset": low.input[1], "output_offset": low.output[1],
+        "weight_bytes": low.weight_bytes, "macs": low.macs, "strategy": low.plan.strategy,
+        "lower_bound": low.plan.lower_bound, "winograd": low.winograd,
+    }
+
+
+def render_model(low: Lowering) -> dict[str, str]:
+    """File name -> text: model.h, model.c, weights.h, weights.c, host_main.c."""
+    env = environment()
+    ctx = model_context(low)
+    arrays = []
+    for o in low.ops:
+        for a in o.arrays:
+            arrays.append({"name": a.name, "ctype": a.ctype, "size": int(a.values.size),
+                           "comment": f"{o.name}: {a.name.rsplit('_', 1)[-1]} "
+                                      f"{'x'.join(map(str, a.values.shape))} {a.ctype} for {o.kernel}",
+                           "body": c_array_body(a)})
+    wctx = {"name": low.name, "arrays": arrays, "total_bytes": low.weight_bytes}
+    return {
+        "model.h": env.get_template("model.h.j2").render(guard=_guard(low.name, "MODEL_H"), **ctx),
+        "model.c": env.get_template("model.c.j2").render(**ctx),
+        "weights.h": env.get_template("weights.h.j2").render(guard=_guard(low.name, "WEIGHTS_H"), **wctx),
+        "weights.c": env.get_template("weights.c.j2").render(**wctx),
+        "host_main.c": env.get_template("host_main.c.j2").render(**ctx),
+    }

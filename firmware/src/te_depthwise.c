@@ -1,0 +1,497 @@
+/*
+ * Depthwise convolution, depth multiplier 1, NHWC, any k_h x k_w (fast paths for 3x3, 5x5 and 7x7 at
+ * stride 1 and 2), any stride and explicit (top, left) padding.
+ *
+ * In place (te_depthwise_inplace_s8). The H x W x C input and the out_h x out_w x C output share one
+ * buffer. Channel by channel: channel c of the input is copied into `scratch`, a padded int8 plane
+ * whose border holds in_zp (so a padded tap contributes w * (in_zp - in_zp) = 0, exactly as the
+ * reference's zero padding after the zero-point subtraction); then output channel c is computed from
+ * the plane and stored at (oy * out_w + ox) * C + c, the compact NHWC layout from the start of the
+ * buffer.
+ *
+ * Why this never overwrites an input value that is still to be read (any stride, incl. 2):
+ *   input  (iy, ix, c') lives at byte (iy * W + ix) * C + c'      -> offset = c' (mod C)
+ *   output (oy, ox, c)  goes to byte (oy * out_w + ox) * C + c     -> offset = c  (mod C)
+ * The output has the same channel count C as the input, so every byte written while processing
+ * channel c is congruent to c modulo C: it is a slot of channel c, never a slot of another channel.
+ * Channels c' > c, the only ones not yet read, are therefore intact; channel c itself was copied to
+ * the scratch plane before its first output is written, and the plane, not the buffer, is what the
+ * outputs of channel c read. Stride 2 changes only which slots of channel c are written (fewer of
+ * them), not their residue. The writes stay inside the buffer because out_h * out_w <= H * W
+ * (required: the planner gives the shared buffer the input's size).
+ * Within one channel a direct in-place computation would not be safe (output pixel q overwrites
+ * input pixel q of the same channel, which later outputs still read); that is what the plane is for.
+ *
+ * Accumulator: acc = bias + sum w * (x - in_zp) = (bias - in_zp * sum(w)) + sum w * x, so the inner
+ * loops multiply raw int8 plane values; the constant is per channel. All sums are exact in int32
+ * (|sum w * x| <= k_h * k_w * 128 * 128), the bias is added modulo 2^32 like the reference.
+ *
+ * DSP path (3x3, 5x5, 7x7; stride 1 or 2): two horizontally adjacent outputs per pass over the kernel
+ * rows. A 32-bit load of plane bytes p0..p3 gives (p0, p2) with SXTB16 and (p1, p3) with SXTB16 ROR 8;
+ * the row's weights are packed as (w0, w2), (w1, w3), (w4, w6) and a single w_mid, so each SMLAD does
+ * two taps of one output and SMLABB/SMLATB the odd one (see the row functions for the exact pairing).
+ * Per kernel row and output pair: 3x3/s1 1 load + 2 SXTB16 + 4 MAC instructions for 6 MACs,
+ * 5x5/s1 2 + 4 + 6 for 10, 7x7/s1 3 + 6 + 8 for 14 (stride 2: one more load and SXTB16). The loads
+ * never reach past the last tap of the second output (unaligned word loads, 4 bytes from any
+ * offset), so the pair loop runs to the end of every row.
+ */
+#include "te_internal.h"
+
+#if defined(__GNUC__) && !defined(__clang__)
+#define TE_UNROLL _Pragma("GCC unroll 8")
+#else
+#define TE_UNROLL
+#endif
+
+size_t te_depthwise_scratch_bytes(int in_h, int in_w, int pad_top, int pad_bottom, int pad_left, int pad_right)
+{
+    return (size_t)(in_h + pad_top + pad_bottom) * (size_t)(in_w + pad_left + pad_right);
+}
+
+/* Per-channel output parameters. */
+typedef struct {
+    int32_t base; /* bias - in_zp * sum(w) (mod 2^32) */
+    te_rq_t rq;
+    int32_t zp, lo, hi;
+} dw_out_t;
+
+TE_INLINE int8_t dw_requant(const dw_out_t *o, int32_t acc)
+{
+    return te_rq_s8(&o->rq, te_add_wrap(acc, o->base), o->zp, o->lo, o->hi);
+}
+
+/* Requantise n raw accumulators into outputs C bytes apart. The usual shift <= -2 case gets its
+ * own loop (te_rq_scale's fast branch, unswitched by hand). */
+static void dw_store(const int32_t *acc, int n, const dw_out_t *o, int8_t *out, int C)
+{
+    const int32_t base = o->base, zp = o->zp, lo = o->lo, hi = o->hi;
+    if (o->rq.fast && lo == -128 && hi == 127) { /* no fused clamp: SSAT #8 */
+        const int32_t mult = o->rq.mult, hpos = o->rq.hpos, em1 = o->rq.em1;
+        for (int i = 0; i < n; i++) {
+            int32_t v = te_add_wrap(te_rq_fast(te_add_wrap(acc[i], base), mult, hpos, em1), zp);
+            v = v < -128 ? -128 : v;
+            v = v > 127 ? 127 : v;
+            out[(size_t)i * (size_t)C] = (int8_t)v;
+        }
+        return;
+    }
+    if (o->rq.fast) {
+        const int32_t mult = o->rq.mult, hpos = o->rq.hpos, em1 = o->rq.em1;
+        for (int i = 0; i < n; i++) {
+            int32_t v = te_add_wrap(te_rq_fast(te_add_wrap(acc[i], base), mult, hpos, em1), zp);
+            v = v < lo ? lo : v;
+            v = v > hi ? hi : v;
+            out[(size_t)i * (size_t)C] = (int8_t)v;
+        }
+        return;
+    }
+    const te_rq_t rq = o->rq;
+    for (int i = 0; i < n; i++) {
+        out[(size_t)i * (size_t)C] = te_rq_s8(&rq, te_add_wrap(acc[i], base), zp, lo, hi);
+    }
+}
+
+/* One output from the plane, any kernel and stride (borders, leftovers, unusual kernels). */
+static int32_t dw_one(const int8_t *p, int pitch, int kh, int kw, const int32_t *wk)
+{
+    int32_t acc = 0;
+    for (int ky = 0; ky < kh; ky++) {
+        for (int kx = 0; kx < kw; kx++) {
+            acc += wk[ky * kw + kx] * p[kx];
+        }
+        p += pitch;
+    }
+    return acc;
+}
+
+#if defined(TE_USE_DSP)
+
+/* Packed weights of one kernel row (int16 lanes). */
+typedef struct {
+    uint32_t w02, w13, w46, wmid;
+} dw_wrow_t;
+
+static void pack_rows(const int32_t *wk, int k, dw_wrow_t *wr)
+{
+    for (int r = 0; r < k; r++) {
+        const int32_t *w = wk + r * k;
+        if (k == 3) {
+            wr[r].w02 = te_pkhbt((uint32_t)w[0], (uint32_t)w[2]);
+            wr[r].wmid = (uint32_t)w[1];
+            wr[r].w13 = wr[r].w46 = 0u;
+        } else if (k == 5) {
+            wr[r].w02 = te_pkhbt((uint32_t)w[0], (uint32_t)w[2]);
+            wr[r].w13 = te_pkhbt((uint32_t)w[1], (uint32_t)w[3]);
+            wr[r].wmid = (uint32_t)w[4];
+            wr[r].w46 = 0u;
+        } else {
+            wr[r].w02 = te_pkhbt((uint32_t)w[0], (uint32_t)w[2]);
+            wr[r].w13 = te_pkhbt((uint32_t)w[1], (uint32_t)w[3]);
+            wr[r].w46 = te_pkhbt((uint32_t)w[4], (uint32_t)w[6]);
+            wr[r].wmid = (uint32_t)w[5];
+        }
+    }
+}
+
+/* Row kernels: add one kernel row's taps to outputs a0 (at p) and a1 (at p + stride).
+ * xAB denotes the SXTB16 pair (pA, pB) of plane bytes relative to p. */
+TE_INLINE void row_k3s1(const int8_t *p, const dw_wrow_t *w, int32_t *a0, int32_t *a1)
+{
+    const uint32_t v = te_read_u32(p);
+    const uint32_t x02 = te_sxtb16(v), x13 = te_sxtb16_ror8(v);
+    *a0 = te_smlabb(x13, w->wmid, te_smlad(x02, w->w02, *a0)); /* w0p0 + w2p2 + w1p1 */
+    *a1 = te_smlatb(x02, w->wmid, te_smlad(x13, w->w02, *a1)); /* w0p1 + w2p3 + w1p2 */
+}
+
+TE_INLINE void row_k3s2(const int8_t *p, const dw_wrow_t *w, int32_t *a0, int32_t *a1)
+{
+    const uint32_t v = te_read_u32(p), u = te_read_u32(p + 1);
+    const uint32_t x02 = te_sxtb16(v), x13 = te_sxtb16_ror8(v), x24 = te_sxtb16_ror8(u);
+    *a0 = te_smlabb(x13, w->wmid, te_smlad(x02, w->w02, *a0)); /* w0p0 + w2p2 + w1p1 */
+    *a1 = te_smlatb(x13, w->wmid, te_smlad(x24, w->w02, *a1)); /* w0p2 + w2p4 + w1p3 */
+}
+
+TE_INLINE void row_k5s1(const int8_t *p, const dw_wrow_t *w, int32_t *a0, int32_t *a1)
+{
+    const uint32_t v = te_read_u32(p), u = te_read_u32(p + 2);
+    const uint32_t x02 = te_sxtb16(v), x13 = te_sxtb16_ror8(v);
+    const uint32_t x24 = te_sxtb16(u), x35 = te_sxtb16_ror8(u);
+    *a0 = te_smlatb(x24, w->wmid, te_smlad(x13, w->w13, te_smlad(x02, w->w02, *a0))); /* .. + w4p4 */
+    *a1 = te_smlatb(x35, w->wmid, te_smlad(x24, w->w13, te_smlad(x13, w->w02, *a1))); /* .. + w4p5 */
+}
+
+TE_INLINE void row_k5s2(const int8_t *p, const dw_wrow_t *w, int32_t *a0, int32_t *a1)
+{
+    const uint32_t v = te_read_u32(p), t = te_read_u32(p + 2), u = te_read_u32(p + 3);
+    const uint32_t x02 = te_sxtb16(v), x13 = te_sxtb16_ror8(v);
+    const uint32_t x24 = te_sxtb16(t), x35 = te_sxtb16_ror8(t), x46 = te_sxtb16_ror8(u);
+    *a0 = te_smlabb(x46, w->wmid, te_smlad(x13, w->w13, te_smlad(x02, w->w02, *a0))); /* .. + w4p4 */
+    *a1 = te_smlatb(x46, w->wmid, te_smlad(x35, w->w13, te_smlad(x24, w->w02, *a1))); /* .. + w4p6 */
+}
+
+TE_INLINE void row_k7s1(const int8_t *p, const dw_wrow_t *w, int32_t *a0, int32_t *a1)
+{
+    const uint32_t v = te_read_u32(p), t = te_read_u32(p + 2), u = te_read_u32(p + 4);
+    const uint32_t x02 = te_sxtb16(v), x13 = te_sxtb16_ror8(v);
+    const uint32_t x24 = te_sxtb16(t), x46 = te_sxtb16(u), x57 = te_sxtb16_ror8(u);
+    /* a0: w0p0 + w2p2, w1p1 + w3p3, w4p4 + w6p6, w5p5 */
+    *a0 = te_smlabb(x57, w->wmid, te_smlad(x46, w->w46, te_smlad(x13, w->w13, te_smlad(x02, w->w02, *a0))));
+    /* a1: w0p1 + w2p3, w1p2 + w3p4, w4p5 + w6p7, w5p6 */
+    *a1 = te_smlatb(x46, w->wmid, te_smlad(x57, w->w46, te_smlad(x24, w->w13, te_smlad(x13, w->w02, *a1))));
+}
+
+TE_INLINE void row_k7s2(const int8_t *p, const dw_wrow_t *w, int32_t *a0, int32_t *a1)
+{
+    const uint32_t v = te_read_u32(p), t = te_read_u32(p + 2), u = te_read_u32(p + 4), z = te_read_u32(p + 5);
+    const uint32_t x02 = te_sxtb16(v), x13 = te_sxtb16_ror8(v);
+    const uint32_t x24 = te_sxtb16(t), x35 = te_sxtb16_ror8(t);
+    const uint32_t x46 = te_sxtb16(u), x57 = te_sxtb16_ror8(u), x68 = te_sxtb16_ror8(z);
+    /* a0: p0..p6; a1: p2..p8 */
+    *a0 = te_smlabb(x57, w->wmid, te_smlad(x46, w->w46, te_smlad(x13, w->w13, te_smlad(x02, w->w02, *a0))));
+    *a1 = te_smlatb(x57, w->wmid, te_smlad(x68, w->w46, te_smlad(x35, w->w13, te_smlad(x24, w->w02, *a1))));
+}
+
+/* Outputs are produced in chunks: raw accumulators of up to DW_CHUNK outputs of a row into a stack
+ * buffer, then one requantisation loop over them. Two short loops keep their values in registers;
+ * one combined loop would spill the packed weights and the quantisation constants. */
+#define DW_CHUNK 32
+
+#define DW_PAIR_LOOP(ROW, K)                                                  \
+    for (; ox + 2 <= end; ox += 2) {                                          \
+        int32_t a0 = 0, a1 = 0;                                               \
+        const int8_t *p = prow + ox * s;                                      \
+        TE_UNROLL                                                             \
+        for (int r = 0; r < (K); r++) {                                       \
+            ROW(p, &wr[r], &a0, &a1);                                         \
+            p += pitch;                                                       \
+        }                                                                     \
+        acc[ox - ox0] = a0;                                                   \
+        acc[ox - ox0 + 1] = a1;                                               \
+    }
+
+/* One output channel, k in {3, 5, 7}, stride s in {1, 2} (both directions). */
+static void dw_plane_dsp(const int8_t *plane, int pitch, int k, int s, int oh, int ow, const int32_t *wk,
+                         const dw_out_t *o, int8_t *out, int C)
+{
+    dw_wrow_t wr[7];
+    int32_t acc[DW_CHUNK];
+    pack_rows(wk, k, wr);
+    const int sel = k * 2 + s; /* 7, 8, 11, 12, 15, 16 */
+    for (int oy = 0; oy < oh; oy++) {
+        const int8_t *prow = plane + (size_t)oy * (size_t)s * (size_t)pitch;
+        int8_t *orow = out + (size_t)oy * (size_t)ow * (size_t)C;
+        for (int ox0 = 0; ox0 < ow; ox0 += DW_CHUNK) {
+            const int end = ow - ox0 < DW_CHUNK ? ow : ox0 + DW_CHUNK;
+            int ox = ox0;
+            switch (sel) {
+            case 7:
+                DW_PAIR_LOOP(row_k3s1, 3)
+                break;
+            case 8:
+                DW_PAIR_LOOP(row_k3s2, 3)
+                break;
+            case 11:
+                DW_PAIR_LOOP(row_k5s1, 5)
+                break;
+            case 12:
+                DW_PAIR_LOOP(row_k5s2, 5)
+                break;
+            case 15:
+                DW_PAIR_LOOP(row_k7s1, 7)
+                break;
+            default:
+                DW_PAIR_LOOP(row_k7s2, 7)
+                break;
+            }
+            if (ox < end) { /* odd row length */
+                acc[ox - ox0] = dw_one(prow + ox * s, pitch, k, k, wk);
+            }
+            dw_store(acc, end - ox0, o, orow + (size_t)ox0 * (size_t)C, C);
+        }
+    }
+}
+
+#endif /* TE_USE_DSP */
+
+/* Portable: k x k kernel (k constant after inlining), stride s, two outputs per pass sharing the
+ * loads of their overlapping taps; chunked like the DSP path. */
+static inline void dw_plane_portable_k(const int8_t *plane, int pitch, int k, int sh, int sw, int oh, int ow,
+                                       const int32_t *wk, const dw_out_t *o, int8_t *out, int C)
+{
+    int32_t acc[32];
+    for (int oy = 0; oy < oh; oy++) {
+        const int8_t *prow = plane + (size_t)oy * (size_t)sh * (size_t)pitch;
+        int8_t *orow = out + (size_t)oy * (size_t)ow * (size_t)C;
+        for (int ox0 = 0; ox0 < ow; ox0 += 32) {
+            const int end = ow - ox0 < 32 ? ow : ox0 + 32;
+            int ox = ox0;
+            for (; ox + 2 <= end; ox += 2) {
+                int32_t a0 = 0, a1 = 0;
+                const int8_t *p = prow + ox * sw;
+                const int32_t *w = wk;
+                for (int r = 0; r < k; r++) {
+                    TE_UNROLL
+                    for (int j = 0; j < k; j++) {
+                        a0 += w[j] * p[j];
+                        a1 += w[j] * p[j + sw];
+                    }
+                    p += pitch;
+                    w += k;
+                }
+                acc[ox - ox0] = a0;
+                acc[ox - ox0 + 1] = a1;
+            }
+            if (ox < end) {
+                acc[ox - ox0] = dw_one(prow + ox * sw, pitch, k, k, wk);
+            }
+            dw_store(acc, end - ox0, o, orow + (size_t)ox0 * (size_t)C, C);
+        }
+    }
+}
+
+/* Any kernel: one output at a time. */
+static void dw_plane_generic(const int8_t *plane, int pitch, int kh, int kw, int sh, int sw, int oh, int ow,
+                             const int32_t *wk, const dw_out_t *o, int8_t *out, int C)
+{
+    for (int oy = 0; oy < oh; oy++) {
+        for (int ox = 0; ox < ow; ox++) {
+            const int8_t *p = plane + (size_t)oy * (size_t)sh * (size_t)pitch + ox * sw;
+            out[((size_t)oy * (size_t)ow + (size_t)ox) * (size_t)C] = dw_requant(o, dw_one(p, pitch, kh, kw, wk));
+        }
+    }
+}
+
+/* Largest kernel whose weights the plane path keeps on the stack (larger ones: te_depthwise_s8's
+ * arithmetic through a strided weight pointer is not needed; dw_plane handles them in chunks). */
+#define TE_DW_MAX_TAPS 49
+
+/* Output channel c from its padded plane (row pitch `pitch`). Every read stays inside the plane:
+ * a pass over the output pair (ox, ox + 1) reads bytes ox * s .. (ox + 1) * s + k - 1 of a row. */
+static void dw_plane(const int8_t *plane, int pitch, const te_conv_geom_t *g, const int8_t *w, int c,
+                     int C, const int32_t *bias, const te_quant_t *q, int8_t *out)
+{
+    const int kh = g->k_h, kw = g->k_w, sh = g->stride_h, sw = g->stride_w, oh = g->out_h, ow = g->out_w;
+    const int taps = kh * kw;
+    int32_t wk[TE_DW_MAX_TAPS];
+    int32_t wsum = 0;
+    for (int t = 0; t < taps; t++) {
+        wk[t] = w[(size_t)t * (size_t)C + (size_t)c];
+        wsum += wk[t];
+    }
+    dw_out_t o;
+    o.base = te_add_wrap(te_bias(bias, c), -q->in_zp * wsum);
+    o.rq = te_rq_make(q->mult[c], q->shift[c]);
+    o.zp = q->out_zp;
+    o.lo = q->act_min;
+    o.hi = q->act_max;
+    const int square = kh == kw && (kh == 3 || kh == 5 || kh == 7);
+#if defined(TE_USE_DSP)
+    if (square && sh == sw && (sh == 1 || sh == 2)) {
+        dw_plane_dsp(plane, pitch, kh, sh, oh, ow, wk, &o, out, C);
+        return;
+    }
+#endif
+    if (square && kh == 3) {
+        dw_plane_portable_k(plane, pitch, 3, sh, sw, oh, ow, wk, &o, out, C);
+    } else if (square && kh == 5) {
+        dw_plane_portable_k(plane, pitch, 5, sh, sw, oh, ow, wk, &o, out, C);
+    } else if (square && kh == 7) {
+        dw_plane_portable_k(plane, pitch, 7, sh, sw, oh, ow, wk, &o, out, C);
+    } else {
+        dw_plane_generic(plane, pitch, kh, kw, sh, sw, oh, ow, wk, &o, out, C);
+    }
+}
+
+/* Kernels with more taps than TE_DW_MAX_TAPS: weights read with stride C. */
+static void dw_plane_large(const int8_t *plane, int pitch, const te_conv_geom_t *g, const int8_t *w, int c, int C,
+                           const int32_t *bias, const te_quant_t *q, int8_t *out)
+{
+    const int kh = g->k_h, kw = g->k_w;
+    int32_t wsum = 0;
+    for (int t = 0; t < kh * kw; t++) {
+        wsum += w[(size_t)t * (size_t)C + (size_t)c];
+    }
+    dw_out_t o;
+    o.base = te_add_wrap(te_bias(bias, c), -q->in_zp * wsum);
+    o.rq = te_rq_make(q->mult[c], q->shift[c]);
+    o.zp = q->out_zp;
+    o.lo = q->act_min;
+    o.hi = q->act_max;
+    for (int oy = 0; oy < g->out_h; oy++) {
+        for (int ox = 0; ox < g->out_w; ox++) {
+            const int8_t *p = plane + (size_t)oy * (size_t)g->stride_h * (size_t)pitch + ox * g->stride_w;
+            int32_t acc = 0;
+            for (int ky = 0; ky < kh; ky++) {
+                for (int kx = 0; kx < kw; kx++) {
+                    acc += w[(size_t)(ky * kw + kx) * (size_t)C + (size_t)c] * p[kx];
+                }
+                p += pitch;
+            }
+            out[((size_t)oy * (size_t)g->out_w + (size_t)ox) * (size_t)C] = dw_requant(&o, acc);
+        }
+    }
+}
+
+void te_depthwise_inplace_s8(int8_t *inout, const te_conv_geom_t *g, const int8_t *w, const int32_t *bias,
+                             const te_quant_t *q, int8_t *scratch)
+{
+    const int C = g->in_c, in_h = g->in_h, in_w = g->in_w, kh = g->k_h, kw = g->k_w;
+    const int pt = g->pad_top, pl = g->pad_left;
+    /* the plane covers exactly the rows/columns some output tap reads (<= the planned size) */
+    const int hp = (g->out_h - 1) * g->stride_h + kh;
+    const int wp = (g->out_w - 1) * g->stride_w + kw;
+    const int8_t pad = (int8_t)q->in_zp;
+    /* plane columns [x0, x1) hold input columns [x0 - pl, x1 - pl); rows [y0, y1) input rows */
+    const int x0 = pl < wp ? pl : wp;
+    const int x1 = pl + in_w < wp ? pl + in_w : wp;
+    const int y0 = pt < hp ? pt : hp;
+    const int y1 = pt + in_h < hp ? pt + in_h : hp;
+
+    /* The padding border is the same for every channel: write it once. */
+    memset(scratch, pad, (size_t)y0 * (size_t)wp);
+    memset(scratch + (size_t)y1 * (size_t)wp, pad, (size_t)(hp - y1) * (size_t)wp);
+    for (int r = y0; r < y1; r++) {
+        int8_t *row = scratch + (size_t)r * (size_t)wp;
+        memset(row, pad, (size_t)x0);
+        memset(row + x1, pad, (size_t)(wp - x1));
+    }
+    for (int c = 0; c < C; c++) {
+        /* 1. channel c -> interior of the plane (a strided gather) */
+        const int n = x1 - x0;
+        for (int r = y0; r < y1; r++) {
+            int8_t *restrict dst = scratch + (size_t)r * (size_t)wp + x0;
+            const int8_t *restrict src =
+                inout + ((size_t)(r - pt) * (size_t)in_w + (size_t)(x0 - pl)) * (size_t)C + (size_t)c;
+            int x = 0;
+            for (; x + 4 <= n; x += 4) {
+                dst[x] = src[0];
+                dst[x + 1] = src[C];
+                dst[x + 2] = src[2 * C];
+                dst[x + 3] = src[3 * C];
+                src += 4 * C;
+            }
+            for (; x < n; x++) {
+                dst[x] = *src;
+                src += C;
+            }
+        }
+        /* 2. output channel c -> compact NHWC slots of channel c */
+        if (kh * kw <= TE_DW_MAX_TAPS) {
+            dw_plane(scratch, wp, g, w, c, C, bias, q, inout + c);
+        } else {
+            dw_plane_large(scratch, wp, g, w, c, C, bias, q, inout + c);
+        }
+    }
+}
+
+/* Out of place: for each output pixel the valid taps (clipped to the input) are accumulated for
+ * four channels at a time, so no scratch and no padding are needed. */
+void te_depthwise_s8(const int8_t *in, const te_conv_geom_t *g, const int8_t *w, const int32_t *bias,
+                     const te_quant_t *q, int8_t *out)
+{
+    const int C = g->in_c, in_h = g->in_h, in_w = g->in_w, kh = g->k_h, kw = g->k_w;
+    const int32_t zp = q->in_zp, ozp = q->out_zp, lo = q->act_min, hi = q->act_max;
+    const size_t row_stride = (size_t)in_w * (size_t)C;
+
+    for (int oy = 0; oy < g->out_h; oy++) {
+        const int iy0 = oy * g->stride_h - g->pad_top;
+        const int ky0 = iy0 < 0 ? -iy0 : 0;
+        const int ky1 = iy0 + kh > in_h ? in_h - iy0 : kh;
+        for (int ox = 0; ox < g->out_w; ox++) {
+            const int ix0 = ox * g->stride_w - g->pad_left;
+            const int kx0 = ix0 < 0 ? -ix0 : 0;
+            const int kx1 = ix0 + kw > in_w ? in_w - ix0 : kw;
+            int8_t *restrict y = out + ((size_t)oy * (size_t)g->out_w + (size_t)ox) * (size_t)C;
+            const int empty = ky0 >= ky1 || kx0 >= kx1; /* a window entirely in the padding */
+            const int8_t *x00 =
+                empty ? in : in + ((size_t)(iy0 + ky0) * (size_t)in_w + (size_t)(ix0 + kx0)) * (size_t)C;
+            const int8_t *w00 = empty ? w : w + (size_t)(ky0 * kw + kx0) * (size_t)C;
+            int c = 0;
+            for (; c + 4 <= C; c += 4) {
+                int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+                for (int ky = ky0; ky < ky1 && !empty; ky++) {
+                    const int8_t *xp = x00 + (size_t)(ky - ky0) * row_stride + c;
+                    const int8_t *wq = w00 + (size_t)((ky - ky0) * kw) * (size_t)C + c;
+                    for (int kx = kx0; kx < kx1; kx++) {
+#if defined(TE_USE_DSP)
+                        const uint32_t off = te_dup16(-zp);
+                        const uint32_t xv = te_read_u32(xp), wv = te_read_u32(wq);
+                        const uint32_t x02 = te_sxtab16(off, xv), x13 = te_sxtab16_ror8(off, xv);
+                        const uint32_t w02 = te_sxtb16(wv), w13 = te_sxtb16_ror8(wv);
+                        a0 = te_smlabb(x02, w02, a0);
+                        a2 = te_smlatt(x02, w02, a2);
+                        a1 = te_smlabb(x13, w13, a1);
+                        a3 = te_smlatt(x13, w13, a3);
+#else
+                        a0 += wq[0] * (xp[0] - zp);
+                        a1 += wq[1] * (xp[1] - zp);
+                        a2 += wq[2] * (xp[2] - zp);
+                        a3 += wq[3] * (xp[3] - zp);
+#endif
+                        xp += C;
+                        wq += C;
+                    }
+                }
+                const int32_t acc[4] = {a0, a1, a2, a3};
+                for (int j = 0; j < 4; j++) {
+                    const te_rq_t r = te_rq_make(q->mult[c + j], q->shift[c + j]);
+                    y[c + j] = te_rq_s8(&r, te_add_wrap(acc[j], te_bias(bias, c + j)), ozp, lo, hi);
+                }
+            }
+            for (; c < C; c++) {
+                int32_t a = 0;
+                for (int ky = ky0; ky < ky1 && !empty; ky++) {
+                    const int8_t *xp = x00 + (size_t)(ky - ky0) * row_stride + c;
+                    const int8_t *wq = w00 + (size_t)((ky - ky0) * kw) * (size_t)C + c;
+                    for (int kx = kx0; kx < kx1; kx++) {
+                        a += *wq * (*xp - zp);
+                        xp += C;
+                        wq += C;
+                    }
+                }
+                const te_rq_t r = te_rq_make(q->mult[c], q->shift[c]);
+                y[c] = te_rq_s8(&r, te_add_wrap(a, te_bias(bias, c)), ozp, lo, hi);
+            }
+        }
+    }
+}
