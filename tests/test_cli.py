@@ -274,3 +274,31 @@ def test_analyze_no_inplace_is_not_smaller(tmp_path, capsys):
     assert run(te_cli.main, ["analyze", "mcunet-in3", "--quiet", "--no-inplace", "--json", str(b)], capsys)[0] == 0
     on, off = json.loads(a.read_text())["totals"], json.loads(b.read_text())["totals"]
     assert off["peak_sram"] > on["peak_sram"] and off["macs"] == on["macs"]
+
+
+def test_analyze_shows_the_generated_code_kernels(tmp_path, capsys):
+    """The per-op C kernel in the table and the JSON is codegen's own decision for the plan."""
+    from codegen.lower import kernel_choices
+    from tinyengine.analyze import analyze
+
+    js = tmp_path / "a.json"
+    rc, out, err = run(te_cli.main, ["analyze", "mcunet-vww1", "--json", str(js)], capsys)
+    assert rc == 0, err
+    layers = json.loads(js.read_text())["layers"]
+    an = analyze(load_zoo("mcunet-vww1"))
+    want = [k["kernel"] for k in kernel_choices(an.graph, an.plan)]
+    assert [r["c_kernel"]["kernel"] for r in layers] == want
+    kinds = {r["kind"]: r["c_kernel"]["kernel"] for r in layers}
+    assert kinds["depthwise_conv2d"] == "te_depthwise_inplace_s8"
+    assert layers[0]["c_kernel"]["kernel"] == "te_conv_im2col_s8"  # the stem
+    assert "depthwise_inplace" in flat(out) and "conv_pointwise" in flat(out)
+
+
+def test_gen_is_a_tinyengine_subcommand(tmp_path, capsys):
+    rc, out, err = run(te_cli.main, ["gen", "mcunet-vww1", "--board", "qemu-m4", "--out", str(tmp_path / "p")],
+                       capsys)
+    assert rc == 0, err
+    assert (tmp_path / "p" / "src" / "model.c").is_file() and "arena" in flat(out)
+    rc, out, err = run(te_cli.main, ["gen", "mcunet-vww1", "--board", "no-such-board", "--out",
+                                     str(tmp_path / "q")], capsys)
+    assert rc == 2 and "no-such-board" in err and not (tmp_path / "q").exists()

@@ -1,4 +1,4 @@
-"""The ``tinyengine`` command line: ``tinyengine analyze MODEL``."""
+"""The ``tinyengine`` command line: ``analyze`` (memory plan, costs, kernel choices) and ``gen`` (C project)."""
 from __future__ import annotations
 
 import argparse
@@ -39,7 +39,20 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--patch-split", metavar="OP",
                    help="last op of the patched prefix (default: the split with the lowest peak "
                         "within 15%% extra MACs)")
+    a.add_argument("--winograd", action="store_true",
+                   help="show the kernel choices as `tinyengine gen --winograd` would make them")
+    from codegen.cli import add_gen_parser  # codegen builds on tinyengine: import it only for the CLI
+    add_gen_parser(sub)
     return p
+
+
+def _c_kernels(an, winograd: bool) -> tuple[list[dict] | None, str | None]:
+    """The generated code's kernel per op (codegen's lowering decisions), or why there are none."""
+    from codegen.lower import LoweringError, kernel_choices
+    try:
+        return kernel_choices(an.graph, an.plan, winograd=winograd), None
+    except LoweringError as e:
+        return None, str(e)
 
 
 def cmd_analyze(args: argparse.Namespace, console: Console) -> int:
@@ -52,20 +65,24 @@ def cmd_analyze(args: argparse.Namespace, console: Console) -> int:
     an = analyze(arch, opts)
     pan = analyze(arch, replace(opts, patches=args.patches, patch_split=args.patch_split)) \
         if args.patches > 1 else None
+    kernels, no_kernels = _c_kernels(an, args.winograd)
     if not args.quiet:
         t = Table(title=f"{arch.name or args.model}: {arch.resolution}x{arch.resolution}x{arch.in_channels} "
                         f"-> {arch.num_classes} classes")
         for col, just in (("#", "right"), ("op", "left"), ("kind", "left"), ("in", "left"), ("out", "left"),
                           ("k/s", "left"), ("MACs", "right"), ("params", "right"), ("flash", "right"),
-                          ("live act.", "right"), ("scratch", "right")):
+                          ("live act.", "right"), ("scratch", "right"), ("C kernel", "left")):
             t.add_column(col, justify=just)
         peak = an.plan.peak_step
         for r in an.rows:
             t.add_row(str(r.index), r.name, r.kind + (" (in-place)" if r.inplace else ""),
                       "x".join(map(str, r.in_shape)), "x".join(map(str, r.out_shape)), r.kernel,
                       f"{r.macs:,}", f"{r.params:,}", f"{r.flash:,}", f"{r.live_bytes:,}", f"{r.scratch:,}",
+                      kernels[r.index]["kernel"].removeprefix("te_").removesuffix("_s8") if kernels else "",
                       style="bold yellow" if r.index == peak else None)
         console.print(t)
+    if no_kernels:
+        console.print(f"[yellow]no C kernels for this graph:[/] {no_kernels}")
     p = an.plan
     console.print(f"[bold]MACs[/] {an.macs / 1e6:.2f}M   [bold]params[/] {an.params / 1e6:.3f}M "
                   f"(float model, BN counted)   [bold]flash[/] {format_size(an.flash_bytes)} "
@@ -86,6 +103,9 @@ def cmd_analyze(args: argparse.Namespace, console: Console) -> int:
     if args.json_out:
         Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
         d = an.to_dict()
+        if kernels:
+            for row, k in zip(d["layers"], kernels):
+                row["c_kernel"] = {key: k[key] for key in ("kernel", "layout", "reason", "scratch_type")}
         if pan:
             pd = pan.to_dict()
             d["patched"] = {"totals": pd["totals"], "patches": pd["patches"], "arena": pd["arena"]}
@@ -125,6 +145,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.cmd == "analyze":
             return cmd_analyze(args, console)
+        if args.cmd == "gen":
+            from codegen.cli import cmd_gen
+            return cmd_gen(args, console)
     except (ValueError, ArchError, BoardError) as e:
         print(f"tinyengine {args.cmd}: error: {e}", file=sys.stderr)
         return 2
