@@ -9,6 +9,7 @@ model.c/weights.c and links against those objects.
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import shutil
 import subprocess
@@ -403,7 +404,13 @@ def test_generated_makefile_builds_and_checks(cases):
     readme = (root / "README.txt").read_text()
     assert "te_model_invoke" in readme and str(cases["rand1-c1-k5"].plan.arena_bytes) in readme
     ini = (root / "platformio.ini").read_text()
-    assert f"platform = {BOARD.platformio.platform}" in ini and f"board = {BOARD.platformio.board}" in ini
+    # an emulated board: one environment, the local dev-platform with the board's manifest and limits
+    assert "platform = symlink://${sysenv.TINYENGINE_ARMBARE_PLATFORM}" in ini and "board = mps2_an386" in ini
+    manifest = json.loads((root / "boards" / "mps2_an386.json").read_text())
+    assert manifest["upload"]["maximum_ram_size"] == BOARD.sram_bytes
+    assert manifest["debug"]["qemu_machine"] == BOARD.qemu_machine == "mps2-an386"
+    assert f"LENGTH = {BOARD.sram_bytes}" in (root / "ld" / "qemu-m4.ld").read_text()
+    assert (root / "src" / "app" / "board.h").is_file() and (root / "src" / "board" / "qemu" / "startup.c").is_file()
     assert (root / "src" / "tinyengine.h").is_file() and (root / "lowering.json").is_file()
 
 

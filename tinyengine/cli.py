@@ -1,4 +1,5 @@
-"""The ``tinyengine`` command line: ``analyze`` (memory plan, costs, kernel choices) and ``gen`` (C project)."""
+"""The ``tinyengine`` command line: ``analyze`` (memory plan, costs, kernel choices), ``gen`` (C project),
+``build`` / ``emulate`` / ``probe`` (firmware, QEMU, serial-port measurements)."""
 from __future__ import annotations
 
 import argparse
@@ -43,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="show the kernel choices as `tinyengine gen --winograd` would make them")
     from codegen.cli import add_gen_parser  # codegen builds on tinyengine: import it only for the CLI
     add_gen_parser(sub)
+    from .deploy_cli import add_deploy_parsers
+    add_deploy_parsers(sub)
     return p
 
 
@@ -148,6 +151,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "gen":
             from codegen.cli import cmd_gen
             return cmd_gen(args, console)
+        if args.cmd in ("build", "emulate", "probe"):
+            from . import deploy_cli
+            return getattr(deploy_cli, f"cmd_{args.cmd}")(args, console)
     except (ValueError, ArchError, BoardError) as e:
         print(f"tinyengine {args.cmd}: error: {e}", file=sys.stderr)
         return 2

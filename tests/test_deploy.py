@@ -1,0 +1,131 @@
+"""Deployment end to end: `tinyengine gen` -> `tinyengine build` (PlatformIO offline, local dev-platform)
+-> `tinyengine emulate` (QEMU, -icount shift=0) / `tinyengine probe` (the serial protocol), with the
+output bytes checked against the NumPy reference; a model too large for its board fails at build
+naming the overflow."""
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from codegen.cli import generate
+from tinyengine import cli as te_cli
+from tinyengine import pio
+from tinyengine.deploy_cli import build_project, read_project
+from tinyengine.protocol import ProbeClient
+from tinyengine.qemu_run import qemu_serial
+
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _private_core(tmp_path_factory):
+    """A fresh PlatformIO core per test module: what a newcomer's machine starts with."""
+    old = os.environ.get("TINYENGINE_PIO_CORE")
+    os.environ["TINYENGINE_PIO_CORE"] = str(tmp_path_factory.mktemp("pio-core"))
+    yield
+    if old is None:
+        os.environ.pop("TINYENGINE_PIO_CORE", None)
+    else:
+        os.environ["TINYENGINE_PIO_CORE"] = old
+
+
+@pytest.fixture(autouse=True)
+def _plain_console(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.setenv("NO_COLOR", "1")
+
+
+def run(argv, capsys):
+    try:
+        rc = te_cli.main(argv)
+    except SystemExit as e:
+        rc = e.code
+    out, err = capsys.readouterr()
+    return rc, " ".join(ANSI.sub("", out).split()), err
+
+
+@pytest.fixture(scope="module")
+def vww1(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("vww1") / "proj"
+    generate("mcunet-vww1", "qemu-m4", root, seed=1)
+    return root
+
+
+def test_seeded_core_has_scons_owned_by_platformio_and_toolchain_stubs():
+    dirs = pio.seed_core()
+    piopm = json.loads((dirs["core"] / "packages" / "tool-scons" / ".piopm").read_text())
+    assert piopm["spec"]["owner"] == "platformio" and piopm["version"] == pio.SCONS_PIO_VERSION
+    gcc = dirs["toolchain"] / "bin" / "arm-none-eabi-gcc"
+    assert gcc.is_symlink() and os.path.realpath(gcc).startswith("/usr")
+    again = pio.seed_core()  # idempotent
+    assert again == dirs
+
+
+def test_build_reports_elf_use_and_the_planned_arena(vww1, capsys):
+    rc, out, err = run(["build", str(vww1)], capsys)
+    assert rc == 0, out + err
+    _, meta, board = read_project(vww1)
+    res = build_project(vww1, meta, board)  # no-op rebuild: the same ELF
+    assert res.arena_bytes == meta["arena_bytes"] == 89_632
+    assert meta["weight_bytes"] < res.flash_bytes < board.flash_bytes
+    assert meta["arena_bytes"] < res.ram_bytes <= board.sram_bytes
+    assert f"{res.flash_bytes:,} B" in out and "= the planner's peak SRAM" in out
+
+
+def test_emulate_probes_latency_layers_and_reference_output(vww1, tmp_path, capsys):
+    js = tmp_path / "probe.json"
+    rc, out, err = run(["emulate", str(vww1), "--runs", "3", "--layers", "--json", str(js)], capsys)
+    assert rc == 0, out + err
+    rec = json.loads(js.read_text())
+    _, meta, _ = read_project(vww1)
+    assert rec["checks"] == {"model_hash": True, "arena_bytes": True, "output_equals_reference": True}
+    assert rec["emulated"] and rec["unit"] == "instructions" and rec["icount_shift"] == 0
+    assert len(rec["runs"]) == 3 and len(set(rec["runs"])) == 1  # icount: deterministic
+    per_run = rec["latency"]["median"]
+    assert 2.0 * meta["macs"] < per_run < 8.0 * meta["macs"]  # 2-8 instructions per MAC
+    assert [la["name"] for la in rec["layers"]] == [la["name"] for la in meta["layers"]]
+    assert [la["kernel"] for la in rec["layers"]] == [la["kernel"] for la in meta["layers"]]
+    layer_sum = sum(la["ticks"] for la in rec["layers"])
+    assert 0.97 * rec["profile_total_ticks"] <= layer_sum <= rec["profile_total_ticks"]
+    assert "output equals reference: yes" in out and "per layer" in out
+
+
+def test_probe_rejects_a_project_the_board_does_not_run(vww1, tmp_path, capsys):
+    _, meta, board = read_project(vww1)
+    res = build_project(vww1, meta, board)
+    other = tmp_path / "other"
+    generate("mcunet-vww1", "qemu-m4", other, seed=2)  # same network, other weights: other hash
+    with qemu_serial(res.elf, board.qemu_machine) as q:
+        rc, out, err = run(["probe", "--port", q.url, "--project", str(other), "--runs", "1"], capsys)
+        assert rc == 2 and "model hash" in err and "flash the project first" in err
+        rc, out, err = run(["probe", "--port", q.url, "--runs", "2"], capsys)  # no project: no checks
+        assert rc == 0 and "mcunet-vww1" in out
+        with ProbeClient.open(q.url) as c:  # the firmware is still answering
+            assert c.ping(b"ok") >= 0
+
+
+def test_probe_unreachable_port_is_one_clear_error(capsys):
+    rc, out, err = run(["probe", "--port", "socket://127.0.0.1:9", "--runs", "1", "--timeout", "1"], capsys)
+    assert rc == 1 and "socket://127.0.0.1:9" in out
+
+
+def test_model_too_large_fails_at_build_naming_the_overflow(tmp_path, capsys):
+    root = tmp_path / "big"
+    generate("mcunet-in3", "stm32f412", root)
+    rc, out, err = run(["build", str(root)], capsys)
+    assert rc == 1
+    m = re.search(r"does not fit stm32f412's 256 KB SRAM: region RAM overflowed by ([\d,]+) B", out)
+    assert m, out
+    ini = (root / "platformio.ini").read_text()
+    assert "platform = ststm32" in ini and "board = nucleo_f412zg" in ini  # the real board's env is there too
+
+
+def test_build_errors_name_the_folder(tmp_path, capsys):
+    rc, out, err = run(["build", str(tmp_path / "nope")], capsys)
+    assert rc == 2 and "no such project folder" in err
+    rc, out, err = run(["build", str(tmp_path)], capsys)
+    assert rc == 2 and "not a generated project" in err
