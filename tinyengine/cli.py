@@ -46,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_gen_parser(sub)
     from .deploy_cli import add_deploy_parsers
     add_deploy_parsers(sub)
+    from .export_cli import add_export_parser
+    add_export_parser(sub)
     return p
 
 
@@ -151,6 +153,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "gen":
             from codegen.cli import cmd_gen
             return cmd_gen(args, console)
+        if args.cmd == "export":
+            from .export_cli import cmd_export
+            return cmd_export(args, console)
         if args.cmd in ("build", "emulate", "probe"):
             from . import deploy_cli
             return getattr(deploy_cli, f"cmd_{args.cmd}")(args, console)
