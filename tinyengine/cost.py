@@ -107,7 +107,7 @@ def _block_costs(blk: BlockSpec, size: int) -> tuple[int, int, int, int]:
 def _stem_head_costs(arch_key: tuple) -> tuple[tuple[int, int, int, int], tuple[int, int, int, int]]:
     """(stem, head) costs; the head is feature-mix + pool + classifier on the last feature map."""
     res, cin, stem_c, stem_k, stem_s, last_c, last_hw, fm, ncls = arch_key
-    from .graph import _Builder, Op as _Op  # local: tiny graphs built the same way as build_graph
+    from .graph import _Builder, head as _head  # local: tiny graphs built the same way as build_graph
     b = _Builder("stem")
     x = b.tensor("input", (res, res, cin))
     b.g.inputs.append(x)
@@ -116,15 +116,7 @@ def _stem_head_costs(arch_key: tuple) -> tuple[tuple[int, int, int, int], tuple[
     h = _Builder("head")
     x = h.tensor("input", (last_hw, last_hw, last_c))
     h.g.inputs.append(x)
-    if fm:
-        x = h.conv("feature_mix", x, fm, 1, 1, role="feature_mix", block=None)
-    c = h.g.tensors[x].shape[2]
-    p = h.tensor("pool", (c,))
-    h.g.ops.append(_Op("pool", "global_avg_pool", (x,), p, {"kernel": h.g.tensors[x].shape[:2]}, "pool"))
-    lg = h.tensor("logits", (ncls,))
-    h.g.ops.append(_Op("classifier", "fully_connected", (p,), lg,
-                       {"weight_shape": (ncls, c), "bias": True, "activation": None}, "classifier"))
-    h.g.outputs.append(lg)
+    h.g.outputs.append(_head(h, x, fm, ncls))
     head = graph_costs(h.g)
     return ((stem.macs, stem.params, stem.flash_bytes, stem.peak_sram),
             (head.macs, head.params, head.flash_bytes, head.peak_sram))

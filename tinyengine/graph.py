@@ -188,19 +188,24 @@ def build_graph(arch: ArchConfig) -> Graph:
     x = b.conv("stem", x, arch.stem_channels, arch.stem_kernel, arch.stem_stride, role="stem", block=None)
     for blk in arch.blocks():
         x = _block(b, x, blk)
-    if arch.feature_mix_channels:
-        x = b.conv("feature_mix", x, arch.feature_mix_channels, 1, 1, role="feature_mix", block=None)
-    c = b.g.tensors[x].shape[2]
-    pooled = b.tensor("pool", (c,))
-    h, w, _ = b.g.tensors[x].shape
-    b.g.ops.append(Op("pool", "global_avg_pool", (x,), pooled, {"kernel": (h, w)}, "pool"))
-    logits = b.tensor("logits", (arch.num_classes,))
-    b.g.ops.append(Op("classifier", "fully_connected", (pooled,), logits,
-                      {"weight_shape": (arch.num_classes, c), "bias": True, "activation": None},
-                      "classifier"))
-    b.g.outputs.append(logits)
+    b.g.outputs.append(head(b, x, arch.feature_mix_channels, arch.num_classes))
     b.g.validate()
     return b.g
+
+
+def head(b: "_Builder", x: str, feature_mix: int | None, num_classes: int) -> str:
+    """Feature-mix 1x1 conv (optional), global average pool and classifier after tensor ``x``;
+    returns the logits tensor (shared by build_graph and the cost model's per-part cache)."""
+    if feature_mix:
+        x = b.conv("feature_mix", x, feature_mix, 1, 1, role="feature_mix", block=None)
+    h, w, c = b.g.tensors[x].shape
+    pooled = b.tensor("pool", (c,))
+    b.g.ops.append(Op("pool", "global_avg_pool", (x,), pooled, {"kernel": (h, w)}, "pool"))
+    logits = b.tensor("logits", (num_classes,))
+    b.g.ops.append(Op("classifier", "fully_connected", (pooled,), logits,
+                      {"weight_shape": (num_classes, c), "bias": True, "activation": None},
+                      "classifier"))
+    return logits
 
 
 def _block(b: _Builder, x: str, blk: BlockSpec) -> str:
