@@ -1,7 +1,9 @@
 """Render a :class:`~codegen.lower.Lowering` to C text with the jinja2 templates in ``templates/``."""
 from __future__ import annotations
 
+import json
 import re
+import zlib
 from pathlib import Path
 
 import jinja2
@@ -108,8 +110,39 @@ def model_context(low: Lowering) -> dict:
         "output_scale": c_float(out.scale), "output_zp": int(out.zero_point),
         "arena_bytes": low.arena_bytes, "input_offset": low.input[1], "output_offset": low.output[1],
         "weight_bytes": low.weight_bytes, "macs": low.macs, "strategy": low.plan.strategy,
-        "lower_bound": low.plan.lower_bound, "winograd": low.winograd,
+        "lower_bound": low.plan.lower_bound, "winograd": low.winograd, "model_hash": model_hash(low),
     }
+
+
+MODEL_HASH_TAG = "tinyengine-model-hash-v1"
+
+
+def model_hash_text(low: Lowering) -> str:
+    """The text part of the model hash (firmware/PROTOCOL.md, "Model hash"): one line for the model, then
+    one per layer in schedule order with its kernel, layout, buffers and call arguments."""
+    g = low.graph
+    inp, out = g.tensors[low.input[0]], g.tensors[low.output[0]]
+    lines = [f"{MODEL_HASH_TAG} {low.name} in={_shape(inp.shape)} {c_float(inp.scale)} {int(inp.zero_point)} "
+             f"out={_shape(out.shape)} {c_float(out.scale)} {int(out.zero_point)} arena={low.arena_bytes} "
+             f"input@{low.input[1]} output@{low.output[1]} layers={len(low.ops)}"]
+    for o in low.ops:
+        ins = ",".join(f"{t}@{off}:{_shape(s)}" for (t, off), s in zip(o.inputs, o.in_shapes))
+        args = json.dumps(o.args, sort_keys=True, separators=(",", ":"), default=int)
+        lines.append(f"{o.index} {o.name} {o.kernel} {o.layout} in={ins} out={o.output[0]}@{o.output[1]}:"
+                     f"{_shape(o.out_shape)} scratch={o.scratch_offset}:{o.scratch_bytes} args={args}")
+    return "\n".join(lines) + "\n"
+
+
+def model_hash(low: Lowering) -> int:
+    """CRC32 (zlib) of :func:`model_hash_text` (UTF-8) followed, for every weight array in schedule order,
+    by its values as little-endian int8/int32 bytes; the generated model.h's ``TE_MODEL_HASH`` and the
+    INFO response carry it, so the probe can tell which model a board runs."""
+    crc = zlib.crc32(model_hash_text(low).encode("utf-8"))
+    for o in low.ops:
+        for a in o.arrays:
+            dt = "<i1" if a.ctype == "int8_t" else "<i4"
+            crc = zlib.crc32(np.ascontiguousarray(np.asarray(a.values).reshape(-1).astype(dt)).tobytes(), crc)
+    return crc & 0xFFFFFFFF
 
 
 def render_model(low: Lowering) -> dict[str, str]:

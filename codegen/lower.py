@@ -103,7 +103,10 @@ class LoweredOp:
                 "scratch_type": self.scratch_type, "scratch_nudge": self.scratch_nudge,
                 "inplace_of": self.inplace_of, "inputs": [list(i) for i in self.inputs],
                 "output": list(self.output), "macs": self.macs,
-                "weight_bytes": sum(a.nbytes for a in self.arrays)}
+                "weight_bytes": sum(a.nbytes for a in self.arrays),
+                "in_shapes": [[int(d) for d in s] for s in self.in_shapes],
+                "out_shape": [int(d) for d in self.out_shape],
+                "args": _plain(self.args)}
 
 
 @dataclass
@@ -302,6 +305,15 @@ def _bind(g: Graph, op: Op, cname: str, lo: LoweredOp) -> None:
             raise LoweringError(f"codegen: op '{op.name}': average pooling needs the same scale and zero "
                                 "point in and out (TFLM AVERAGE_POOL_2D)")
         lo.args.update(act_min=act[0], act_max=act[1])
+
+
+def _plain(v):
+    """JSON-ready copy of a call's arguments (numpy integers -> int)."""
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    return int(v) if isinstance(v, (int, np.integer)) else v
 
 
 def _geom(xs, ys, k, s, pad) -> dict:

@@ -84,7 +84,8 @@ def test_emulate_probes_latency_layers_and_reference_output(vww1, tmp_path, caps
     _, meta, _ = read_project(vww1)
     assert rec["checks"] == {"model_hash": True, "arena_bytes": True, "output_equals_reference": True}
     assert rec["emulated"] and rec["unit"] == "instructions" and rec["icount_shift"] == 0
-    assert len(rec["runs"]) == 3 and len(set(rec["runs"])) == 1  # icount: deterministic
+    # icount: deterministic up to where the count falls against a 40-instruction SysTick tick
+    assert len(rec["runs"]) == 3 and max(rec["runs"]) - min(rec["runs"]) <= 1
     per_run = rec["latency"]["median"]
     assert 2.0 * meta["macs"] < per_run < 8.0 * meta["macs"]  # 2-8 instructions per MAC
     assert [la["name"] for la in rec["layers"]] == [la["name"] for la in meta["layers"]]
@@ -115,11 +116,13 @@ def test_probe_unreachable_port_is_one_clear_error(capsys):
 
 def test_model_too_large_fails_at_build_naming_the_overflow(tmp_path, capsys):
     root = tmp_path / "big"
-    generate("mcunet-in3", "stm32f412", root)
+    generate("mbv2-w0.35", "stm32f412", root)  # arena 290,304 B > 256 KB
     rc, out, err = run(["build", str(root)], capsys)
     assert rc == 1
     m = re.search(r"does not fit stm32f412's 256 KB SRAM: region RAM overflowed by ([\d,]+) B", out)
     assert m, out
+    _, meta, _ = read_project(root)
+    assert int(m.group(1).replace(",", "")) > meta["arena_bytes"] - 256 * 1024  # + stack and runtime
     ini = (root / "platformio.ini").read_text()
     assert "platform = ststm32" in ini and "board = nucleo_f412zg" in ini  # the real board's env is there too
 

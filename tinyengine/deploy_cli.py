@@ -92,6 +92,44 @@ def add_deploy_parsers(sub) -> None:
     _probe_options(p)
 
 
+    c = sub.add_parser("calibrate", help="fit the per-kernel latency model to probe records",
+                       description="Fit the latency model (per kernel: analytic terms, least squares on "
+                       "relative error) to per-layer measurements saved by `tinyengine probe --layers --json` "
+                       "or `tinyengine emulate --layers --json`, and save it for `analyze --latency-model` "
+                       "and `tinynas search --latency-model`.")
+    c.add_argument("records", nargs="+", help="probe record JSON files")
+    c.add_argument("--board", required=True, help="the board the records were measured on")
+    c.add_argument("--out", help="where to save the model (default latency-BOARD.json)")
+    c.add_argument("--holdout", nargs="*", default=[], metavar="RECORD",
+                   help="records kept out of the fit to report the prediction error on")
+
+
+def cmd_calibrate(args: argparse.Namespace, console) -> int:
+    from .latency import evaluate, fit, read_records
+    board = load_board(args.board)
+    train_paths = [r for r in args.records if r not in set(args.holdout)]
+    samples, meta = read_records(train_paths)
+    if not samples:
+        raise ValueError("calibrate: the records hold no layer timings")
+    model = fit(samples, target=board.name, core=meta["core"] or board.core, unit=meta["unit"])
+    t = Table(title=f"latency model for {board.name} ({meta['unit']}, {len(samples)} layers of "
+                    f"{len(train_paths)} records)")
+    for col in ("kernel", "layers", "fit RMSPE", "terms"):
+        t.add_column(col, justify="right" if col in ("layers", "fit RMSPE") else "left")
+    for k, f in sorted(model.kernels.items()):
+        t.add_row(k, str(f.samples), f"{100 * f.rmspe:.1f}%", ", ".join(f.terms))
+    console.print(t)
+    if args.holdout:
+        held, _ = read_records(args.holdout)
+        ev = evaluate(model, held)
+        console.print(f"held out ({len(args.holdout)} records, {ev['layers']} layers): RMSPE "
+                      f"{100 * ev['rmspe']:.1f}%, within +-10%: {100 * ev['within_10pct']:.1f}%")
+    out = args.out or f"latency-{board.name}.json"
+    model.save(out)
+    console.print(f"wrote {out}")
+    return 0
+
+
 def _probe_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--runs", type=int, default=20, help="timed inferences for the latency table (default 20)")
     p.add_argument("--layers", action="store_true", help="per-layer profile (cycles/instructions per layer)")
@@ -173,7 +211,7 @@ def probe(client, *, runs: int, layers: bool, timeout: float, project: Path | No
     ticks_runs: list[int] = []
     while len(ticks_runs) < runs:  # BENCH takes at most bench_max runs per request
         n = min(runs - len(ticks_runs), max(1, info.bench_max))
-        ticks_runs += client.bench(n, x, timeout=bench_timeout)
+        ticks_runs += client.bench(n, None if info.rx_in_arena else x, timeout=bench_timeout)
     vals = [conv(t) for t in ticks_runs]
     med, lo, hi = _stats(vals)
     rec["runs"] = ticks_runs
@@ -249,9 +287,25 @@ def cmd_probe(args: argparse.Namespace, console) -> int:
     return 0
 
 
+def emulate_built(res: BuildResult, root: Path, meta: dict, board: Board, *, runs: int = 1, layers: bool = True,
+                  timeout: float = 60.0, console=None) -> dict:
+    """Run a built firmware in QEMU (-icount shift=0) and probe it; the probe record."""
+    from .protocol import ProbeClient
+    from .qemu_run import qemu_serial
+    with qemu_serial(res.elf, board.qemu_machine, icount_shift=0) as q:
+        if console is not None:
+            console.print(f"QEMU {board.qemu_machine} (-icount shift=0), serial {q.url}")
+        with ProbeClient.open(q.url, timeout=timeout) as client:
+            rec = probe(client, runs=runs, layers=layers, timeout=timeout, project=root, meta=meta,
+                        icount_shift=0, console=console)
+    rec["firmware"] = {"flash_bytes": res.flash_bytes, "ram_bytes": res.ram_bytes, "elf": str(res.elf),
+                       "machine": board.qemu_machine}
+    return rec
+
+
 def cmd_emulate(args: argparse.Namespace, console) -> int:
-    from .protocol import ProbeClient, ProbeError
-    from .qemu_run import QemuError, qemu_serial
+    from .protocol import ProbeError
+    from .qemu_run import QemuError
     root, meta, board = read_project(args.project)
     try:
         res = build_project(root, meta, board)
@@ -261,16 +315,11 @@ def cmd_emulate(args: argparse.Namespace, console) -> int:
     console.print(f"built {res.elf}: flash {res.flash_bytes:,} B, SRAM {res.ram_bytes:,} B "
                   f"(arena {meta['arena_bytes']:,} B)")
     try:
-        with qemu_serial(res.elf, board.qemu_machine, icount_shift=0) as q:
-            console.print(f"QEMU {board.qemu_machine} (-icount shift=0), serial {q.url}")
-            with ProbeClient.open(q.url, timeout=args.timeout) as client:
-                rec = probe(client, runs=args.runs, layers=args.layers, timeout=args.timeout, project=root,
-                            meta=meta, icount_shift=0, console=console)
+        rec = emulate_built(res, root, meta, board, runs=args.runs, layers=args.layers, timeout=args.timeout,
+                            console=console)
     except (ProbeError, QemuError) as e:
         console.print(f"[bold red]emulation failed:[/] {e}")
         return 1
-    rec["firmware"] = {"flash_bytes": res.flash_bytes, "ram_bytes": res.ram_bytes, "elf": str(res.elf),
-                       "machine": board.qemu_machine}
     print_probe(console, rec, "QEMU")
     _save(console, rec, args.json_out)
     return 0
