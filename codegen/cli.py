@@ -38,6 +38,9 @@ def add_gen_parser(subparsers) -> argparse.ArgumentParser:
                    help="seed for random weights, calibration images and the reference input (default 0)")
     g.add_argument("--calib", type=int, default=16, metavar="N",
                    help="number of random calibration images in [0, 1) (default 16)")
+    g.add_argument("--calib-data", default="random", metavar="random|fashion-mnist|IMAGES.npy",
+                   help="calibration images: random in [0, 1) (default), the first N Fashion-MNIST training "
+                        "images (for a network trained on it), or an .npy array (N, C, H, W) in [0, 1]")
     g.add_argument("--winograd", action="store_true",
                    help="use Winograd F(2x2,3x3) for 3x3 stride-1 regular convs where the plan's scratch allows")
     g.add_argument("--build", action="store_true",
@@ -94,13 +97,25 @@ def load_weights(arch: ArchConfig, path: str | Path) -> torch.nn.Module:
     return model.eval()
 
 
-def calibration_images(arch: ArchConfig, n: int, seed: int) -> np.ndarray:
-    r = arch.resolution
-    return np.random.default_rng(seed).random((n, arch.in_channels, r, r), dtype=np.float32)
+def calibration_images(arch: ArchConfig, n: int, seed: int, source: str = "random") -> np.ndarray:
+    """``n`` float images (N, C, R, R) in [0, 1] for post-training quantisation."""
+    r, c = arch.resolution, arch.in_channels
+    if source == "random":
+        return np.random.default_rng(seed).random((n, c, r, r), dtype=np.float32)
+    if source == "fashion-mnist":
+        from tinynas.data import load_fashion_mnist
+        return load_fashion_mnist("train", resolution=r, channels=c, limit=n)[0]
+    p = Path(source)
+    if p.suffix != ".npy" or not p.is_file():
+        raise ValueError(f"--calib-data {source}: give 'random', 'fashion-mnist' or an existing .npy file")
+    x = np.load(p)
+    if x.ndim != 4 or x.shape[1:] != (c, r, r):
+        raise ValueError(f"--calib-data {source}: shape {x.shape}, the model takes (N, {c}, {r}, {r})")
+    return x[:n].astype(np.float32)
 
 
 def generate(model_spec: str, board_name: str, out: str | Path, *, weights: str = "random", seed: int = 0,
-             calib: int = 16, winograd: bool = False) -> Project:
+             calib: int = 16, winograd: bool = False, calib_data: str = "random") -> Project:
     """The whole pipeline behind ``tinyengine gen`` (no printing): returns the written project."""
     arch = load_model(model_spec)
     board = load_board(board_name)
@@ -110,12 +125,12 @@ def generate(model_spec: str, board_name: str, out: str | Path, *, weights: str 
         model, source = random_model(arch, seed), f"random (seed {seed})"
     else:
         model, source = load_weights(arch, weights), str(weights)
-    graph = quantize_model(arch, model, calibration_images(arch, calib, seed))
+    graph = quantize_model(arch, model, calibration_images(arch, calib, seed, calib_data))
     if not arch.name:
         graph.name = Path(model_spec).stem
     plan = plan_memory(graph)
     return write_project(out, arch, graph, plan, board, winograd=winograd, seed=seed,
-                         weights_from=f"{source}; calibrated on {calib} random images in [0, 1)")
+                         weights_from=f"{source}; calibrated on {calib} {calib_data} images")
 
 
 def build_host(root: Path, target: str = "host", timeout: float = 600) -> subprocess.CompletedProcess:
@@ -128,7 +143,7 @@ def build_host(root: Path, target: str = "host", timeout: float = 600) -> subpro
 
 def cmd_gen(args: argparse.Namespace, console) -> int:
     proj = generate(args.model, args.board, args.out, weights=args.weights, seed=args.seed,
-                    calib=args.calib, winograd=args.winograd)
+                    calib=args.calib, winograd=args.winograd, calib_data=args.calib_data)
     low, board = proj.lowering, load_board(args.board)
     kinds: dict[str, int] = {}
     for o in low.ops:

@@ -582,3 +582,23 @@ def test_whole_model_bit_exact_in_qemu(name, machine, flavour, cases, tmp_path):
         assert rc == "0" and int(ticks) > 0
         np.testing.assert_array_equal(got, want, err_msg=f"{name} on QEMU {machine} differs from run_graph")
     print(f"{name} on {machine}: {int(outs[0][2]) * 40} instructions per inference (icount shift=0)")
+
+
+def test_cli_gen_calibration_data_sources(tmp_path):
+    arch = random_arch(8, 1, 3)
+    arch.save(tmp_path / "n.json")
+    proj = gen_cli.generate(str(tmp_path / "n.json"), "qemu-m4", tmp_path / "fm", calib=8, calib_data="fashion-mnist")
+    assert "calibrated on 8 fashion-mnist images" in (tmp_path / "fm" / "README.txt").read_text()
+    assert proj.lowering.arena_bytes > 0
+    gen_cli.generate(str(tmp_path / "n.json"), "qemu-m4", tmp_path / "rnd", calib=8)
+    x = gen_cli.calibration_images(arch, 8, 0, "fashion-mnist")
+    np.save(tmp_path / "x.npy", x)
+    same = gen_cli.generate(str(tmp_path / "n.json"), "qemu-m4", tmp_path / "npy", calib=8,
+                            calib_data=str(tmp_path / "x.npy"))
+    assert (tmp_path / "npy" / "src" / "weights.c").read_bytes() == (tmp_path / "fm" / "src" / "weights.c").read_bytes()
+    assert (tmp_path / "rnd" / "src" / "weights.c").read_bytes() != (tmp_path / "fm" / "src" / "weights.c").read_bytes()
+    np.save(tmp_path / "bad.npy", x[:, :, :4, :4])
+    with pytest.raises(ValueError, match=r"bad.npy: shape \(8, 1, 4, 4\), the model takes \(N, 1, "):
+        gen_cli.generate(str(tmp_path / "n.json"), "qemu-m4", tmp_path / "b", calib_data=str(tmp_path / "bad.npy"))
+    with pytest.raises(ValueError, match="--calib-data imagenet: give 'random', 'fashion-mnist'"):
+        gen_cli.generate(str(tmp_path / "n.json"), "qemu-m4", tmp_path / "b", calib_data="imagenet")
