@@ -7,7 +7,7 @@ export PLATFORMIO_SETTING_ENABLE_TELEMETRY = no
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup test demo clean
+.PHONY: setup test demo bench clean
 
 setup:
 	bash scripts/setup.sh
@@ -18,6 +18,12 @@ test: setup
 demo: setup
 	$(VENV)/bin/tinynas space --board stm32f746g-disco --samples 1000 --plot out/demo/space_cdf.png --json out/demo/space.json
 	$(VENV)/bin/tinyengine analyze mcunet-in3
+
+# The co-design benchmark suite (not part of the tests): planner vs firmware vs TF-Lite Micro, and
+# instructions per inference on the emulated Cortex-M4, for the zoo and sampled networks.
+bench: setup
+	mkdir -p out/bench
+	$(PY) benchmarks/suite.py --json out/bench/suite.json
 
 clean:
 	rm -rf out build .pytest_cache .hypothesis *.egg-info

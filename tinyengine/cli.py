@@ -40,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--patch-split", metavar="OP",
                    help="last op of the patched prefix (default: the split with the lowest peak "
                         "within 15%% extra MACs)")
+    a.add_argument("--latency-model", metavar="F",
+                   help="latency model from `tinyengine calibrate` (default with --board: the shipped QEMU "
+                        "Cortex-M4 instruction model, as estimated cycles on a real board)")
     a.add_argument("--winograd", action="store_true",
                    help="show the kernel choices as `tinyengine gen --winograd` would make them")
     from codegen.cli import add_gen_parser  # codegen builds on tinyengine: import it only for the CLI
@@ -71,6 +74,14 @@ def cmd_analyze(args: argparse.Namespace, console: Console) -> int:
     pan = analyze(arch, replace(opts, patches=args.patches, patch_split=args.patch_split)) \
         if args.patches > 1 else None
     kernels, no_kernels = _c_kernels(an, args.winograd)
+    board = load_board(args.board) if args.board else None
+    lat = lat_model = None
+    if kernels and (board or args.latency_model):
+        from .latency import LatencyModel, default_model
+        lat_model = LatencyModel.load(args.latency_model) if args.latency_model else default_model(board)
+        if board and args.latency_model:
+            lat_model = lat_model.for_board(board)
+        lat = lat_model.predict_layers(kernels)
     if not args.quiet:
         t = Table(title=f"{arch.name or args.model}: {arch.resolution}x{arch.resolution}x{arch.in_channels} "
                         f"-> {arch.num_classes} classes")
@@ -78,12 +89,15 @@ def cmd_analyze(args: argparse.Namespace, console: Console) -> int:
                           ("k/s", "left"), ("MACs", "right"), ("params", "right"), ("flash", "right"),
                           ("live act.", "right"), ("scratch", "right"), ("C kernel", "left")):
             t.add_column(col, justify=just)
+        if lat:
+            t.add_column(f"pred. {lat_model.out_unit}", justify="right")
         peak = an.plan.peak_step
         for r in an.rows:
             t.add_row(str(r.index), r.name, r.kind + (" (in-place)" if r.inplace else ""),
                       "x".join(map(str, r.in_shape)), "x".join(map(str, r.out_shape)), r.kernel,
                       f"{r.macs:,}", f"{r.params:,}", f"{r.flash:,}", f"{r.live_bytes:,}", f"{r.scratch:,}",
                       kernels[r.index]["kernel"].removeprefix("te_").removesuffix("_s8") if kernels else "",
+                      *([f"{lat[r.index]:,.0f}"] if lat else []),
                       style="bold yellow" if r.index == peak else None)
         console.print(t)
     if no_kernels:
@@ -102,6 +116,12 @@ def cmd_analyze(args: argparse.Namespace, console: Console) -> int:
                       f"{pan.graph.ops[pp.peak_step].name}), {p.peak_sram / pp.peak_sram:.2f}x lower than "
                       f"without ({p.peak_sram:,} B)   extra MACs +{pan.extra_macs / 1e6:.2f}M "
                       f"({100 * pan.extra_macs / an.macs:.1f}% of {an.macs / 1e6:.2f}M)")
+    if lat:
+        total = sum(lat)
+        secs = lat_model.seconds(total, board.clock_hz) if board else None
+        console.print(f"[bold]predicted latency[/] {total:,.0f} {lat_model.out_unit}"
+                      + (f" = {secs * 1e3:.1f} ms at {board.clock_hz / 1e6:g} MHz" if secs else "")
+                      + f" ({total / an.macs:.2f} per MAC; {lat_model.source})")
     pub = arch.meta.get("published", {})
     if pub:
         console.print("published: " + ", ".join(f"{k}={v}" for k, v in pub.items()))
@@ -111,12 +131,16 @@ def cmd_analyze(args: argparse.Namespace, console: Console) -> int:
         if kernels:
             for row, k in zip(d["layers"], kernels):
                 row["c_kernel"] = {key: k[key] for key in ("kernel", "layout", "reason", "scratch_type")}
+        if lat:
+            for row, v in zip(d["layers"], lat):
+                row["predicted_latency"] = v
+            d["totals"]["predicted_latency"] = {"value": sum(lat), "unit": lat_model.out_unit,
+                                                "model": lat_model.source}
         if pan:
             pd = pan.to_dict()
             d["patched"] = {"totals": pd["totals"], "patches": pd["patches"], "arena": pd["arena"]}
         Path(args.json_out).write_text(json.dumps(d, indent=1) + "\n")
         console.print(f"wrote {args.json_out}")
-    board = load_board(args.board) if args.board else None
     if args.plot:
         Path(args.plot).parent.mkdir(parents=True, exist_ok=True)
         other = analyze(arch, PlanOptions(inplace_depthwise=args.no_inplace, inplace_add=args.no_inplace))
@@ -156,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "export":
             from .export_cli import cmd_export
             return cmd_export(args, console)
-        if args.cmd in ("build", "emulate", "probe"):
+        if args.cmd in ("build", "emulate", "probe", "calibrate"):
             from . import deploy_cli
             return getattr(deploy_cli, f"cmd_{args.cmd}")(args, console)
     except (ValueError, ArchError, BoardError) as e:
