@@ -12,15 +12,11 @@ from pathlib import Path
 import pytest
 
 from codegen.cli import generate
-from tinyengine import cli as te_cli
 from tinyengine import pio
 from tinyengine.boards import load_board
 from tinyengine.deploy_cli import build_project, read_project
 from tinyengine.protocol import ProbeClient
 from tinyengine.qemu_run import qemu_serial
-
-ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-
 
 @pytest.fixture(scope="module", autouse=True)
 def _private_core(tmp_path_factory):
@@ -34,19 +30,6 @@ def _private_core(tmp_path_factory):
         os.environ["TINYENGINE_PIO_CORE"] = old
 
 
-@pytest.fixture(autouse=True)
-def _plain_console(monkeypatch):
-    monkeypatch.setenv("COLUMNS", "200")
-    monkeypatch.setenv("NO_COLOR", "1")
-
-
-def run(argv, capsys):
-    try:
-        rc = te_cli.main(argv)
-    except SystemExit as e:
-        rc = e.code
-    out, err = capsys.readouterr()
-    return rc, " ".join(ANSI.sub("", out).split()), err
 
 
 @pytest.fixture(scope="module")
@@ -66,8 +49,8 @@ def test_seeded_core_has_scons_owned_by_platformio_and_toolchain_stubs():
     assert again == dirs
 
 
-def test_build_reports_elf_use_and_the_planned_arena(vww1, capsys):
-    rc, out, err = run(["build", str(vww1)], capsys)
+def test_build_reports_elf_use_and_the_planned_arena(vww1, tinyengine_cli):
+    rc, out, err = tinyengine_cli(["build", str(vww1)])
     assert rc == 0, out + err
     _, meta, board = read_project(vww1)
     res = build_project(vww1, meta, board)  # no-op rebuild: the same ELF
@@ -77,9 +60,9 @@ def test_build_reports_elf_use_and_the_planned_arena(vww1, capsys):
     assert f"{res.flash_bytes:,} B" in out and "= the planner's peak SRAM" in out
 
 
-def test_emulate_probes_latency_layers_and_reference_output(vww1, tmp_path, capsys):
+def test_emulate_probes_latency_layers_and_reference_output(vww1, tmp_path, tinyengine_cli):
     js = tmp_path / "probe.json"
-    rc, out, err = run(["emulate", str(vww1), "--runs", "3", "--layers", "--json", str(js)], capsys)
+    rc, out, err = tinyengine_cli(["emulate", str(vww1), "--runs", "3", "--layers", "--json", str(js)])
     assert rc == 0, out + err
     rec = json.loads(js.read_text())
     _, meta, _ = read_project(vww1)
@@ -102,29 +85,29 @@ def test_emulate_probes_latency_layers_and_reference_output(vww1, tmp_path, caps
     assert abs(sum(pred) / sum(la["instructions"] for la in rec["layers"]) - 1) < 0.05
 
 
-def test_probe_rejects_a_project_the_board_does_not_run(vww1, tmp_path, capsys):
+def test_probe_rejects_a_project_the_board_does_not_run(vww1, tmp_path, tinyengine_cli):
     _, meta, board = read_project(vww1)
     res = build_project(vww1, meta, board)
     other = tmp_path / "other"
     generate("mcunet-vww1", "qemu-m4", other, seed=2)  # same network, other weights: other hash
     with qemu_serial(res.elf, board.qemu_machine) as q:
-        rc, out, err = run(["probe", "--port", q.url, "--project", str(other), "--runs", "1"], capsys)
+        rc, out, err = tinyengine_cli(["probe", "--port", q.url, "--project", str(other), "--runs", "1"])
         assert rc == 2 and "model hash" in err and "flash the project first" in err
-        rc, out, err = run(["probe", "--port", q.url, "--runs", "2"], capsys)  # no project: no checks
+        rc, out, err = tinyengine_cli(["probe", "--port", q.url, "--runs", "2"])  # no project: no checks
         assert rc == 0 and "mcunet-vww1" in out
         with ProbeClient.open(q.url) as c:  # the firmware is still answering
             assert c.ping(b"ok") >= 0
 
 
-def test_probe_unreachable_port_is_one_clear_error(capsys):
-    rc, out, err = run(["probe", "--port", "socket://127.0.0.1:9", "--runs", "1", "--timeout", "1"], capsys)
+def test_probe_unreachable_port_is_one_clear_error(tinyengine_cli):
+    rc, out, err = tinyengine_cli(["probe", "--port", "socket://127.0.0.1:9", "--runs", "1", "--timeout", "1"])
     assert rc == 1 and "socket://127.0.0.1:9" in out
 
 
-def test_model_too_large_fails_at_build_naming_the_overflow(tmp_path, capsys):
+def test_model_too_large_fails_at_build_naming_the_overflow(tmp_path, tinyengine_cli):
     root = tmp_path / "big"
     generate("mbv2-w0.35", "stm32f412", root)  # arena 290,304 B > 256 KB
-    rc, out, err = run(["build", str(root)], capsys)
+    rc, out, err = tinyengine_cli(["build", str(root)])
     assert rc == 1
     m = re.search(r"does not fit stm32f412's 256 KB SRAM: region RAM overflowed by ([\d,]+) B", out)
     assert m, out
@@ -134,8 +117,8 @@ def test_model_too_large_fails_at_build_naming_the_overflow(tmp_path, capsys):
     assert "platform = ststm32" in ini and "board = nucleo_f412zg" in ini  # the real board's env is there too
 
 
-def test_build_errors_name_the_folder(tmp_path, capsys):
-    rc, out, err = run(["build", str(tmp_path / "nope")], capsys)
+def test_build_errors_name_the_folder(tmp_path, tinyengine_cli):
+    rc, out, err = tinyengine_cli(["build", str(tmp_path / "nope")])
     assert rc == 2 and "no such project folder" in err
-    rc, out, err = run(["build", str(tmp_path)], capsys)
+    rc, out, err = tinyengine_cli(["build", str(tmp_path)])
     assert rc == 2 and "not a generated project" in err

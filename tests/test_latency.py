@@ -10,29 +10,12 @@ import pytest
 from codegen.lower import kernel_choices
 from search_spaces.space import SearchSpace
 from search_spaces.zoo import load_zoo
-from tinyengine import cli as te_cli
 from tinyengine.boards import load_board
 from tinyengine.graph import build_graph
 from tinyengine.latency import (CPI_ESTIMATE, LatencyError, LatencyModel, Sample, default_model, evaluate, fit,
                                 layer_features, read_records)
 from tinyengine.planner import plan_memory
 
-ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-
-
-@pytest.fixture(autouse=True)
-def _plain_console(monkeypatch):
-    monkeypatch.setenv("COLUMNS", "250")
-    monkeypatch.setenv("NO_COLOR", "1")
-
-
-def run(argv, capsys):
-    try:
-        rc = te_cli.main(argv)
-    except SystemExit as e:
-        rc = e.code
-    out, err = capsys.readouterr()
-    return rc, " ".join(ANSI.sub("", out).split()), err
 
 
 def layers_of(arch) -> list[dict]:
@@ -131,7 +114,7 @@ def _record(path, layers, measured, unit="instructions", core="cortex-m4", lower
     return path
 
 
-def test_calibrate_and_analyze_commands(tmp_path, capsys):
+def test_calibrate_and_analyze_commands(tmp_path, tinyengine_cli):
     train, test = random_layers(10, 5), random_layers(2, 6)
     truth = truth_for(train + test)
     recs = []
@@ -144,12 +127,12 @@ def test_calibrate_and_analyze_commands(tmp_path, capsys):
             recs.append(_record(tmp_path / f"{m}.json", las, meas))
     held = [str(p) for p in recs[-2:]]
     out_model = tmp_path / "lat.json"
-    rc, out, err = run(["calibrate", *map(str, recs), "--board", "qemu-m4", "--out", str(out_model),
-                        "--holdout", *held], capsys)
+    rc, out, err = tinyengine_cli(["calibrate", *map(str, recs), "--board", "qemu-m4", "--out", str(out_model),
+                        "--holdout", *held])
     assert rc == 0, err
     assert "within +-10%: 100.0%" in out and out_model.is_file()
     js = tmp_path / "a.json"
-    rc, out, err = run(["analyze", "mcunet-vww1", "--latency-model", str(out_model), "--json", str(js)], capsys)
+    rc, out, err = tinyengine_cli(["analyze", "mcunet-vww1", "--latency-model", str(out_model), "--json", str(js)])
     assert rc == 0, err
     d = json.loads(js.read_text())
     model = LatencyModel.load(out_model)
@@ -157,19 +140,19 @@ def test_calibrate_and_analyze_commands(tmp_path, capsys):
     assert [r["predicted_latency"] for r in d["layers"]] == pytest.approx(want)
     assert d["totals"]["predicted_latency"]["unit"] == "instructions"
     assert f"predicted latency {sum(want):,.0f} instructions" in out
-    rc, out, err = run(["analyze", "mcunet-vww1", "--board", "stm32f746g-disco", "--quiet"], capsys)
+    rc, out, err = tinyengine_cli(["analyze", "mcunet-vww1", "--board", "stm32f746g-disco", "--quiet"])
     assert rc == 0 and re.search(r"predicted latency [\d,]+ cycles = [\d.]+ ms at 216 MHz", out), out
 
 
-def test_calibrate_errors_name_the_record(tmp_path, capsys):
+def test_calibrate_errors_name_the_record(tmp_path, tinyengine_cli):
     las = layers_of(load_zoo("mcunet-vww1"))
     no_low = _record(tmp_path / "nolow.json", las, [1.0] * len(las), lowering=False)
-    rc, out, err = run(["calibrate", str(no_low), "--board", "qemu-m4"], capsys)
+    rc, out, err = tinyengine_cli(["calibrate", str(no_low), "--board", "qemu-m4"])
     assert rc == 2 and "nolow.json: no lowering" in err
     a = _record(tmp_path / "a.json", las, [1.0] * len(las))
     b = _record(tmp_path / "b.json", las, [1.0] * len(las), unit="cycles")
     with pytest.raises(LatencyError, match="b.json: unit 'cycles' differs"):
         read_records([a, b])
     (tmp_path / "junk.json").write_text("{")
-    rc, out, err = run(["calibrate", str(tmp_path / "junk.json"), "--board", "qemu-m4"], capsys)
+    rc, out, err = tinyengine_cli(["calibrate", str(tmp_path / "junk.json"), "--board", "qemu-m4"])
     assert rc == 2 and "junk.json: invalid JSON" in err

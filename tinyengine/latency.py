@@ -155,12 +155,7 @@ class LatencyModel:
     @classmethod
     def load(cls, path: str | Path) -> "LatencyModel":
         p = Path(path)
-        try:
-            d = json.loads(p.read_text())
-        except FileNotFoundError:
-            raise LatencyError(f"latency model {p}: no such file (make one with `tinyengine calibrate`)") from None
-        except json.JSONDecodeError as e:
-            raise LatencyError(f"latency model {p}: invalid JSON ({e.msg}, line {e.lineno})") from None
+        d = _load_json(p, f"latency model {p}", "no such file (make one with `tinyengine calibrate`)")
         if not isinstance(d, dict) or d.get("format") != FORMAT:
             raise LatencyError(f"latency model {p}: not a {FORMAT} file")
         try:
@@ -169,6 +164,15 @@ class LatencyModel:
             return cls(str(d["target"]), str(d["core"]), str(d["unit"]), kernels, source=str(p))
         except (KeyError, TypeError, ValueError) as e:
             raise LatencyError(f"latency model {p}: malformed ({type(e).__name__}: {e})") from None
+
+
+def _load_json(p: Path, what: str, missing: str):
+    try:
+        return json.loads(p.read_text())
+    except FileNotFoundError:
+        raise LatencyError(f"{what}: {missing}") from None
+    except json.JSONDecodeError as e:
+        raise LatencyError(f"{what}: invalid JSON ({e.msg}, line {e.lineno})") from None
 
 
 def default_model(board=None) -> LatencyModel:
@@ -202,12 +206,7 @@ def read_records(paths: list[str | Path]) -> tuple[list[Sample], dict]:
     meta: dict = {}
     for path in paths:
         p = Path(path)
-        try:
-            rec = json.loads(p.read_text())
-        except FileNotFoundError:
-            raise LatencyError(f"{p}: no such probe record") from None
-        except json.JSONDecodeError as e:
-            raise LatencyError(f"{p}: invalid JSON ({e.msg}, line {e.lineno})") from None
+        rec = _load_json(p, str(p), "no such probe record")
         if not isinstance(rec, dict) or "layers" not in rec:
             raise LatencyError(f"{p}: no per-layer timings (record it with `tinyengine probe --layers --json` "
                                "or `tinyengine emulate --layers --json`)")

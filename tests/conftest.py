@@ -1,0 +1,35 @@
+"""Shared fixtures: command lines run in-process with plain (uncoloured, unwrapped) console output."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def flat(text: str) -> str:
+    """Console text without colour codes, with line wrapping undone."""
+    return " ".join(ANSI.sub("", text).split())
+
+
+@pytest.fixture
+def plain_console(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "250")
+    monkeypatch.delenv("FORCE_COLOR", raising=False)
+    monkeypatch.setenv("NO_COLOR", "1")
+
+
+@pytest.fixture
+def tinyengine_cli(plain_console, capsys):
+    """run(argv) -> (exit status, flattened stdout, stderr) of ``tinyengine argv``."""
+    from tinyengine import cli
+
+    def run(argv):
+        try:
+            rc = cli.main(argv)
+        except SystemExit as e:  # argparse errors
+            rc = e.code
+        out, err = capsys.readouterr()
+        return rc, flat(out), err
+    return run
