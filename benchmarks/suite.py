@@ -50,7 +50,7 @@ def firmware(spec: str, arch, work: Path) -> dict:
     root, meta, board = read_project(root)
     res = build_project(root, meta, board)
     rec = emulate_built(res, root, meta, board, runs=1, layers=False, timeout=300)
-    pred = default_model(board).predict_arch(arch)
+    pred = default_model().predict_arch(arch)  # instructions, like the measurement
     return {"board": board.name, "fw_flash_B": res.flash_bytes, "fw_sram_B": res.ram_bytes,
             "fw_arena_B": res.arena_bytes, "instructions": rec["latency"]["median"], "macs": meta["macs"],
             "predicted_instructions": pred, "output_ok": rec["checks"]["output_equals_reference"]}
