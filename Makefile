@@ -15,9 +15,17 @@ setup:
 test: setup
 	$(PY) -m pytest -q
 
+# The main job, end to end on the embedded default (QEMU Cortex-M4; `make demo BOARD=stm32f746g-disco`
+# builds for that board's flash/SRAM and runs on its QEMU stand-in): stage 1 for the F746 budget, a
+# small search (smoke budget) under 64 KB SRAM / 256 KB flash on Fashion-MNIST, its int8 winner as a
+# C project, the firmware built offline with PlatformIO, run in QEMU and probed over the serial port.
+BOARD ?= qemu-m4
 demo: setup
 	$(VENV)/bin/tinynas space --board stm32f746g-disco --samples 1000 --plot out/demo/space_cdf.png --json out/demo/space.json
-	$(VENV)/bin/tinyengine analyze mcunet-in3
+	$(VENV)/bin/tinynas search --sram 64KB --flash 256KB --budget smoke --out out/demo/search
+	$(VENV)/bin/tinyengine gen out/demo/search --board $(BOARD) --out out/demo/firmware
+	$(VENV)/bin/tinyengine emulate out/demo/firmware --layers --json out/demo/probe.json
+	$(VENV)/bin/tinyengine analyze mcunet-in3 --board stm32f746g-disco --quiet --plot out/demo/mcunet-in3_memory.png
 
 # The co-design benchmark suite (not part of the tests): planner vs firmware vs TF-Lite Micro, and
 # instructions per inference on the emulated Cortex-M4, for the zoo and sampled networks.

@@ -28,7 +28,8 @@ def add_gen_parser(subparsers) -> argparse.ArgumentParser:
     g = subparsers.add_parser(
         "gen", help="generate the C project (model.c/model.h/weights.c, kernels, Makefile, platformio.ini)",
         description="Quantise MODEL, plan its memory and write a self-contained C project for BOARD.")
-    g.add_argument("model", help="zoo name (e.g. mcunet-vww1) or path to an architecture JSON")
+    g.add_argument("model", help="zoo name (e.g. mcunet-vww1), path to an architecture JSON, or a "
+                   "`tinynas search` output folder (its arch.json and already quantised model_int8.pkl)")
     g.add_argument("--board", required=True, help=f"board preset ({', '.join(list_boards())})")
     g.add_argument("--out", required=True, help="project folder to write (created)")
     g.add_argument("--weights", default="random", metavar="random|PATH",
@@ -117,8 +118,10 @@ def calibration_images(arch: ArchConfig, n: int, seed: int, source: str = "rando
 def generate(model_spec: str, board_name: str, out: str | Path, *, weights: str = "random", seed: int = 0,
              calib: int = 16, winograd: bool = False, calib_data: str = "random") -> Project:
     """The whole pipeline behind ``tinyengine gen`` (no printing): returns the written project."""
-    arch = load_model(model_spec)
     board = load_board(board_name)
+    if Path(model_spec).is_dir():
+        return _generate_searched(Path(model_spec), board, out, seed=seed, winograd=winograd)
+    arch = load_model(model_spec)
     if calib < 1:
         raise ValueError(f"--calib must be >= 1, got {calib}")
     if weights == "random":
@@ -131,6 +134,26 @@ def generate(model_spec: str, board_name: str, out: str | Path, *, weights: str 
     plan = plan_memory(graph)
     return write_project(out, arch, graph, plan, board, winograd=winograd, seed=seed,
                          weights_from=f"{source}; calibrated on {calib} {calib_data} images")
+
+
+def _generate_searched(folder: Path, board, out, *, seed: int, winograd: bool) -> Project:
+    """A `tinynas search` output: the int8 graph it evaluated (so the firmware computes exactly the
+    int8 accuracy the search reported), with its architecture."""
+    import pickle
+
+    from tinyengine.graph import Graph
+    arch_file, graph_file = folder / "arch.json", folder / "model_int8.pkl"
+    for f in (arch_file, graph_file):
+        if not f.is_file():
+            raise ValueError(f"{folder}: not a `tinynas search` output folder ({f.name} is missing)")
+    arch = ArchConfig.load(arch_file)
+    with open(graph_file, "rb") as fh:
+        graph = pickle.load(fh)  # written by tinynas.search from this code base
+    if not isinstance(graph, Graph):
+        raise ValueError(f"{graph_file}: not a pickled int8 tinyengine Graph ({type(graph).__name__})")
+    plan = plan_memory(graph)
+    return write_project(out, arch, graph, plan, board, winograd=winograd, seed=seed,
+                         weights_from=f"{folder} (trained by tinynas search; its int8 model as evaluated)")
 
 
 def build_host(root: Path, target: str = "host", timeout: float = 600) -> subprocess.CompletedProcess:
