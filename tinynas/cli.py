@@ -17,6 +17,7 @@ from tinyengine.boards import BoardError, list_boards
 from tinyengine.units import format_size
 
 from .constraints import constraints_from_args
+from .data import DatasetError
 from .space_opt import optimize_space, plot_cdf
 
 
@@ -68,7 +69,65 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", dest="json_out", help="write every space's figures and the choice here")
     s.add_argument("--plot", help="write the MACs CDF of the best spaces here (PNG)")
     s.add_argument("--top", type=int, default=12, help="rows of the table (default 12)")
+
+    q = sub.add_parser("search", help="stage 2: train a supernet and search a network that fits",
+                       description="Stage 1 picks (W, R); an OFA-style supernet is trained on it; a "
+                       "constrained evolution (and a random search with as many evaluations) picks the "
+                       "sub-network with the best held-out accuracy; the winner is fine-tuned, quantised "
+                       "to int8 and compared with a hand-scaled MobileNetV2 that fits the same budget. "
+                       "Re-running with the same --out resumes an interrupted run.")
+    q.add_argument("--board", help=f"board preset for the limits ({', '.join(list_boards())})")
+    q.add_argument("--sram", help="SRAM limit, e.g. 320KB (overrides the board's)")
+    q.add_argument("--flash", help="flash limit, e.g. 1MB (overrides the board's)")
+    q.add_argument("--latency", help="latency limit, e.g. 200ms (needs --board)")
+    q.add_argument("--sram-reserve", default="0", help="SRAM kept for the firmware")
+    q.add_argument("--flash-reserve", default="0", help="flash kept for the firmware's code")
+    q.add_argument("--data", default="fashion-mnist",
+                   help="'fashion-mnist' (default) or an ImageFolder directory (PATH/<class>/*.png, or "
+                        "PATH/train and PATH/test)")
+    q.add_argument("--in-channels", type=int, default=1, help="input channels, 1 or 3 (default 1)")
+    q.add_argument("--budget", default="smoke", help="smoke | quick | full (default smoke)")
+    q.add_argument("--out", required=True, help="output directory (also the resume state)")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--device", help="torch device (default: cuda when present, else cpu)")
+    q.add_argument("--threads", type=int, help="CPU threads for torch (default: all cores, 1 per spare "
+                   "core when the machine is busy)")
+    q.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
+
+
+def cmd_search(args: argparse.Namespace, console: Console) -> int:
+    from .search import BUDGETS, SearchOptions, run_search
+    if args.budget not in BUDGETS:
+        raise ValueError(f"--budget: unknown budget {args.budget!r}; choose one of {', '.join(BUDGETS)}")
+    if args.data != "fashion-mnist" and not Path(args.data).is_dir():
+        raise ValueError(f"--data: {args.data!r} is neither 'fashion-mnist' nor a directory")
+    if args.in_channels not in (1, 3):
+        raise ValueError(f"--in-channels: must be 1 or 3, got {args.in_channels}")
+    if args.threads is not None and args.threads < 1:
+        raise ValueError(f"--threads: must be at least 1, got {args.threads}")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out: {out} exists and is not a directory")
+    cons = constraints_from_args(args.board, args.sram, args.flash, args.latency,
+                                 sram_reserve=args.sram_reserve, flash_reserve=args.flash_reserve)
+    if cons.latency_s is not None and cons.board is None:
+        raise ValueError("--latency: a latency limit needs --board (the core and clock it runs on)")
+    console.print(f"[bold]TinyNAS search[/] ({args.budget}) under {cons.describe()} -> {out}")
+    if cons.latency_s is not None:
+        from .latency import latency_source
+        console.print(f"latency from the {latency_source(cons)}")
+    opts = SearchOptions(cons, out, data=args.data, budget=args.budget, in_channels=args.in_channels,
+                         seed=args.seed, device=args.device, threads=args.threads,
+                         progress=not args.no_progress)
+    s = run_search(opts, log=lambda m: console.print(m, highlight=False))
+    if not s:
+        return 0
+    w = s["winner"]
+    console.print(f"[bold green]winner[/]: float {100 * w['float_test_acc']:.2f}%, int8 "
+                  f"{100 * w['int8_test_acc']:.2f}%, {w['macs'] / 1e6:.2f}M MACs, peak SRAM "
+                  f"{format_size(w['peak_sram'])}, flash {format_size(w['flash_bytes'])}")
+    return 0
 
 
 def cmd_space(args: argparse.Namespace, console: Console) -> int:
@@ -157,7 +216,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.cmd == "space":
             return cmd_space(args, console)
-    except (ValueError, ArchError, BoardError) as e:  # one clear line, no traceback
+        if args.cmd == "search":
+            return cmd_search(args, console)
+    except (ValueError, ArchError, BoardError, DatasetError) as e:  # one clear line, no traceback
         print(f"tinynas {args.cmd}: error: {e}", file=sys.stderr)
         return 2
     parser.error(f"unknown command {args.cmd}")

@@ -1,0 +1,436 @@
+"""``tinynas search``: the whole TinyNAS pipeline into one output directory.
+
+stage 1 (pick W, R for the budget) -> train the elastic supernet -> constrained evolution and a random
+search with the same number of evaluations (fitness: held-out accuracy after BN recalibration) ->
+fine-tune the winner -> int8 quantisation with the engine, int8 accuracy on the NumPy reference ->
+the same for a hand-scaled MobileNetV2 that fits the same budget -> report.
+
+Every long step checkpoints into OUT and is skipped or resumed when OUT already holds its results.
+"""
+from __future__ import annotations
+
+import json
+import pickle
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from search_spaces.arch import ArchConfig
+from search_spaces.space import SearchSpace
+from search_spaces.supernet import SuperNet, recalibrate_bn
+from search_spaces.torch_model import build_torch_model
+from tinyengine.cost import fast_costs
+from tinyengine.units import format_size
+
+from . import latency as latency_mod
+from .constraints import Constraints
+from .data import DatasetError, load_fashion_mnist_uint8, load_image_folder
+from .evolution import (EvalCache, EvoConfig, Feasibility, SearchError, evolution_search,
+                        genes_from_json, pareto_front, plot_pareto, random_search)
+from .space_opt import optimize_space, plot_cdf
+from .train import TrainConfig, default_device, dist_info, evaluate, init_distributed, to_input, train
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How much work each step gets. ``smoke`` is for tests and demos, ``full`` the real thing."""
+
+    resolutions: tuple[int, ...]
+    train_limit: int | None        # training images used (None: all)
+    holdout: int                   # training images held out for the search's fitness
+    calib: int                     # images for BN recalibration / int8 calibration
+    supernet: TrainConfig
+    finetune: TrainConfig
+    evo: EvoConfig
+    test_limit: int | None         # float test accuracy on this many test images (None: all)
+    int8_test_limit: int | None    # int8 (NumPy reference, ~20-35 ms/image) on this many (None: all)
+    space_samples: int = 500
+    random_repeats: int = 0        # extra random searches (other seeds) for the comparison
+
+
+BUDGETS: dict[str, Budget] = {
+    "smoke": Budget(resolutions=(32, 40), train_limit=1200, holdout=200, calib=64,
+                    supernet=TrainConfig(epochs=2, largest_epochs=1, batch_size=64, n_random=1, lr=0.05),
+                    finetune=TrainConfig(epochs=1, batch_size=64, lr=0.01),
+                    evo=EvoConfig(population=4, generations=2), test_limit=200, int8_test_limit=20,
+                    space_samples=100),
+    "quick": Budget(resolutions=(32, 40), train_limit=None, holdout=2500, calib=256,
+                    supernet=TrainConfig(epochs=2, largest_epochs=1, batch_size=128, n_random=1, lr=0.08),
+                    finetune=TrainConfig(epochs=3, batch_size=128, lr=0.03),
+                    evo=EvoConfig(population=10, generations=4), test_limit=None, int8_test_limit=None,
+                    space_samples=500),
+    "full": Budget(resolutions=tuple(range(32, 97, 8)), train_limit=None, holdout=5000, calib=512,
+                   supernet=TrainConfig(epochs=30, largest_epochs=10, batch_size=128, n_random=2,
+                                        lr=0.1, augment=True),
+                   finetune=TrainConfig(epochs=10, batch_size=128, lr=0.02, augment=True),
+                   evo=EvoConfig(population=50, generations=20), test_limit=None, int8_test_limit=None,
+                   space_samples=1000),
+}
+
+
+@dataclass
+class SearchOptions:
+    cons: Constraints
+    out: Path
+    data: str = "fashion-mnist"
+    budget: str = "smoke"
+    in_channels: int = 1
+    seed: int = 0
+    device: str | None = None
+    threads: int | None = None    # CPU threads for torch (None: see cpu_threads)
+    progress: bool = True
+    overrides: dict = field(default_factory=dict)  # Budget fields to replace (tests, benchmarks)
+
+
+@dataclass
+class Dataset:
+    x_train: torch.Tensor   # uint8 (N, C, H, W)
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    classes: list[str]
+    source: str
+
+
+def cpu_threads() -> int:
+    """torch's default thread count, but 1 per spare core on a busy machine: OpenMP threads that
+    wait at barriers for a descheduled sibling make training ~10x slower than one thread."""
+    import os
+    try:
+        spare = (os.cpu_count() or 1) - int(round(os.getloadavg()[0]))
+    except OSError:
+        spare = os.cpu_count() or 1
+    return max(1, min(torch.get_num_threads(), spare))
+
+
+def get_budget(name: str, overrides: dict | None = None) -> Budget:
+    if name not in BUDGETS:
+        raise ValueError(f"--budget: unknown budget {name!r}; choose one of {', '.join(BUDGETS)}")
+    b = BUDGETS[name]
+    return replace(b, **overrides) if overrides else b
+
+
+def load_data(spec: str, channels: int, budget: Budget) -> Dataset:
+    """'fashion-mnist' (Debian's dataset-fashion-mnist) or an ImageFolder directory: PATH/train and
+    PATH/test (or PATH/val) with one sub-directory per class, or PATH/<class> split 85/15."""
+    if spec == "fashion-mnist":
+        from .data import FASHION_CLASSES
+        xtr, ytr = load_fashion_mnist_uint8("train", limit=budget.train_limit)
+        xte, yte = load_fashion_mnist_uint8("test", limit=budget.test_limit)
+        return Dataset(torch.from_numpy(xtr), torch.from_numpy(ytr), torch.from_numpy(xte),
+                       torch.from_numpy(yte), list(FASHION_CLASSES), "Fashion-MNIST (dataset-fashion-mnist)")
+    root = Path(spec)
+    if not root.is_dir():
+        raise DatasetError(f"--data: {spec!r} is neither 'fashion-mnist' nor a directory")
+    size = max(budget.resolutions)
+    test_dir = next((root / d for d in ("test", "val") if (root / d).is_dir()), None)
+    if (root / "train").is_dir() and test_dir is not None:
+        xtr, ytr, names = load_image_folder(root / "train", size=size, channels=channels, limit=budget.train_limit)
+        xte, yte, _ = load_image_folder(test_dir, size=size, channels=channels, limit=budget.test_limit,
+                                        classes=names)
+    else:
+        x, y, names = load_image_folder(root, size=size, channels=channels)
+        perm = np.random.default_rng(12345).permutation(len(y))
+        n_test = max(1, int(0.15 * len(y)))
+        te, tr = perm[:n_test], perm[n_test:]
+        if budget.train_limit:
+            tr = tr[:budget.train_limit]
+        if budget.test_limit:
+            te = te[:budget.test_limit]
+        xtr, ytr, xte, yte = x[tr], y[tr], x[te], y[te]
+    return Dataset(torch.from_numpy(xtr), torch.from_numpy(ytr), torch.from_numpy(xte), torch.from_numpy(yte),
+                   names, f"ImageFolder {root}")
+
+
+def make_space(ds: Dataset, channels: int, budget: Budget) -> SearchSpace:
+    return SearchSpace(num_classes=len(ds.classes), in_channels=channels, resolution_choices=budget.resolutions)
+
+
+def baseline_arch(space: SearchSpace, cons: Constraints) -> ArchConfig | None:
+    """Hand-scaled MobileNetV2: every block k3, expand 6 (or the largest uniform expand that fits),
+    one uniform depth; the (W, R, depth) with the most MACs that fits the budget."""
+    best, best_macs = None, -1
+    ki = space.kernel_choices.index(3) if 3 in space.kernel_choices else 0
+    for ei in reversed(range(len(space.expand_choices))):
+        for w in space.width_choices:
+            for r in space.resolution_choices:
+                for d in space.depth_choices:
+                    k = np.full((space.n_stages, space.max_depth), ki)
+                    e = np.full((space.n_stages, space.max_depth), ei)
+                    depth = [space.fixed_depths.get(s, d) for s in range(space.n_stages)]
+                    try:
+                        a = space.build(w, r, k, e, depth, name=f"mbv2-w{w:g}-r{r}-d{d}-e{space.expand_choices[ei]}")
+                    except Exception:
+                        continue
+                    c = fast_costs(a)
+                    if c.fits(cons.sram_bytes, cons.flash_bytes) and c.macs > best_macs and (
+                            cons.latency_s is None or cons.board is None
+                            or latency_mod.predict_latency_s(a, cons) <= cons.latency_s):
+                        best, best_macs = a, c.macs
+        if best is not None:
+            return best
+    return None
+
+
+def int8_accuracy(arch: ArchConfig, model: torch.nn.Module, calib: np.ndarray, x: np.ndarray,
+                  y: np.ndarray, progress: bool = False):
+    """Quantise with the engine and run the bit-exact NumPy reference; (graph, accuracy)."""
+    from tqdm import tqdm
+    from tinyengine.quantize import quantize_model
+    from tinyengine.reference import quantize_input, dequantize_output, run_graph
+    graph = quantize_model(arch, model.cpu().eval(), calib)
+    correct = 0
+    for img, lab in tqdm(list(zip(x, y)), desc="int8 reference", disable=not progress, leave=False):
+        vals = run_graph(graph, quantize_input(graph, img))
+        correct += int(np.argmax(dequantize_output(graph, vals[graph.outputs[0]])) == lab)
+    return graph, correct / max(1, len(y))
+
+
+def run_search(opts: SearchOptions, log: Callable[[str], None] = print) -> dict:
+    """Run (or resume) the pipeline; returns the summary also written to OUT/summary.json."""
+    t_start = time.perf_counter()
+    budget = get_budget(opts.budget, opts.overrides)
+    if opts.in_channels not in (1, 3):
+        raise ValueError(f"--in-channels: must be 1 or 3, got {opts.in_channels}")
+    if opts.cons.latency_s is not None and opts.cons.board is None:
+        raise ValueError("--latency: a latency limit needs --board (the core and clock it runs on)")
+    init_distributed()
+    rank, world = dist_info()
+    device = torch.device(opts.device) if opts.device else default_device()
+    torch.manual_seed(opts.seed)
+    torch.set_flush_denormal(True)
+    if device.type == "cpu":
+        torch.set_num_threads(opts.threads or cpu_threads())
+    out = opts.out
+    out.mkdir(parents=True, exist_ok=True)
+    ck = out / "checkpoints"
+    timings: dict[str, float] = {}
+
+    # ---------------------------------------------------------------- data, stage 1
+    ds = load_data(opts.data, opts.in_channels, budget)
+    if len(ds.y_train) <= budget.holdout + budget.calib:
+        raise DatasetError(f"--data: {len(ds.y_train)} training images are too few for a held-out split "
+                           f"of {budget.holdout} (budget {opts.budget})")
+    log(f"data: {ds.source}, {len(ds.y_train)} train / {len(ds.y_test)} test images, {len(ds.classes)} classes, "
+        f"device {device}" + (f" ({torch.get_num_threads()} threads)" if device.type == "cpu" else "")
+        + (f", {world} processes" if world > 1 else ""))
+    space = make_space(ds, opts.in_channels, budget)
+    t = time.perf_counter()
+    sres = optimize_space(space, opts.cons, samples=budget.space_samples, seed=opts.seed, min_fit_ratio=0.01)
+    timings["stage1_s"] = time.perf_counter() - t
+    if sres.choice is None:
+        lo = min(sres.stats, key=lambda s: s.min_peak_sram)
+        lf = min(sres.stats, key=lambda s: s.min_flash)
+        raise SearchError(f"no sub-network fits {opts.cons.describe()}: the smallest footprint found is peak "
+                          f"SRAM {format_size(lo.min_peak_sram)} (W={lo.width_mult:g}, R={lo.resolution}) and "
+                          f"flash {format_size(lf.min_flash)} (W={lf.width_mult:g}, R={lf.resolution}); raise "
+                          "--sram/--flash")
+    W, R = sres.choice.width_mult, sres.choice.resolution
+    if rank == 0:
+        (out / "space.json").write_text(json.dumps(sres.to_dict(), indent=1) + "\n")
+        plot_cdf(sres, str(out / "space_cdf.png"))
+    log(f"stage 1: W={W:g}, R={R} ({100 * sres.choice.fit_ratio:.1f}% of sampled sub-networks fit, mean "
+        f"{sres.choice.mean_macs / 1e6:.2f}M MACs)")
+
+    # held-out split of the training set (fixed by the seed), calibration images from the rest
+    perm = torch.randperm(len(ds.y_train), generator=torch.Generator().manual_seed(opts.seed + 99))
+    hold, tr = perm[:budget.holdout], perm[budget.holdout:]
+    x_tr, y_tr = ds.x_train[tr], ds.y_train[tr]
+    x_ho, y_ho = ds.x_train[hold], ds.y_train[hold]
+    calib = to_input(x_tr[:budget.calib], R, opts.in_channels, device)
+
+    # ---------------------------------------------------------------- supernet
+    t = time.perf_counter()
+    supernet = SuperNet(space, W).to(device)
+    hist = train(supernet, x_tr, y_tr, R, opts.in_channels, budget.supernet, ck / "supernet.pt",
+                 space=space, width_mult=W, device=device, progress=opts.progress, desc="supernet", log=log)
+    timings["supernet_s"] = time.perf_counter() - t
+    if world > 1 and rank != 0:
+        return {}  # the search and everything after it run on rank 0 only
+
+    def fitness(arch: ArchConfig) -> float:
+        sub = supernet.extract_subnet(arch)
+        recalibrate_bn(sub, calib)
+        sub.eval()
+        return evaluate(sub, x_ho, y_ho, R, opts.in_channels, device=device)
+
+    # ---------------------------------------------------------------- evolution vs random search
+    feas = Feasibility(space, W, R, opts.cons)
+    cache = EvalCache(fitness, feas, out / "eval_cache.json")
+    n_cached = len(cache)
+    t = time.perf_counter()
+
+    def gen_log(g, n, h):
+        log(f"evolution generation {g}/{n}: best held-out acc {h['best_acc']:.4f}, mean {h['mean_acc']:.4f}, "
+            f"{h['evaluated']} evaluated")
+    evo = evolution_search(feas, cache, replace(budget.evo, seed=opts.seed), out / "search_state.json", gen_log)
+    timings["evolution_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    rnd = random_search(feas, cache, evo["evaluations"], seed=opts.seed)
+    repeats = [rnd["best"]["acc"]]
+    for r in range(1, budget.random_repeats + 1):
+        repeats.append(random_search(feas, cache, evo["evaluations"], seed=opts.seed + 1000 * r)["best"]["acc"])
+    timings["random_search_s"] = time.perf_counter() - t
+    log(f"search: evolution best {evo['best']['acc']:.4f} vs random search best {rnd['best']['acc']:.4f} "
+        f"({evo['evaluations']} evaluations each; {cache.computed} computed now, {n_cached} from the cache)")
+    all_recs = list(cache.records.values())
+    fronts = {"macs": pareto_front(all_recs, "macs"), "peak_sram": pareto_front(all_recs, "peak_sram")}
+    (out / "pareto.json").write_text(json.dumps({"constraints": opts.cons.to_dict(), "width_mult": W,
+                                                 "resolution": R, "front_macs": fronts["macs"],
+                                                 "front_peak_sram": fronts["peak_sram"],
+                                                 "evaluated": len(all_recs)}, indent=1) + "\n")
+    plot_pareto(all_recs, out / "pareto.png", f"held-out accuracy vs cost, W={W:g} R={R}, "
+                f"{opts.cons.describe()}", evo["best"])
+
+    # ---------------------------------------------------------------- winner: fine-tune, int8
+    g = genes_from_json(evo["best"]["genes"])
+    arch = feas.build(g, name=f"tinynas-w{W:g}-r{R}")
+    arch = replace(arch, meta={"searched_by": "tinynas search", "budget": opts.budget, "key": evo["best"]["key"]})
+    arch.save(out / "arch.json")
+    t = time.perf_counter()
+    net = supernet.extract_subnet(arch)
+    recalibrate_bn(net, calib)
+    net.eval()
+    acc_before = evaluate(net, ds.x_test, ds.y_test, R, opts.in_channels, device=device)
+    train(net, x_tr, y_tr, R, opts.in_channels, budget.finetune, ck / "finetune.pt", device=device,
+          progress=opts.progress, desc="fine-tune", log=log)
+    net.eval()
+    timings["finetune_s"] = time.perf_counter() - t
+    winner = _finish(arch, net, "winner", ds, x_tr, budget, opts, device, out, log, timings)
+    winner["test_acc_before_finetune"] = acc_before
+    winner["heldout_acc_supernet"] = evo["best"]["acc"]
+    torch.save(net.state_dict(), out / "weights.pt")
+
+    # ---------------------------------------------------------------- hand-scaled MobileNetV2 baseline
+    base_arch = baseline_arch(space, opts.cons)
+    baseline = None
+    if base_arch is not None:
+        t = time.perf_counter()
+        torch.manual_seed(opts.seed)
+        bnet = build_torch_model(base_arch)
+        bcfg = replace(budget.finetune, epochs=budget.supernet.epochs + budget.finetune.epochs, lr=budget.supernet.lr)
+        train(bnet, x_tr, y_tr, base_arch.resolution, opts.in_channels, bcfg, ck / "baseline.pt", device=device,
+              progress=opts.progress, desc="baseline", log=log)
+        bnet.eval()
+        timings["baseline_train_s"] = time.perf_counter() - t
+        baseline = _finish(base_arch, bnet, "baseline", ds, x_tr, budget, opts, device, out, log, timings)
+        base_arch.save(out / "baseline_arch.json")
+        torch.save(bnet.state_dict(), out / "baseline_weights.pt")
+        baseline["epochs"] = bcfg.epochs
+    timings["total_s"] = time.perf_counter() - t_start
+    tpath = out / "timings.json"  # compute spent over all (interrupted and resumed) runs
+    cumulative = json.loads(tpath.read_text()) if tpath.exists() else {}
+    cumulative = {k: cumulative.get(k, 0.0) + timings.get(k, 0.0) for k in set(cumulative) | set(timings)}
+    tpath.write_text(json.dumps(cumulative, indent=1) + "\n")
+
+    summary = {
+        "constraints": opts.cons.to_dict(), "budget": opts.budget, "data": ds.source, "device": str(device),
+        "space": {"width_mult": W, "resolution": R, "fit_ratio": sres.choice.fit_ratio},
+        "latency_model": latency_mod.latency_source(opts.cons) if opts.cons.latency_s is not None else None,
+        "supernet_history": hist, "evolution": {"best": evo["best"], "evaluations": evo["evaluations"],
+                                                "history": evo["history"]},
+        "random_search": {"best": rnd["best"], "evaluations": rnd["evaluations"],
+                          "best_so_far": rnd["best_so_far"], "best_acc_per_seed": repeats},
+        "winner": winner, "baseline": baseline, "timings": timings, "timings_all_runs": cumulative,
+        "evaluations_computed_this_run": cache.computed, "evaluations_from_cache": n_cached,
+        "model_int8": "model_int8.pkl: pickled tinyengine.graph.Graph (int8 weights, qparams); "
+                      "load with pickle.load",
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=1, default=_jsonable) + "\n")
+    (out / "report.md").write_text(_report(summary, arch, base_arch))
+    log(f"wrote {out}/report.md ({timings['total_s']:.0f} s)")
+    return summary
+
+
+def _jsonable(o):
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    return str(o)
+
+
+def _finish(arch: ArchConfig, net, tag: str, ds: Dataset, x_tr, budget: Budget, opts: SearchOptions,
+            device, out: Path, log, timings: dict) -> dict:
+    """Float test accuracy, int8 quantisation and int8 accuracy on the NumPy reference, costs."""
+    R, C = arch.resolution, opts.in_channels
+    done = out / f"{tag}_result.json"
+    if done.exists():  # resumed run: this model was already evaluated and quantised
+        rec = json.loads(done.read_text())
+        if rec.get("arch") == arch.summary():
+            log(f"{tag}: results from {done}")
+            return rec
+    acc = evaluate(net, ds.x_test, ds.y_test, R, C, device=device)
+    t = time.perf_counter()
+    n8 = len(ds.y_test) if budget.int8_test_limit is None else min(budget.int8_test_limit, len(ds.y_test))
+    calib = to_input(x_tr[:budget.calib], R, C).numpy()
+    xq = to_input(ds.x_test[:n8], R, C).numpy()
+    acc_f_sub = evaluate(net, ds.x_test[:n8], ds.y_test[:n8], R, C, device=device)
+    graph, acc8 = int8_accuracy(arch, net, calib, xq, ds.y_test[:n8].numpy(), progress=opts.progress)
+    net.to(device)
+    timings[f"{tag}_int8_s"] = time.perf_counter() - t
+    with open(out / ("model_int8.pkl" if tag == "winner" else f"{tag}_model_int8.pkl"), "wb") as f:
+        pickle.dump(graph, f)
+    c = fast_costs(arch)
+    rec = {"arch": arch.summary(), "float_test_acc": acc, "float_test_images": len(ds.y_test),
+           "int8_test_acc": acc8, "float_acc_on_int8_images": acc_f_sub, "int8_test_images": n8,
+           "macs": c.macs, "params": c.params, "peak_sram": c.peak_sram, "flash_bytes": c.flash_bytes,
+           "fits": c.fits(opts.cons.sram_bytes, opts.cons.flash_bytes)}
+    if opts.cons.board is not None:
+        rec["latency_s_estimate"] = latency_mod.predict_latency_s(arch, opts.cons)
+    done.write_text(json.dumps(rec, indent=1) + "\n")
+    log(f"{tag}: {arch.summary()}\n  float test acc {acc:.4f} ({len(ds.y_test)} images), int8 {acc8:.4f} "
+        f"(float {acc_f_sub:.4f} on the same {n8}); {c.macs / 1e6:.2f}M MACs, peak SRAM "
+        f"{format_size(c.peak_sram)}, flash {format_size(c.flash_bytes)}")
+    return rec
+
+
+def _report(s: dict, arch: ArchConfig, base: ArchConfig | None) -> str:
+    def row(name, r):
+        return (f"| {name} | {100 * r['float_test_acc']:.2f}% | {100 * r['int8_test_acc']:.2f}% "
+                f"({r['int8_test_images']} imgs) | {r['macs'] / 1e6:.2f}M | {format_size(r['peak_sram'])} | "
+                f"{format_size(r['flash_bytes'])} | {'yes' if r['fits'] else 'NO'} |")
+    c = s["constraints"]
+    lines = [
+        "# TinyNAS search report", "",
+        f"Budget `{s['budget']}`, data {s['data']}, device {s['device']}.",
+        f"Constraints: SRAM {format_size(c['sram_bytes'])}, flash {format_size(c['flash_bytes'])}"
+        + (f", latency {c['latency_s'] * 1e3:g} ms ({s['latency_model']})" if c["latency_s"] else "")
+        + (f", board {c['board']}" if c["board"] else "") + ".",
+        f"Stage 1 space: W={s['space']['width_mult']:g}, R={s['space']['resolution']} "
+        f"({100 * s['space']['fit_ratio']:.1f}% of sampled sub-networks fit).", "",
+        "## Winner vs hand-scaled MobileNetV2 (same budget)", "",
+        "| model | float test acc | int8 test acc (NumPy reference) | MACs | peak SRAM | flash | fits |",
+        "|---|---|---|---|---|---|---|", row("TinyNAS winner", s["winner"]),
+    ]
+    if s["baseline"]:
+        lines.append(row("MobileNetV2 (uniform k3, scaled)", s["baseline"]))
+    lines += ["", f"Winner: `{arch.summary()}`"]
+    if base is not None:
+        lines += [f"Baseline: `{base.summary()}` — trained from scratch for {s['baseline']['epochs']} epochs "
+                  "(= the supernet's epochs + the winner's fine-tuning epochs)."]
+    lines += ["", "## Evolution vs random search (held-out split, same number of evaluations)", "",
+              "| search | evaluations | best held-out acc |", "|---|---|---|",
+              f"| evolution | {s['evolution']['evaluations']} | {100 * s['evolution']['best']['acc']:.2f}% |",
+              f"| random | {s['random_search']['evaluations']} | {100 * s['random_search']['best']['acc']:.2f}% |",
+              *([f"| random, {len(s['random_search']['best_acc_per_seed'])} seeds | "
+                 f"{s['random_search']['evaluations']} each | mean "
+                 f"{100 * np.mean(s['random_search']['best_acc_per_seed']):.2f}%, max "
+                 f"{100 * np.max(s['random_search']['best_acc_per_seed']):.2f}% |"]
+                if len(s["random_search"]["best_acc_per_seed"]) > 1 else []),
+              "", "Per generation: " + ", ".join(f"{100 * h['best_acc']:.2f}%" for h in s["evolution"]["history"]),
+              "", "## Supernet training", ""]
+    lines += [f"- epoch {h['epoch']} ({h['phase']}): loss {h['loss']:.4f}, train acc {100 * h['train_acc']:.2f}%"
+              for h in s["supernet_history"]]
+    lines += ["", "## Timings (this run / summed over all runs of this OUT)", ""]
+    lines += [f"- {k}: {v:.1f} s / {s['timings_all_runs'].get(k, v):.1f} s" for k, v in s["timings"].items()]
+    lines += ["", "## Files", "",
+              "arch.json, weights.pt (state_dict for build_torch_model), model_int8.pkl (pickled int8 Graph), "
+              "baseline_*, pareto.json/png, space.json/space_cdf.png, search_state.json, eval_cache.json, "
+              "checkpoints/, summary.json", "",
+              "![pareto](pareto.png)", ""]
+    return "\n".join(lines)
