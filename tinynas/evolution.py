@@ -99,24 +99,29 @@ class Feasibility:
     def sample_feasible(self, rng: np.random.Generator, n: int, max_tries: int = 200) -> list[Genes]:
         """n fitting sub-networks drawn uniformly (rejection sampling in batches)."""
         out: list[Genes] = []
-        smallest = None
+        lows: dict[str, float] = {}  # the smallest value of each constrained figure seen
+        seen = 0
         for _ in range(max_tries):
             batch = self.space.sample_genes(rng, max(64, 4 * n))
             gs = [canonical(self.space, _row(batch, i)) for i in range(batch.depth.shape[0])]
             for g, c in zip(gs, self.costs(gs)):
+                seen += 1
                 if self.fits(c):
                     out.append(g)
                     if len(out) == n:
                         return out
-                elif smallest is None or c["peak_sram"] < smallest["peak_sram"]:
-                    smallest = c
+                for k in ("peak_sram", "flash_bytes", "latency_s"):
+                    if c.get(k) is not None:
+                        lows[k] = min(lows.get(k, c[k]), c[k])
         if out:
             return out
         from tinyengine.units import format_size
-        s = smallest or {"peak_sram": 0, "flash_bytes": 0}
+        parts = [f"peak SRAM {format_size(int(lows.get('peak_sram', 0)))}",
+                 f"flash {format_size(int(lows.get('flash_bytes', 0)))}"]
+        if "latency_s" in lows:
+            parts.append(f"latency {lows['latency_s'] * 1e3:.1f} ms ({latency_mod.latency_source(self.cons)})")
         raise SearchError(f"no sub-network of W={self.width_mult:g}, R={self.resolution} fits "
-                          f"{self.cons.describe()}; smallest sampled footprint: peak SRAM "
-                          f"{format_size(s['peak_sram'])}, flash {format_size(s['flash_bytes'])}")
+                          f"{self.cons.describe()}; the smallest of {seen} samples: " + ", ".join(parts))
 
 
 # --------------------------------------------------------------------------- evaluation cache
