@@ -33,3 +33,14 @@ def tinyengine_cli(plain_console, capsys):
         out, err = capsys.readouterr()
         return rc, flat(out), err
     return run
+
+
+@pytest.fixture
+def one_torch_thread():
+    """One torch thread: on a busy 2-core machine OpenMP barriers make two threads ~10x slower."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -30,12 +30,7 @@ W, R = 0.3, 40
 CONS = constraints_from_args(None, "64KB", "256KB")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _fitness(calls: list):

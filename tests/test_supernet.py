@@ -11,13 +11,7 @@ from search_spaces.supernet import DynamicBatchNorm2d, SuperNet, centre_crop, re
 from search_spaces.torch_model import build_torch_model
 from tinynas.train import TrainConfig, train
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread: on a busy 2-core machine OpenMP barriers make two threads ~10x slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 SPACE = SearchSpace(num_classes=10, in_channels=1, resolution_choices=(32,))
