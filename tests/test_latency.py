@@ -156,3 +156,36 @@ def test_calibrate_errors_name_the_record(tmp_path, tinyengine_cli):
     (tmp_path / "junk.json").write_text("{")
     rc, out, err = tinyengine_cli(["calibrate", str(tmp_path / "junk.json"), "--board", "qemu-m4"])
     assert rc == 2 and "junk.json: invalid JSON" in err
+
+
+def test_cached_prediction_equals_the_whole_network_prediction():
+    model = default_model()
+    space = SearchSpace()
+    rng = np.random.default_rng(9)
+    archs = [load_zoo(n) for n in ("mcunet-vww1", "mcunet-in3")] + [space.sample(rng, 0.4, 96) for _ in range(10)]
+    for a in archs:
+        assert model.predict_fast(a) == pytest.approx(model.predict_arch(a), rel=1e-9)
+
+
+def test_stage1_keeps_only_spaces_and_samples_under_the_latency_limit():
+    from tinynas.constraints import constraints_from_args
+    from tinynas.space_opt import optimize_space
+
+    space = SearchSpace(num_classes=10, in_channels=1, width_choices=(0.2, 0.4, 0.6), resolution_choices=(32, 48))
+    model = default_model(load_board("stm32f746g-disco"))
+    lat = lambda a: model.seconds(model.predict_fast(a), 216_000_000)  # noqa: E731
+    free = optimize_space(space, constraints_from_args(None, "64KB", "256KB"), samples=60)
+    limited = constraints_from_args("stm32f746g-disco", "64KB", "256KB", "15ms")
+    res = optimize_space(space, limited, samples=60, latency=lat)
+    assert sum(s.fit for s in res.stats) < sum(s.fit for s in free.stats)
+    assert res.choice is not None and res.choice.mean_macs < free.choice.mean_macs
+    # re-draw the chosen space's samples: the fitting ones are exactly those in memory and under 15 ms
+    from tinyengine.cost import fast_costs
+    wi, ri = space.width_choices.index(res.choice.width_mult), space.resolution_choices.index(res.choice.resolution)
+    g = space.sample_genes(np.random.default_rng([0, wi, ri]), 60)
+    fit = 0
+    for i in range(60):
+        arch = space.build(res.choice.width_mult, res.choice.resolution, g.kernel_idx[i], g.expand_idx[i], g.depth[i])
+        c = fast_costs(arch)
+        fit += c.peak_sram <= 64 * 1024 and c.flash_bytes <= 256 * 1024 and lat(arch) <= 0.015
+    assert fit == res.choice.fit > 0

@@ -107,29 +107,25 @@ def _block_costs(blk: BlockSpec, size: int) -> tuple[int, int, int, int]:
 def _stem_head_costs(arch_key: tuple) -> tuple[tuple[int, int, int, int], tuple[int, int, int, int]]:
     """(stem, head) costs; the head is feature-mix + pool + classifier on the last feature map."""
     res, cin, stem_c, stem_k, stem_s, last_c, last_hw, fm, ncls = arch_key
-    from .graph import _Builder, head as _head  # local: tiny graphs built the same way as build_graph
-    b = _Builder("stem")
-    x = b.tensor("input", (res, res, cin))
-    b.g.inputs.append(x)
-    b.g.outputs.append(b.conv("stem", x, stem_c, stem_k, stem_s, role="stem", block=None))
-    stem = graph_costs(b.g)
-    h = _Builder("head")
-    x = h.tensor("input", (last_hw, last_hw, last_c))
-    h.g.inputs.append(x)
-    h.g.outputs.append(_head(h, x, fm, ncls))
-    head = graph_costs(h.g)
+    from .graph import head_graph, stem_graph
+    stem = graph_costs(stem_graph(res, cin, stem_c, stem_k, stem_s))
+    head = graph_costs(head_graph(last_hw, last_c, fm, ncls))
     return ((stem.macs, stem.params, stem.flash_bytes, stem.peak_sram),
             (head.macs, head.params, head.flash_bytes, head.peak_sram))
+
+
+def stem_head_key(arch: ArchConfig) -> tuple:
+    """What the stem and head costs depend on (the per-part caches' key)."""
+    sizes = arch.spatial_sizes()
+    return (arch.resolution, arch.in_channels, arch.stem_channels, arch.stem_kernel, arch.stem_stride,
+            list(arch.blocks())[-1].out_channels, sizes[-1], arch.feature_mix_channels, arch.num_classes)
 
 
 def fast_costs(arch: ArchConfig) -> Costs:
     """network_costs through the per-block cache (what batch_costs uses), for one network."""
     sizes = arch.spatial_sizes()
     parts = [_block_costs(b, sizes[b.index]) for b in arch.blocks()]
-    stem, head = _stem_head_costs((arch.resolution, arch.in_channels, arch.stem_channels,
-                                   arch.stem_kernel, arch.stem_stride,
-                                   list(arch.blocks())[-1].out_channels, sizes[-1],
-                                   arch.feature_mix_channels, arch.num_classes))
+    stem, head = _stem_head_costs(stem_head_key(arch))
     parts += [stem, head]
     return Costs(sum(p[0] for p in parts), sum(p[1] for p in parts), sum(p[2] for p in parts),
                  max(p[3] for p in parts))

@@ -223,6 +223,24 @@ def _block(b: _Builder, x: str, blk: BlockSpec) -> str:
     return x
 
 
+def stem_graph(resolution: int, in_channels: int, channels: int, kernel: int, stride: int) -> Graph:
+    """The stem conv alone (the cost and latency caches' unit for it)."""
+    b = _Builder("stem")
+    x = b.tensor("input", (resolution, resolution, in_channels))
+    b.g.inputs.append(x)
+    b.g.outputs.append(b.conv("stem", x, channels, kernel, stride, role="stem", block=None))
+    return b.g
+
+
+def head_graph(size: int, channels: int, feature_mix: int | None, num_classes: int) -> Graph:
+    """Feature mix, pool and classifier on a (size, size, channels) map (the caches' unit for them)."""
+    b = _Builder("head")
+    x = b.tensor("input", (size, size, channels))
+    b.g.inputs.append(x)
+    b.g.outputs.append(head(b, x, feature_mix, num_classes))
+    return b.g
+
+
 def block_graph(blk: BlockSpec, size: int) -> Graph:
     """The ops of one block alone, its input an (size, size, in) tensor: the unit the cost cache keys on."""
     b = _Builder(f"block{blk.index}")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -128,6 +129,20 @@ class LatencyModel:
         """Whole-network prediction for an ArchConfig (kernels as codegen would choose them)."""
         return sum(self.predict_layers(arch_layers(arch)))
 
+    def predict_fast(self, arch) -> float:
+        """``predict_arch`` through per-part caches (stem, each block at its input size, head), the
+        way ``fast_costs`` caches memory: what the search calls for thousands of sub-networks."""
+        from .cost import stem_head_key
+        sizes = arch.spatial_sizes()
+        key = self._cache_key()
+        total = sum(_part_latency(key, ("block", b, sizes[b.index])) for b in arch.blocks())
+        return total + _part_latency(key, ("stem_head", stem_head_key(arch)))
+
+    def _cache_key(self) -> int:
+        k = id(self)
+        _MODELS[k] = self  # kept alive while cached predictions refer to it
+        return k
+
     def seconds(self, value: float, clock_hz: int) -> float | None:
         """Predicted seconds at ``clock_hz`` (cycles only; instructions are not time)."""
         return value / clock_hz if self.out_unit == "cycles" and clock_hz else None
@@ -180,6 +195,23 @@ def default_model(board=None) -> LatencyModel:
     m = LatencyModel.load(DATA / "qemu-m4.json")
     m.source = "shipped QEMU Cortex-M4 instruction model"
     return m.for_board(board) if board is not None else m
+
+
+_MODELS: dict[int, LatencyModel] = {}
+
+
+@lru_cache(maxsize=200_000)
+def _part_latency(model_key: int, part: tuple) -> float:
+    from codegen.lower import kernel_choices
+    from .graph import block_graph, head_graph, stem_graph
+    from .planner import plan_memory
+    model = _MODELS[model_key]
+    if part[0] == "block":
+        graphs = [block_graph(part[1], part[2])]
+    else:
+        res, cin, stem_c, stem_k, stem_s, last_c, last_hw, fm, ncls = part[1]
+        graphs = [stem_graph(res, cin, stem_c, stem_k, stem_s), head_graph(last_hw, last_c, fm, ncls)]
+    return sum(sum(model.predict_layers(kernel_choices(g, plan_memory(g)))) for g in graphs)
 
 
 def arch_layers(arch) -> list[dict]:

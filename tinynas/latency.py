@@ -96,7 +96,7 @@ def predict_latency_s(arch: ArchConfig, board_or_constraints) -> float:
     cal = _calibrated_model(b)
     if cal is not None:
         try:
-            return float(cal.seconds(cal.predict_arch(arch), b.clock_hz))
+            return float(cal.seconds(cal.predict_fast(arch), b.clock_hz))
         except Exception:
             pass  # a kernel the model was not calibrated for: fall back for this network
     from tinyengine.cost import fast_costs

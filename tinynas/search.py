@@ -220,7 +220,9 @@ def run_search(opts: SearchOptions, log: Callable[[str], None] = print) -> dict:
         + (f", {world} processes" if world > 1 else ""))
     space = make_space(ds, opts.in_channels, budget)
     t = time.perf_counter()
-    sres = optimize_space(space, opts.cons, samples=budget.space_samples, seed=opts.seed, min_fit_ratio=0.01)
+    lat = (lambda a: latency_mod.predict_latency_s(a, opts.cons)) if opts.cons.latency_s is not None else None
+    sres = optimize_space(space, opts.cons, samples=budget.space_samples, seed=opts.seed, min_fit_ratio=0.01,
+                          latency=lat)
     timings["stage1_s"] = time.perf_counter() - t
     if sres.choice is None:
         lo = min(sres.stats, key=lambda s: s.min_peak_sram)
@@ -228,7 +230,7 @@ def run_search(opts: SearchOptions, log: Callable[[str], None] = print) -> dict:
         raise SearchError(f"no sub-network fits {opts.cons.describe()}: the smallest footprint found is peak "
                           f"SRAM {format_size(lo.min_peak_sram)} (W={lo.width_mult:g}, R={lo.resolution}) and "
                           f"flash {format_size(lf.min_flash)} (W={lf.width_mult:g}, R={lf.resolution}); raise "
-                          "--sram/--flash")
+                          "--sram/--flash" + (" or --latency" if opts.cons.latency_s is not None else ""))
     W, R = sres.choice.width_mult, sres.choice.resolution
     if rank == 0:
         (out / "space.json").write_text(json.dumps(sres.to_dict(), indent=1) + "\n")

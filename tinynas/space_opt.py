@@ -12,6 +12,7 @@ from typing import Callable
 
 import numpy as np
 
+from search_spaces.arch import ArchConfig
 from search_spaces.space import SearchSpace
 from tinyengine.cost import batch_costs
 
@@ -58,10 +59,15 @@ class SpaceResult:
 
 
 def evaluate_space(space: SearchSpace, width_mult: float, resolution: int, cons: Constraints,
-                   samples: int, rng: np.random.Generator) -> SpaceStats:
+                   samples: int, rng: np.random.Generator,
+                   latency: Callable[[ArchConfig], float] | None = None) -> SpaceStats:
     genes = space.sample_genes(rng, samples)
     c = batch_costs(space, width_mult, resolution, genes)
     ok = (c.peak_sram <= cons.sram_bytes) & (c.flash_bytes <= cons.flash_bytes)
+    if latency is not None and cons.latency_s is not None:  # only the memory-fitting ones need it
+        for i in np.flatnonzero(ok):
+            arch = space.build(width_mult, resolution, genes.kernel_idx[i], genes.expand_idx[i], genes.depth[i])
+            ok[i] = latency(arch) <= cons.latency_s
     fm = c.macs[ok].astype(np.float64)
     return SpaceStats(width_mult, resolution, samples, int(ok.sum()),
                       float(fm.mean()) if fm.size else 0.0,
@@ -71,8 +77,10 @@ def evaluate_space(space: SearchSpace, width_mult: float, resolution: int, cons:
 
 def optimize_space(space: SearchSpace, cons: Constraints, *, samples: int = 1000, seed: int = 0,
                    min_fit_ratio: float = 0.0,
-                   progress: Callable[[int, int], None] | None = None) -> SpaceResult:
-    """Score every (W, R) of ``space``; pick the largest mean MACs among spaces with enough fits."""
+                   progress: Callable[[int, int], None] | None = None,
+                   latency: Callable[[ArchConfig], float] | None = None) -> SpaceResult:
+    """Score every (W, R) of ``space``; pick the largest mean MACs among spaces with enough fits.
+    With ``latency`` (seconds for an ArchConfig) and ``cons.latency_s``, fitting also means fast enough."""
     if samples < 1:
         raise ValueError(f"--samples must be at least 1, got {samples}")
     if not 0.0 <= min_fit_ratio < 1.0:
@@ -82,7 +90,7 @@ def optimize_space(space: SearchSpace, cons: Constraints, *, samples: int = 1000
             for ri, r in enumerate(space.resolution_choices)]
     for i, (wi, w, ri, r) in enumerate(grid):
         rng = np.random.default_rng([seed, wi, ri])  # independent of the visiting order
-        stats.append(evaluate_space(space, w, r, cons, samples, rng))
+        stats.append(evaluate_space(space, w, r, cons, samples, rng, latency))
         if progress:
             progress(i + 1, len(grid))
     eligible = [s for s in stats if s.fit > 0 and s.fit_ratio >= min_fit_ratio]
