@@ -55,6 +55,18 @@ typedef struct {
     int32_t zp, lo, hi;
 } dw_out_t;
 
+/* Channel c's output stage: bias folded with the input zero point's contribution, requantisation. */
+static dw_out_t dw_out_make(const int32_t *bias, const te_quant_t *q, int c, int32_t wsum)
+{
+    dw_out_t o;
+    o.base = te_add_wrap(te_bias(bias, c), -q->in_zp * wsum);
+    o.rq = te_rq_make(q->mult[c], q->shift[c]);
+    o.zp = q->out_zp;
+    o.lo = q->act_min;
+    o.hi = q->act_max;
+    return o;
+}
+
 TE_INLINE int8_t dw_requant(const dw_out_t *o, int32_t acc)
 {
     return te_rq_s8(&o->rq, te_add_wrap(acc, o->base), o->zp, o->lo, o->hi);
@@ -318,12 +330,7 @@ static void dw_plane(const int8_t *plane, int pitch, const te_conv_geom_t *g, co
         wk[t] = w[(size_t)t * (size_t)C + (size_t)c];
         wsum += wk[t];
     }
-    dw_out_t o;
-    o.base = te_add_wrap(te_bias(bias, c), -q->in_zp * wsum);
-    o.rq = te_rq_make(q->mult[c], q->shift[c]);
-    o.zp = q->out_zp;
-    o.lo = q->act_min;
-    o.hi = q->act_max;
+    const dw_out_t o = dw_out_make(bias, q, c, wsum);
     const int square = kh == kw && (kh == 3 || kh == 5 || kh == 7);
 #if defined(TE_USE_DSP)
     if (square && sh == sw && (sh == 1 || sh == 2)) {
@@ -351,12 +358,7 @@ static void dw_plane_large(const int8_t *plane, int pitch, const te_conv_geom_t 
     for (int t = 0; t < kh * kw; t++) {
         wsum += w[(size_t)t * (size_t)C + (size_t)c];
     }
-    dw_out_t o;
-    o.base = te_add_wrap(te_bias(bias, c), -q->in_zp * wsum);
-    o.rq = te_rq_make(q->mult[c], q->shift[c]);
-    o.zp = q->out_zp;
-    o.lo = q->act_min;
-    o.hi = q->act_max;
+    const dw_out_t o = dw_out_make(bias, q, c, wsum);
     for (int oy = 0; oy < g->out_h; oy++) {
         for (int ox = 0; ox < g->out_w; ox++) {
             const int8_t *p = plane + (size_t)oy * (size_t)g->stride_h * (size_t)pitch + ox * g->stride_w;

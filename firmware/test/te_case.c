@@ -12,8 +12,8 @@ static uint32_t pad4(uint32_t n)
     return (n + 3u) & ~3u;
 }
 
-/* A writable copy of `n` bytes in a buffer of exactly `n` bytes (NULL + ok for n == 0). */
-static void *copy_of(const te_case_env_t *env, const uint8_t *src, uint32_t n, int *ok)
+/* A buffer of exactly `n` bytes from the environment (NULL + ok for n == 0; NULL + !ok if refused). */
+static void *alloc_n(const te_case_env_t *env, uint32_t n, int *ok)
 {
     if (n == 0u) {
         return NULL;
@@ -21,9 +21,17 @@ static void *copy_of(const te_case_env_t *env, const uint8_t *src, uint32_t n, i
     void *p = env->alloc(env->ctx, n);
     if (p == NULL) {
         *ok = 0;
-        return NULL;
     }
-    memcpy(p, src, n);
+    return p;
+}
+
+/* A writable copy of `n` bytes in a buffer of exactly `n` bytes (NULL + ok for n == 0). */
+static void *copy_of(const te_case_env_t *env, const uint8_t *src, uint32_t n, int *ok)
+{
+    void *p = alloc_n(env, n, ok);
+    if (p != NULL) {
+        memcpy(p, src, n);
+    }
     return p;
 }
 
@@ -38,15 +46,10 @@ static void *const_of(const te_case_env_t *env, int copy, const uint8_t *src, ui
 
 static void *alloc_fill(const te_case_env_t *env, uint32_t n, uint8_t fill, int *ok)
 {
-    if (n == 0u) {
-        return NULL;
+    void *p = alloc_n(env, n, ok);
+    if (p != NULL) {
+        memset(p, fill, n);
     }
-    void *p = env->alloc(env->ctx, n);
-    if (p == NULL) {
-        *ok = 0;
-        return NULL;
-    }
-    memset(p, fill, n);
     return p;
 }
 
