@@ -164,7 +164,7 @@ def _emulated(info, shift: int | None) -> bool:
 
 
 def probe(client, *, runs: int, layers: bool, timeout: float, project: Path | None = None,
-          meta: dict | None = None, icount_shift: int | None = None, console=None) -> dict:
+          meta: dict | None = None, icount_shift: int | None = None) -> dict:
     """Measure a running firmware; returns the JSON record (outputs checked when a project is given)."""
     from .protocol import TimerKind, ticks_to_instructions
 
@@ -278,7 +278,7 @@ def cmd_probe(args: argparse.Namespace, console) -> int:
     try:
         with ProbeClient.open(args.port, baudrate=args.baud, timeout=args.timeout) as client:
             rec = probe(client, runs=args.runs, layers=args.layers, timeout=args.timeout, project=project,
-                        meta=meta, console=console)
+                        meta=meta)
     except ProbeError as e:
         console.print(f"[bold red]probe failed:[/] {e}")
         return 1
@@ -297,7 +297,7 @@ def emulate_built(res: BuildResult, root: Path, meta: dict, board: Board, *, run
             console.print(f"QEMU {board.qemu_machine} (-icount shift=0), serial {q.url}")
         with ProbeClient.open(q.url, timeout=timeout) as client:
             rec = probe(client, runs=runs, layers=layers, timeout=timeout, project=root, meta=meta,
-                        icount_shift=0, console=console)
+                        icount_shift=0)
     rec["firmware"] = {"flash_bytes": res.flash_bytes, "ram_bytes": res.ram_bytes, "elf": str(res.elf),
                        "machine": board.qemu_machine}
     return rec

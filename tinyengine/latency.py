@@ -275,7 +275,7 @@ def fit(samples: list[Sample], *, target: str, core: str, unit: str, ridge: floa
         A = X / y[:, None]
         scale = np.maximum(np.abs(A).max(axis=0), 1e-30)  # column scaling: terms span 1..1e7
         An = A / scale
-        # drop terms that are constant multiples of others in this data (e.g. 'call' with one shape)
+        # a small ridge keeps terms that are collinear in this data (e.g. 'call' with one shape) solvable
         lhs = An.T @ An + ridge * np.eye(An.shape[1])
         w = np.linalg.solve(lhs, An.T @ np.ones(len(y))) / scale
         pred = X @ w

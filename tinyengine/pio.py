@@ -43,10 +43,14 @@ def _pio_exe() -> str:
     return found
 
 
-def _write_json(path: Path, data: dict) -> None:
-    text = json.dumps(data, indent=1) + "\n"
+def _write(path: Path, text: str) -> None:
+    """Write only when the content changes (seeding runs before every build)."""
     if not path.is_file() or path.read_text() != text:
         path.write_text(text)
+
+
+def _write_json(path: Path, data: dict) -> None:
+    _write(path, json.dumps(data, indent=1) + "\n")
 
 
 def _symlink(link: Path, target: str) -> None:
@@ -88,7 +92,7 @@ def seed_core(core: Path | None = None) -> dict[str, Path]:
 
     scons = core / "packages" / "tool-scons"
     scons.mkdir(parents=True, exist_ok=True)
-    (scons / "scons.py").write_text("import sys\n\nfrom SCons.Script import main\n\nsys.exit(main())\n")
+    _write(scons / "scons.py", "import sys\n\nfrom SCons.Script import main\n\nsys.exit(main())\n")
     _write_json(scons / "package.json", {"name": "tool-scons", "version": SCONS_PIO_VERSION,
                                          "description": "SCons from pip (tinyml-mcu offline seed)"})
     _write_json(scons / ".piopm", {"type": "tool", "name": "tool-scons", "version": SCONS_PIO_VERSION,
