@@ -15,6 +15,7 @@ from search_spaces.arch import ArchError
 from search_spaces.space import SearchSpace
 from tinyengine.boards import BoardError, list_boards
 from tinyengine.units import format_size
+from tinyml_errors import TinyMLError
 
 from .constraints import constraints_from_args
 from .data import DatasetError
@@ -83,10 +84,13 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--sram-reserve", default="0", help="SRAM kept for the firmware")
     q.add_argument("--flash-reserve", default="0", help="flash kept for the firmware's code")
     q.add_argument("--data", default="fashion-mnist",
-                   help="'fashion-mnist' (default) or an ImageFolder directory (PATH/<class>/*.png, or "
-                        "PATH/train and PATH/test)")
+                   help="'fashion-mnist' (default), 'fashion-vww[:CANVAS[:TARGET]]' (is a target item "
+                        "present in a 64-128 px picture of Fashion-MNIST items; see README) or an ImageFolder "
+                        "directory (PATH/<class>/*.png, or PATH/train and PATH/test)")
     q.add_argument("--in-channels", type=int, default=1, help="input channels, 1 or 3 (default 1)")
-    q.add_argument("--budget", default="smoke", help="smoke | quick | full (default smoke)")
+    q.add_argument("--budget", default="default",
+                   help="default (a usable model; the expected time is printed first) | smoke (a pipeline "
+                        "check in seconds, not a model) | quick | full")
     q.add_argument("--out", required=True, help="output directory (also the resume state)")
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--device", help="torch device (default: cuda when present, else cpu)")
@@ -100,8 +104,12 @@ def cmd_search(args: argparse.Namespace, console: Console) -> int:
     from .search import BUDGETS, SearchOptions, run_search
     if args.budget not in BUDGETS:
         raise ValueError(f"--budget: unknown budget {args.budget!r}; choose one of {', '.join(BUDGETS)}")
-    if args.data != "fashion-mnist" and not Path(args.data).is_dir():
-        raise ValueError(f"--data: {args.data!r} is neither 'fashion-mnist' nor a directory")
+    from .vww import is_vww, parse_spec
+    if is_vww(args.data):
+        parse_spec(args.data)  # a bad canvas or target is named before anything runs
+    elif args.data != "fashion-mnist" and not Path(args.data).is_dir():
+        raise ValueError(f"--data: {args.data!r} is neither 'fashion-mnist', 'fashion-vww[:CANVAS[:TARGET]]' "
+                         "nor a directory")
     if args.in_channels not in (1, 3):
         raise ValueError(f"--in-channels: must be 1 or 3, got {args.in_channels}")
     if args.threads is not None and args.threads < 1:
@@ -218,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_space(args, console)
         if args.cmd == "search":
             return cmd_search(args, console)
-    except (ValueError, ArchError, BoardError, DatasetError) as e:  # one clear line, no traceback
+    except (ValueError, ArchError, BoardError, DatasetError, TinyMLError) as e:  # one clear line, no traceback
         print(f"tinynas {args.cmd}: error: {e}", file=sys.stderr)
         return 2
     parser.error(f"unknown command {args.cmd}")
