@@ -18,7 +18,12 @@ INT8_S_PER_IMAGE = 0.03  # NumPy reference, per image, for the networks a search
 
 
 def _step_s(model, arch, batch: int, resolution: int, channels: int, device) -> float:
-    x = torch.rand(batch, channels, resolution, resolution, device=device)
+    """Seconds per training step, timed on a copy (the model's BN statistics and the global RNG
+    stay untouched, so a timed run trains exactly like an untimed one)."""
+    import copy
+    model = copy.deepcopy(model)
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(batch, channels, resolution, resolution, generator=g).to(device)
     y = torch.zeros(batch, dtype=torch.long, device=device)
     model.train()
     ts = []
@@ -62,3 +67,27 @@ def describe(est: dict) -> str:
         return f"{s / 60:.0f} min" if s >= 90 else f"{s:.0f} s"
     parts = ", ".join(f"{k} {fmt(v)}" for k, v in est.items() if k != "total")
     return f"expected time ~{fmt(est['total'])} on this machine ({parts}; within a factor of ~2)"
+
+
+class Overall:
+    """The whole search as one progress line per finished step: share of the expected work done and
+    the time left, rescaled by how the finished steps compared with their estimates."""
+
+    STEPS = ("supernet", "search", "finetune", "baseline", "int8")
+
+    def __init__(self, est: dict, log):
+        self.est, self.log = est, log
+        self.spent_est = self.spent_real = 0.0
+
+    def done(self, step: str, seconds: float) -> None:
+        if step not in self.est:
+            return
+        self.spent_est += self.est[step]
+        self.spent_real += seconds
+        left = max(0.0, self.est["total"] - self.spent_est)
+        speed = self.spent_real / self.spent_est if self.spent_est > 0 else 1.0
+        eta = left * speed
+        pct = 100 * self.spent_est / max(self.est["total"], 1e-9)
+        bar = "#" * int(pct // 5) + "." * (20 - int(pct // 5))
+        self.log(f"overall [{bar}] {pct:.0f}% after {step}; about "
+                 + (f"{eta / 60:.0f} min" if eta >= 90 else f"{eta:.0f} s") + " left")

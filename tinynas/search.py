@@ -286,10 +286,11 @@ def run_search(opts: SearchOptions, log: Callable[[str], None] = print) -> dict:
     # ---------------------------------------------------------------- supernet
     t = time.perf_counter()
     supernet = SuperNet(space, W).to(device)
+    from .eta import Overall, describe, estimate_search_s
+    est = estimate_search_s(supernet, space, W, R, opts.in_channels, budget, len(y_tr), len(ds.y_test), device)
+    overall = Overall(est, log if rank == 0 else (lambda m: None))
     if rank == 0 and not (ck / "supernet.pt").exists():
-        from .eta import describe, estimate_search_s
-        log(describe(estimate_search_s(supernet, space, W, R, opts.in_channels, budget, len(y_tr),
-                                       len(ds.y_test), device)))
+        log(describe(est))
     sampler = None
     if budget.fit_sampling:
         from .fit_sampler import FitSampler
@@ -298,6 +299,7 @@ def run_search(opts: SearchOptions, log: Callable[[str], None] = print) -> dict:
                  space=space, width_mult=W, device=device, progress=opts.progress, desc="supernet", log=log,
                  sampler=sampler)
     timings["supernet_s"] = time.perf_counter() - t
+    overall.done("supernet", timings["supernet_s"])
     if world > 1 and rank != 0:
         return {}  # the search and everything after it run on rank 0 only
 
@@ -324,6 +326,7 @@ def run_search(opts: SearchOptions, log: Callable[[str], None] = print) -> dict:
     for r in range(1, budget.random_repeats + 1):
         repeats.append(random_search(feas, cache, evo["evaluations"], seed=opts.seed + 1000 * r)["best"]["acc"])
     timings["random_search_s"] = time.perf_counter() - t
+    overall.done("search", timings["evolution_s"] + timings["random_search_s"])
     log(f"search: evolution best {evo['best']['acc']:.4f} vs random search best {rnd['best']['acc']:.4f} "
         f"({evo['evaluations']} evaluations each; {cache.computed} computed now, {n_cached} from the cache)")
     all_recs = list(cache.records.values())
@@ -349,6 +352,7 @@ def run_search(opts: SearchOptions, log: Callable[[str], None] = print) -> dict:
           progress=opts.progress, desc="fine-tune", log=log)
     net.eval()
     timings["finetune_s"] = time.perf_counter() - t
+    overall.done("finetune", timings["finetune_s"])
     winner = _finish(arch, net, "winner", ds, x_tr, budget, opts, device, out, log, timings)
     winner["test_acc_before_finetune"] = acc_before
     winner["heldout_acc_supernet"] = evo["best"]["acc"]
@@ -366,6 +370,7 @@ def run_search(opts: SearchOptions, log: Callable[[str], None] = print) -> dict:
               progress=opts.progress, desc="baseline", log=log)
         bnet.eval()
         timings["baseline_train_s"] = time.perf_counter() - t
+        overall.done("baseline", timings["baseline_train_s"])
         baseline = _finish(base_arch, bnet, "baseline", ds, x_tr, budget, opts, device, out, log, timings)
         base_arch.save(out / "baseline_arch.json")
         torch.save(bnet.state_dict(), out / "baseline_weights.pt")
