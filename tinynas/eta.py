@@ -88,6 +88,6 @@ class Overall:
         speed = self.spent_real / self.spent_est if self.spent_est > 0 else 1.0
         eta = left * speed
         pct = 100 * self.spent_est / max(self.est["total"], 1e-9)
-        bar = "#" * int(pct // 5) + "." * (20 - int(pct // 5))
-        self.log(f"overall [{bar}] {pct:.0f}% after {step}; about "
+        bar = "=" * int(pct // 5) + "-" * (20 - int(pct // 5))
+        self.log(f"overall |{bar}| {pct:.0f}% of the expected work done (after {step}); about "
                  + (f"{eta / 60:.0f} min" if eta >= 90 else f"{eta:.0f} s") + " left")
