@@ -22,6 +22,17 @@ def budget_fingerprint(budget) -> str:
     return hashlib.sha256(repr(budget).encode()).hexdigest()[:16]
 
 
+def _flat(d: dict, prefix: str = "") -> dict:
+    """{"constraints": {"sram_bytes": 1}} -> {"constraints.sram_bytes": 1}: differences name the field."""
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
 def check_run_settings(out: Path, settings: dict) -> None:
     """Write OUT/settings.json, or raise SearchError when the saved settings differ from ``settings``."""
     f = Path(out) / FILE
@@ -31,6 +42,7 @@ def check_run_settings(out: Path, settings: dict) -> None:
             saved = json.loads(f.read_text())
         except (OSError, json.JSONDecodeError) as e:
             raise SearchError(f"--out {out}: {f} is unreadable ({e}); use another --out or remove it") from None
+        saved, now = _flat(saved), _flat(now)
         diff = [k for k in sorted(set(saved) | set(now)) if saved.get(k) != now.get(k)]
         if diff:
             parts = "; ".join(f"{k}: saved {saved.get(k)!r}, now {now.get(k)!r}" for k in diff)
