@@ -36,9 +36,10 @@ def _step_s(model, arch, batch: int, resolution: int, channels: int, device) -> 
 
 
 def estimate_search_s(supernet, space, width_mult: float, resolution: int, channels: int, budget,
-                      n_train: int, n_test: int, device="cpu") -> dict:
-    """Seconds per step of the pipeline (and 'total'), from a timed step of the largest sub-network."""
-    big = space.largest(width_mult, resolution)
+                      n_train: int, n_test: int, device="cpu", big=None) -> dict:
+    """Seconds per step of the pipeline (and 'total'), from a timed step of ``big`` (the supernet's
+    teacher; default the largest sub-network)."""
+    big = big or space.largest(width_mult, resolution)
     sb, fb = budget.supernet, budget.finetune
     step = _step_s(supernet, big, sb.batch_size, resolution, channels, device)
     per_img = step / sb.batch_size

@@ -5,7 +5,7 @@ far below the limits, its shared weights get the most updates and the supernet r
 favours it, while many uniform samples do not fit at all. ``FitSampler`` instead draws, per step,
 ``n`` sub-networks from a pool of fitting ones: the first from those that use the most of the
 budget (the top ``near_quantile`` by max(peak SRAM / limit, flash / limit)), the others uniformly
-from the pool. The pool is drawn once (deterministic from ``seed``) by rejection sampling through
+from the pool; ``teacher`` (the pool's most-MACs network) replaces the largest sub-network. The pool is drawn once (deterministic from ``seed``) by rejection sampling through
 the planner's cost model (``evolution.Feasibility``).
 """
 from __future__ import annotations
@@ -32,6 +32,10 @@ class FitSampler:
         k = max(1, int(round(near_quantile * len(genes))))
         self.near = np.argsort(-use)[:k]
         self.n = n
+        # the teacher (trained alone first, then the in-place distillation source): the fitting
+        # sub-network with the most MACs. Weights only larger, non-fitting choices would use are
+        # never needed, and the space's largest can cost 10x more than anything that fits.
+        self.teacher = self.archs[int(np.argmax([c["macs"] for c in costs]))]
 
     def __call__(self, rng: np.random.Generator) -> list[ArchConfig]:
         picks = [int(self.near[rng.integers(len(self.near))])]

@@ -286,15 +286,16 @@ def run_search(opts: SearchOptions, log: Callable[[str], None] = print) -> dict:
     # ---------------------------------------------------------------- supernet
     t = time.perf_counter()
     supernet = SuperNet(space, W).to(device)
-    from .eta import Overall, describe, estimate_search_s
-    est = estimate_search_s(supernet, space, W, R, opts.in_channels, budget, len(y_tr), len(ds.y_test), device)
-    overall = Overall(est, log if rank == 0 else (lambda m: None))
-    if rank == 0 and not (ck / "supernet.pt").exists():
-        log(describe(est))
     sampler = None
     if budget.fit_sampling:
         from .fit_sampler import FitSampler
         sampler = FitSampler(Feasibility(space, W, R, opts.cons), n=1 + budget.supernet.n_random, seed=opts.seed)
+    from .eta import Overall, describe, estimate_search_s
+    est = estimate_search_s(supernet, space, W, R, opts.in_channels, budget, len(y_tr), len(ds.y_test), device,
+                            big=sampler.teacher if sampler else None)
+    overall = Overall(est, log if rank == 0 else (lambda m: None))
+    if rank == 0 and not (ck / "supernet.pt").exists():
+        log(describe(est))
     hist = train(supernet, x_tr, y_tr, R, opts.in_channels, budget.supernet, ck / "supernet.pt",
                  space=space, width_mult=W, device=device, progress=opts.progress, desc="supernet", log=log,
                  sampler=sampler)

@@ -146,7 +146,8 @@ def train(model: nn.Module, x_u8: torch.Tensor, y: torch.Tensor, resolution: int
     With ``space`` given, ``model`` is a SuperNet: epochs < ``cfg.largest_epochs`` train the largest
     sub-network alone, later ones the sandwich (largest + smallest + random) with in-place
     distillation from the largest. With ``sampler`` (e.g. ``tinynas.fit_sampler.FitSampler``), the
-    sandwich is the largest plus the sub-networks it draws instead of smallest + uniform ones.
+    sandwich is the sampler's ``teacher`` (when it has one, else the largest) plus the sub-networks
+    it draws, instead of largest + smallest + uniform ones.
     Resumes from ``checkpoint`` when it exists."""
     from tqdm import tqdm
 
@@ -198,8 +199,8 @@ def train(model: nn.Module, x_u8: torch.Tensor, y: torch.Tensor, resolution: int
                 loss = F.cross_entropy(out, yb, label_smoothing=cfg.label_smoothing)
                 loss.backward()
             else:
-                archs = ([space.largest(width_mult, resolution)] if not sandwich
-                         else [space.largest(width_mult, resolution)] + sampler(arch_rng) if sampler
+                big = getattr(sampler, "teacher", None) or space.largest(width_mult, resolution)
+                archs = ([big] if not sandwich else [big] + sampler(arch_rng) if sampler
                          else sandwich_archs(space, width_mult, resolution, arch_rng, cfg.n_random))
                 out = model(xb, archs[0])
                 loss = F.cross_entropy(out, yb, label_smoothing=cfg.label_smoothing)
