@@ -17,7 +17,7 @@ from search_spaces.arch import ArchConfig
 from search_spaces.space import SearchSpace
 from tinyengine.cost import fast_costs
 
-from .constraints import Constraints
+from tinynas.constraints import Constraints
 
 MBV2_STRIDES = (2, 2, 2, 1, 2, 1)
 GRID_WIDTHS = (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6, 0.75, 1.0)

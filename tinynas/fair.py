@@ -21,7 +21,7 @@ import torch
 from search_spaces.arch import ArchConfig
 from search_spaces.torch_model import build_torch_model
 
-from .train import TrainConfig, evaluate, to_input, train
+from tinynas.train import TrainConfig, evaluate, to_input, train
 
 
 def train_from_scratch(arch: ArchConfig, x_u8: torch.Tensor, y: torch.Tensor, recipe: TrainConfig, seed: int,
@@ -37,7 +37,7 @@ def train_from_scratch(arch: ArchConfig, x_u8: torch.Tensor, y: torch.Tensor, re
 def score(arch: ArchConfig, net: torch.nn.Module, x_calib: torch.Tensor, x_test: torch.Tensor,
           y_test: torch.Tensor, device="cpu") -> dict:
     """Float and int8 (NumPy reference) test accuracy on the same images."""
-    from .search import int8_accuracy
+    from tinynas.search import int8_accuracy
     R, C = arch.resolution, arch.in_channels
     acc_f = evaluate(net, x_test, y_test, R, C, device=device)
     calib = to_input(x_calib, R, C).numpy()

@@ -14,7 +14,7 @@ import numpy as np
 
 from search_spaces.arch import ArchConfig
 
-from .evolution import Feasibility
+from tinynas.evolution import Feasibility
 
 
 class FitSampler:

@@ -22,8 +22,8 @@ from typing import Callable
 
 from search_spaces.space import SearchSpace
 
-from .constraints import Constraints
-from .space_opt import SpaceResult, SpaceStats, binding_limits, optimize_space
+from tinynas.constraints import Constraints
+from tinynas.space_opt import SpaceResult, SpaceStats, binding_limits, optimize_space
 
 SMALL_WIDTHS = (0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.75, 1.0)
 WIDTH_PROFILES = {

@@ -25,7 +25,7 @@ import numpy as np
 
 from tinyml_errors import DatasetError
 
-from .data import FASHION_CLASSES, FASHION_DIR, load_fashion_mnist_uint8
+from tinynas.data import FASHION_CLASSES, FASHION_DIR, load_fashion_mnist_uint8
 
 PREFIX = "fashion-vww"
 DEFAULT_TARGET = 7  # Sneaker: Sandal and Ankle boot are its look-alike distractors
