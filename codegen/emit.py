@@ -9,7 +9,7 @@ from pathlib import Path
 import jinja2
 import numpy as np
 
-from .lower import CArray, Lowering, LoweredOp
+from codegen.lower import CArray, Lowering, LoweredOp
 
 TEMPLATES = Path(__file__).with_name("templates")
 _INT32_MIN = -(1 << 31)

@@ -27,11 +27,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tinyengine.cost import op_macs
-from tinyengine.graph import Graph, Op
-from tinyengine.kernels_ref import add_params
+from tinyengine.ir.graph import Graph, Op
+from tinyengine.numerics.kernels_ref import add_params
 from tinyengine.planner import MemoryPlan
 
-from .winograd import transform_weights
+from codegen.winograd import transform_weights
 
 
 class LoweringError(ValueError):
@@ -350,7 +350,7 @@ def _check_supported(g: Graph, op: Op, quantised: bool) -> None:
     for name in (*op.inputs, op.output) if quantised else ():
         tt = g.tensors[name]
         if tt.scale is None or tt.zero_point is None:
-            raise LoweringError(f"{where}: tensor '{name}' is not quantised (run tinyengine.quantize first)")
+            raise LoweringError(f"{where}: tensor '{name}' is not quantised (run tinyengine.frontend.quantize first)")
     if quantised and op.weight_shape is not None:
         missing = [k for k in ("weight", "mult", "shift") if k not in op.params]
         if missing:

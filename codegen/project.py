@@ -10,16 +10,18 @@ from pathlib import Path
 
 import numpy as np
 
+import firmware
+
 from search_spaces.arch import ArchConfig
-from tinyengine.boards import Board
-from tinyengine.graph import Graph
+from boards import Board
+from tinyengine.ir.graph import Graph
 from tinyengine.planner import MemoryPlan
-from tinyengine.reference import quantize_input, run_graph
+from tinyengine.numerics.reference import quantize_input, run_graph
 
-from .emit import environment, model_context, model_hash, render_model
-from .lower import Lowering, LoweringError, lower
+from codegen.emit import environment, model_context, model_hash, render_model
+from codegen.lower import Lowering, LoweringError, lower
 
-FIRMWARE = Path(__file__).resolve().parents[1] / "firmware"
+FIRMWARE = firmware.root()
 GENERATED = ("model.h", "model.c", "weights.h", "weights.c")
 
 

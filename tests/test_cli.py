@@ -9,11 +9,11 @@ import pytest
 from search_spaces.reference import from_mcunet_config
 from search_spaces.space import SearchSpace
 from search_spaces.zoo import load_zoo
-from tinyengine import cli as te_cli
-from tinyengine.boards import load_board
+from tinyml_cli import engine as te_cli
+from boards import load_board
 from tinyengine.cost import network_costs
-from tinyengine.units import format_size
-from tinynas import cli as nas_cli
+from boards.units import format_size
+from tinyml_cli import nas as nas_cli
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import torch
 
-from codegen import cli as gen_cli
+from tinyml_cli import gen as gen_cli
 from codegen.emit import c_array_body, c_float
 from codegen.lower import AlignmentError, CArray, LoweringError, kernel_choices, lower
 from codegen.project import FIRMWARE, Project, write_project
@@ -29,11 +29,11 @@ from codegen.winograd import transform_weights, winograd_conv_reference
 from search_spaces.arch import ArchConfig, BlockConfig, StageConfig
 from search_spaces.space import SearchSpace
 from search_spaces.zoo import load_model
-from tinyengine.boards import load_board
-from tinyengine.graph import build_graph
+from boards import load_board
+from tinyengine.ir.graph import build_graph
 from tinyengine.planner import Buffer, PlanOptions, plan_memory
-from tinyengine.quantize import quantize_model
-from tinyengine.reference import run_graph
+from tinyengine.frontend.quantize import quantize_model
+from tinyengine.numerics.reference import run_graph
 
 WARN = ["-std=c99", "-Wall", "-Wextra", "-Werror"]
 FLAVOURS = {

@@ -10,8 +10,8 @@ import pytest
 from codegen.lower import kernel_choices
 from search_spaces.space import SearchSpace
 from search_spaces.zoo import load_zoo
-from tinyengine.boards import load_board
-from tinyengine.graph import build_graph
+from boards import load_board
+from tinyengine.ir.graph import build_graph
 from tinyengine.latency import (CPI_ESTIMATE, LatencyError, LatencyModel, Sample, default_model, evaluate, fit,
                                 layer_features, read_records)
 from tinyengine.planner import plan_memory

@@ -21,8 +21,8 @@ import numpy as np
 from search_spaces.arch import ArchConfig, BlockSpec, conv_out, mid_channels_for
 from search_spaces.space import Genes, SearchSpace
 
-from .graph import Graph, Op, block_graph, build_graph
-from .planner import MemoryPlan, PlanOptions, plan_memory
+from tinyengine.ir.graph import Graph, Op, block_graph, build_graph
+from tinyengine.planner import MemoryPlan, PlanOptions, plan_memory
 
 BIAS_BYTES = 4
 REQUANT_BYTES = 8  # int32 multiplier + int32 shift per output channel
@@ -107,7 +107,7 @@ def _block_costs(blk: BlockSpec, size: int) -> tuple[int, int, int, int]:
 def _stem_head_costs(arch_key: tuple) -> tuple[tuple[int, int, int, int], tuple[int, int, int, int]]:
     """(stem, head) costs; the head is feature-mix + pool + classifier on the last feature map."""
     res, cin, stem_c, stem_k, stem_s, last_c, last_hw, fm, ncls = arch_key
-    from .graph import head_graph, stem_graph
+    from tinyengine.ir.graph import head_graph, stem_graph
     stem = graph_costs(stem_graph(res, cin, stem_c, stem_k, stem_s))
     head = graph_costs(head_graph(last_hw, last_c, fm, ncls))
     return ((stem.macs, stem.params, stem.flash_bytes, stem.peak_sram),

@@ -24,15 +24,15 @@ from search_spaces.space import SearchSpace
 from search_spaces.supernet import SuperNet, recalibrate_bn
 from search_spaces.torch_model import build_torch_model
 from tinyengine.cost import fast_costs
-from tinyengine.units import format_size
+from boards.units import format_size
 
-from . import latency as latency_mod
-from .constraints import Constraints
-from .data import DatasetError, load_fashion_mnist_uint8, load_image_folder
-from .evolution import (EvalCache, EvoConfig, Feasibility, SearchError, evolution_search,
+from tinynas import latency as latency_mod
+from tinynas.constraints import Constraints
+from tinynas.data import DatasetError, load_fashion_mnist_uint8, load_image_folder
+from tinynas.evolution import (EvalCache, EvoConfig, Feasibility, SearchError, evolution_search,
                         genes_from_json, pareto_front, plot_pareto, random_search)
-from .space_opt import optimize_space, plot_cdf
-from .train import TrainConfig, default_device, dist_info, evaluate, init_distributed, to_input, train
+from tinynas.space_opt import optimize_space, plot_cdf
+from tinynas.train import TrainConfig, default_device, dist_info, evaluate, init_distributed, to_input, train
 
 
 @dataclass(frozen=True)
@@ -118,7 +118,7 @@ def load_data(spec: str, channels: int, budget: Budget) -> Dataset:
     """'fashion-mnist' (Debian's dataset-fashion-mnist) or an ImageFolder directory: PATH/train and
     PATH/test (or PATH/val) with one sub-directory per class, or PATH/<class> split 85/15."""
     if spec == "fashion-mnist":
-        from .data import FASHION_CLASSES
+        from tinynas.data import FASHION_CLASSES
         xtr, ytr = load_fashion_mnist_uint8("train", limit=budget.train_limit)
         xte, yte = load_fashion_mnist_uint8("test", limit=budget.test_limit)
         return Dataset(torch.from_numpy(xtr), torch.from_numpy(ytr), torch.from_numpy(xte),
@@ -180,8 +180,8 @@ def int8_accuracy(arch: ArchConfig, model: torch.nn.Module, calib: np.ndarray, x
                   y: np.ndarray, progress: bool = False):
     """Quantise with the engine and run the bit-exact NumPy reference; (graph, accuracy)."""
     from tqdm import tqdm
-    from tinyengine.quantize import quantize_model
-    from tinyengine.reference import quantize_input, dequantize_output, run_graph
+    from tinyengine.frontend.quantize import quantize_model
+    from tinyengine.numerics.reference import quantize_input, dequantize_output, run_graph
     graph = quantize_model(arch, model.cpu().eval(), calib)
     correct = 0
     for img, lab in tqdm(list(zip(x, y)), desc="int8 reference", disable=not progress, leave=False):
@@ -339,7 +339,7 @@ def run_search(opts: SearchOptions, log: Callable[[str], None] = print) -> dict:
                           "best_so_far": rnd["best_so_far"], "best_acc_per_seed": repeats},
         "winner": winner, "baseline": baseline, "timings": timings, "timings_all_runs": cumulative,
         "evaluations_computed_this_run": cache.computed, "evaluations_from_cache": n_cached,
-        "model_int8": "model_int8.pkl: pickled tinyengine.graph.Graph (int8 weights, qparams); "
+        "model_int8": "model_int8.pkl: pickled tinyengine.ir.graph.Graph (int8 weights, qparams); "
                       "load with pickle.load",
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=1, default=_jsonable) + "\n")

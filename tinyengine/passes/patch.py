@@ -38,7 +38,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field, replace
 
-from .graph import Graph, Op, Tensor, region_shape
+from tinyengine.ir.graph import Graph, Op, Tensor, region_shape
 
 Region = tuple[int, int, int, int]
 
@@ -98,7 +98,7 @@ def cut_points(graph: Graph) -> list[int]:
 
 def default_split(graph: Graph, n: int, options=None, max_extra_macs: float = MAX_EXTRA_MACS) -> int:
     """The cut point with the lowest planned peak for n x n patches within the MAC budget (module doc)."""
-    from .planner import PlanOptions, plan_memory
+    from tinyengine.planner import PlanOptions, plan_memory
 
     opts = replace(options or PlanOptions(), patches=1, patch_split=None)
     best: tuple[int, int, int] | None = None  # (peak, extra MACs, split)
@@ -198,7 +198,7 @@ def patch_graph(graph: Graph, n: int, split_at: str | int | None = None, *, opti
 
 def _patch(graph: Graph, n: int, split: int) -> PatchedGraph:
     """The rewrite itself, for a split already checked by ``resolve_split``."""
-    from .cost import op_macs
+    from tinyengine.cost import op_macs
 
     t = graph.tensors
     out_name = graph.ops[split].output

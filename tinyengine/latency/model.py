@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 FORMAT = "tinyml-latency/1"
-DATA = Path(__file__).resolve().parent / "latency_data"
+DATA = Path(__file__).resolve().parent / "data"
 # Cycles per instruction when a real board has no calibration of its own: Cortex-M4 issues one
 # instruction per cycle except loads (2) and taken branches (2-4) -- about 1.25 on these kernels;
 # the M7's dual issue brings it under 1 (estimates, replaced by `tinyengine calibrate` on the board).
@@ -132,7 +132,7 @@ class LatencyModel:
     def predict_fast(self, arch) -> float:
         """``predict_arch`` through per-part caches (stem, each block at its input size, head), the
         way ``fast_costs`` caches memory: what the search calls for thousands of sub-networks."""
-        from .cost import stem_head_key
+        from tinyengine.cost import stem_head_key
         sizes = arch.spatial_sizes()
         key = self._cache_key()
         total = sum(_part_latency(key, ("block", b, sizes[b.index])) for b in arch.blocks())
@@ -203,8 +203,8 @@ _MODELS: dict[int, LatencyModel] = {}
 @lru_cache(maxsize=200_000)
 def _part_latency(model_key: int, part: tuple) -> float:
     from codegen.lower import kernel_choices
-    from .graph import block_graph, head_graph, stem_graph
-    from .planner import plan_memory
+    from tinyengine.ir.graph import block_graph, head_graph, stem_graph
+    from tinyengine.planner import plan_memory
     model = _MODELS[model_key]
     if part[0] == "block":
         graphs = [block_graph(part[1], part[2])]
@@ -217,8 +217,8 @@ def _part_latency(model_key: int, part: tuple) -> float:
 def arch_layers(arch) -> list[dict]:
     """Lowered layer summaries of an ArchConfig without weights (what the generated code will call)."""
     from codegen.lower import kernel_choices
-    from .graph import build_graph
-    from .planner import plan_memory
+    from tinyengine.ir.graph import build_graph
+    from tinyengine.planner import plan_memory
     g = build_graph(arch)
     return kernel_choices(g, plan_memory(g))
 

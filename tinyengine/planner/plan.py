@@ -11,7 +11,7 @@
 * Packing: first-fit at the lowest offset that clears every buffer alive at the same time, tried in
   several orders (largest first, by start step, by size x lifetime); the smallest arena wins. The
   lower bound is the largest sum of bytes alive at one step; ``naive`` is no reuse at all.
-* Patch-based inference (``PlanOptions.patches > 1``, see ``tinyengine.patch``): the graph is first
+* Patch-based inference (``PlanOptions.patches > 1``, see ``tinyengine.passes.patch``): the graph is first
   rewritten so that its high-resolution prefix runs in n x n spatial patches. A tensor assembled by
   several region writers (``attrs['out_region']``) is one buffer, born at its first writer and alive
   until its last reader; region writers and windowed reads (``attrs['in_regions']``) are never
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .graph import Graph, Op
+from tinyengine.ir.graph import Graph, Op
 
 
 @dataclass
@@ -99,7 +99,7 @@ def scratch_bytes(graph: Graph, op: Op, inplace: bool) -> int:
 def plan_memory(graph: Graph, options: PlanOptions | None = None) -> MemoryPlan:
     opts = options or PlanOptions()
     if opts.patches > 1:
-        from .patch import patch_graph  # the patched graph is what runs, so it is what is planned
+        from tinyengine.passes.patch import patch_graph  # the patched graph is what runs, so it is what is planned
         graph = patch_graph(graph, opts.patches, opts.patch_split, options=opts).graph
     t = graph.tensors
     n = len(graph.ops)

@@ -16,12 +16,12 @@ import torch
 from search_spaces.arch import ArchConfig
 from search_spaces.torch_model import build_torch_model
 from search_spaces.zoo import load_model
-from tinyengine.boards import list_boards, load_board
+from boards import list_boards, load_board
 from tinyengine.planner import plan_memory
-from tinyengine.quantize import quantize_model
-from tinyengine.units import format_size
+from tinyengine.frontend.quantize import quantize_model
+from boards.units import format_size
 
-from .project import Project, write_project
+from codegen.project import Project, write_project
 
 
 def add_gen_parser(subparsers) -> argparse.ArgumentParser:
@@ -141,7 +141,7 @@ def _generate_searched(folder: Path, board, out, *, seed: int, winograd: bool) -
     int8 accuracy the search reported), with its architecture."""
     import pickle
 
-    from tinyengine.graph import Graph
+    from tinyengine.ir.graph import Graph
     arch_file, graph_file = folder / "arch.json", folder / "model_int8.pkl"
     for f in (arch_file, graph_file):
         if not f.is_file():
