@@ -30,7 +30,7 @@ import numpy as np  # noqa: E402
 from tinyml_cli.gen import calibration_images, random_model  # noqa: E402
 from search_spaces.space import SearchSpace  # noqa: E402
 from search_spaces.zoo import load_model, zoo_names  # noqa: E402
-from tinyengine.cost import op_flash  # noqa: E402
+from tinyengine.ir.opcost import op_flash  # noqa: E402
 from tinyengine.export import export_tflite, tflite_summary  # noqa: E402
 from tinyengine.planner import plan_memory  # noqa: E402
 from tinyengine.frontend.quantize import quantize_model  # noqa: E402

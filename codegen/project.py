@@ -125,7 +125,10 @@ def write_project(out_dir: str | Path, arch: ArchConfig | None, graph: Graph, pl
                   *, winograd: bool = False, seed: int = 0, weights_from: str = "given graph",
                   firmware: Path = FIRMWARE) -> Project:
     """Lower ``graph`` with ``plan`` and write the project under ``out_dir`` (created; files replaced)."""
-    low = lower(graph, plan, winograd=winograd)
+    if plan.graph is not graph:
+        raise LoweringError(f"codegen: the plan was made for another graph than '{graph.name}' (plan the graph "
+                            "you generate: the plan's graph is what runs)")
+    low = lower(plan, winograd=winograd)
     if low.arena_bytes != plan.arena_bytes:  # the invariant: the arena is the planner's peak SRAM
         raise AssertionError(f"codegen: arena {low.arena_bytes} B != plan {plan.arena_bytes} B")
     headers, sources = kernel_files(firmware)

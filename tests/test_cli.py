@@ -278,7 +278,7 @@ def test_analyze_no_inplace_is_not_smaller(tmp_path, capsys):
 
 def test_analyze_shows_the_generated_code_kernels(tmp_path, capsys):
     """The per-op C kernel in the table and the JSON is codegen's own decision for the plan."""
-    from codegen.lower import kernel_choices
+    from tinyengine.kernels.choice import kernel_choices
     from tinyengine.analyze import analyze
 
     js = tmp_path / "a.json"
@@ -286,7 +286,7 @@ def test_analyze_shows_the_generated_code_kernels(tmp_path, capsys):
     assert rc == 0, err
     layers = json.loads(js.read_text())["layers"]
     an = analyze(load_zoo("mcunet-vww1"))
-    want = [k["kernel"] for k in kernel_choices(an.graph, an.plan)]
+    want = [k["kernel"] for k in kernel_choices(an.plan)]
     assert [r["c_kernel"]["kernel"] for r in layers] == want
     kinds = {r["kind"]: r["c_kernel"]["kernel"] for r in layers}
     assert kinds["depthwise_conv2d"] == "te_depthwise_inplace_s8"

@@ -6,7 +6,7 @@ import pytest
 
 from search_spaces.space import SearchSpace
 from search_spaces.zoo import load_model
-from tinyengine.cost import op_macs
+from tinyengine.ir.opcost import op_macs
 from tinyengine.ir.graph import Graph, Op, Tensor, build_graph
 from tinyengine.passes.patch import cut_points, input_window, patch_graph, tile_bounds
 from tinyengine.planner import PlanOptions, plan_memory

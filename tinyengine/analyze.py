@@ -5,7 +5,8 @@ from dataclasses import dataclass, replace
 
 from search_spaces.arch import ArchConfig
 
-from tinyengine.cost import graph_costs, op_flash, op_macs, op_params
+from tinyengine.cost import graph_costs
+from tinyengine.ir.opcost import op_flash, op_macs, op_params
 from tinyengine.ir.graph import Graph, build_graph
 from tinyengine.passes.patch import PatchedGraph
 from tinyengine.planner import MemoryPlan, PlanOptions, plan_memory

@@ -16,7 +16,9 @@ from search_spaces.zoo import load_model, zoo_names
 
 from tinyengine.analyze import analyze, plot_memory_profile
 from boards import BoardError, list_boards, load_board
+from tinyengine.kernels.choice import kernel_choices
 from tinyengine.planner import PlanOptions
+from tinyml_errors import LoweringError
 from boards.units import format_size
 
 
@@ -56,9 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _c_kernels(an, winograd: bool) -> tuple[list[dict] | None, str | None]:
     """The generated code's kernel per op (codegen's lowering decisions), or why there are none."""
-    from codegen.lower import LoweringError, kernel_choices
     try:
-        return kernel_choices(an.graph, an.plan, winograd=winograd), None
+        return kernel_choices(an.plan, winograd=winograd), None
     except LoweringError as e:
         return None, str(e)
 

@@ -198,7 +198,7 @@ def patch_graph(graph: Graph, n: int, split_at: str | int | None = None, *, opti
 
 def _patch(graph: Graph, n: int, split: int) -> PatchedGraph:
     """The rewrite itself, for a split already checked by ``resolve_split``."""
-    from tinyengine.cost import op_macs
+    from tinyengine.ir.opcost import op_macs
 
     t = graph.tensors
     out_name = graph.ops[split].output

@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from tinyengine.ir.graph import Graph, Op
+from tinyengine.kernels.registry import planned_scratch_bytes
 
 
 @dataclass
@@ -81,19 +82,8 @@ class MemoryPlan:
 
 
 def scratch_bytes(graph: Graph, op: Op, inplace: bool) -> int:
-    """Kernel working memory of one op (must match the C kernels' needs; see firmware/)."""
-    t = graph.tensors
-    if op.kind == "conv2d":
-        kh, kw = op.attrs["kernel"]
-        cin = t[op.inputs[0]].shape[2]
-        if kh * kw == 1:
-            return 2 * cin * 2       # two input pixels widened to int16 for the SIMD 2x2 tile
-        return 2 * kh * kw * cin * 2  # im2col: two int16 columns
-    if op.kind == "depthwise_conv2d" and inplace:
-        h, w, _ = graph.read_shape(op, 0)
-        pt, pb, pl, pr = op.attrs["padding"]
-        return (h + pt + pb) * (w + pl + pr)  # one padded input channel, int8
-    return 0
+    """Kernel working memory of one op: the registry's kernel for it (``tinyengine.kernels.registry``)."""
+    return planned_scratch_bytes(graph, op, inplace)
 
 
 def plan_memory(graph: Graph, options: PlanOptions | None = None) -> MemoryPlan:
