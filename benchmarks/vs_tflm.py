@@ -32,7 +32,7 @@ from search_spaces.space import SearchSpace  # noqa: E402
 from search_spaces.zoo import load_model, zoo_names  # noqa: E402
 from tinyengine.ir.opcost import op_flash  # noqa: E402
 from tinyengine.export import export_tflite, tflite_summary  # noqa: E402
-from tinyengine.planner import plan_memory  # noqa: E402
+from tinyengine.pipeline import plan_memory  # noqa: E402
 from tinyengine.frontend.quantize import quantize_model  # noqa: E402
 from tinyengine.numerics.reference import run_graph  # noqa: E402
 from tinyengine.export.tflm import tflm_arena, tflm_invoke  # noqa: E402

@@ -121,13 +121,11 @@ def reference_io(graph: Graph, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return x, run_graph(graph, x)[graph.outputs[0]]
 
 
-def write_project(out_dir: str | Path, arch: ArchConfig | None, graph: Graph, plan: MemoryPlan, board: Board,
+def write_project(out_dir: str | Path, arch: ArchConfig | None, plan: MemoryPlan, board: Board,
                   *, winograd: bool = False, seed: int = 0, weights_from: str = "given graph",
                   firmware: Path = FIRMWARE) -> Project:
-    """Lower ``graph`` with ``plan`` and write the project under ``out_dir`` (created; files replaced)."""
-    if plan.graph is not graph:
-        raise LoweringError(f"codegen: the plan was made for another graph than '{graph.name}' (plan the graph "
-                            "you generate: the plan's graph is what runs)")
+    """Lower ``plan.graph`` (the graph that runs) at the plan's offsets and write the project under
+    ``out_dir`` (created; files replaced)."""
     low = lower(plan, winograd=winograd)
     if low.arena_bytes != plan.arena_bytes:  # the invariant: the arena is the planner's peak SRAM
         raise AssertionError(f"codegen: arena {low.arena_bytes} B != plan {plan.arena_bytes} B")

@@ -32,7 +32,8 @@ from search_spaces.space import SearchSpace
 from search_spaces.zoo import load_model
 from boards import load_board
 from tinyengine.ir.graph import build_graph
-from tinyengine.planner import Buffer, PlanOptions, plan_memory
+from tinyengine.planner import Buffer, PlanOptions
+from tinyengine.pipeline import plan_memory
 from tinyengine.frontend.quantize import quantize_model
 from tinyengine.numerics.reference import run_graph
 
@@ -98,7 +99,7 @@ def make_case(arch: ArchConfig, out: Path, seed: int = 0, winograd: bool = False
     model = gen_cli.random_model(arch, seed)
     graph = quantize_model(arch, model, gen_cli.calibration_images(arch, 8, seed))
     plan = plan_memory(graph, options)
-    proj = write_project(out, arch, graph, plan, BOARD, winograd=winograd, seed=seed)
+    proj = write_project(out, arch, plan, BOARD, winograd=winograd, seed=seed)
     return Case(arch, graph, plan, proj)
 
 

@@ -15,7 +15,7 @@ from search_spaces.space import SearchSpace
 from search_spaces.zoo import load_zoo
 from tinyengine.export import export_tflite, tflite_summary
 from tinyengine.numerics.kernels_ref import same_padding
-from tinyengine.planner import plan_memory
+from tinyengine.pipeline import plan_memory
 from tinyengine.frontend.quantize import quantize_model
 from tinyengine.numerics.reference import run_graph
 

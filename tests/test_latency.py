@@ -14,7 +14,7 @@ from boards import load_board
 from tinyengine.ir.graph import build_graph
 from tinyengine.latency import (CPI_ESTIMATE, LatencyError, LatencyModel, Sample, default_model, evaluate, fit,
                                 layer_features, read_records)
-from tinyengine.planner import plan_memory
+from tinyengine.pipeline import plan_memory
 
 
 

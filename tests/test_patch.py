@@ -9,7 +9,8 @@ from search_spaces.zoo import load_model
 from tinyengine.ir.opcost import op_macs
 from tinyengine.ir.graph import Graph, Op, Tensor, build_graph
 from tinyengine.passes.patch import cut_points, input_window, patch_graph, tile_bounds
-from tinyengine.planner import PlanOptions, plan_memory
+from tinyengine.planner import PlanOptions
+from tinyengine.pipeline import plan_memory
 from tinyengine.numerics.reference import run_graph
 
 

@@ -9,7 +9,8 @@ from tinyengine.cost import graph_costs
 from tinyengine.ir.opcost import op_flash, op_macs, op_params
 from tinyengine.ir.graph import Graph, build_graph
 from tinyengine.passes.patch import PatchedGraph
-from tinyengine.planner import MemoryPlan, PlanOptions, plan_memory
+from tinyengine.planner import MemoryPlan, PlanOptions
+from tinyengine.pipeline import plan_memory
 
 
 @dataclass

@@ -23,7 +23,8 @@ from search_spaces.space import Genes, SearchSpace
 
 from tinyengine.ir.graph import Graph, block_graph, build_graph
 from tinyengine.ir.opcost import op_flash, op_macs, op_params
-from tinyengine.planner import MemoryPlan, PlanOptions, plan_memory
+from tinyengine.planner import MemoryPlan, PlanOptions
+from tinyengine.pipeline import plan_memory
 
 @dataclass(frozen=True)
 class Costs:

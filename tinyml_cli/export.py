@@ -74,7 +74,7 @@ def cmd_export(args: argparse.Namespace, console) -> int:
         return 0
 
     from tinyengine.export import export_tflite, tflite_summary
-    from tinyengine.planner import plan_memory
+    from tinyengine.pipeline import plan_memory
     from tinyengine.frontend.quantize import quantize_model
     graph = quantize_model(arch, model, calibration_images(arch, args.calib, args.seed))
     graph.name = stem

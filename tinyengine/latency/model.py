@@ -170,7 +170,7 @@ _MODELS: dict[int, LatencyModel] = {}
 @lru_cache(maxsize=200_000)
 def _part_latency(model_key: int, part: tuple) -> float:
     from tinyengine.ir.graph import block_graph, head_graph, stem_graph
-    from tinyengine.planner import plan_memory
+    from tinyengine.pipeline import plan_memory
     model = _MODELS[model_key]
     if part[0] == "block":
         graphs = [block_graph(part[1], part[2])]
@@ -183,7 +183,7 @@ def _part_latency(model_key: int, part: tuple) -> float:
 def arch_layers(arch) -> list[dict]:
     """Lowered layer summaries of an ArchConfig without weights (what the generated code will call)."""
     from tinyengine.ir.graph import build_graph
-    from tinyengine.planner import plan_memory
+    from tinyengine.pipeline import plan_memory
     g = build_graph(arch)
     return kernel_choices(plan_memory(g))
 
