@@ -39,7 +39,7 @@ import torch  # noqa: E402
 
 from search_spaces.space import SearchSpace  # noqa: E402
 from search_spaces.supernet import SuperNet, recalibrate_bn  # noqa: E402
-from tinyengine.units import format_size  # noqa: E402
+from boards.units import format_size  # noqa: E402
 from tinynas.baseline_grid import baseline_grid, grid_summary, top_fitting  # noqa: E402
 from tinynas.constraints import constraints_from_args  # noqa: E402
 from tinynas.data import FASHION_CLASSES, load_fashion_mnist_uint8  # noqa: E402

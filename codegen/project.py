@@ -10,16 +10,18 @@ from pathlib import Path
 
 import numpy as np
 
+import firmware
+
 from search_spaces.arch import ArchConfig
-from tinyengine.boards import Board
-from tinyengine.graph import Graph
+from boards import Board
+from tinyengine.ir.graph import Graph
 from tinyengine.planner import MemoryPlan
-from tinyengine.reference import quantize_input, run_graph
+from tinyengine.numerics.reference import quantize_input, run_graph
 
-from .emit import environment, model_context, model_hash, render_model
-from .lower import Lowering, LoweringError, lower
+from codegen.emit import environment, model_context, model_hash, render_model
+from codegen.lower import Lowering, LoweringError, lower
 
-FIRMWARE = Path(__file__).resolve().parents[1] / "firmware"
+FIRMWARE = firmware.root()
 GENERATED = ("model.h", "model.c", "weights.h", "weights.c")
 
 
@@ -119,11 +121,12 @@ def reference_io(graph: Graph, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return x, run_graph(graph, x)[graph.outputs[0]]
 
 
-def write_project(out_dir: str | Path, arch: ArchConfig | None, graph: Graph, plan: MemoryPlan, board: Board,
+def write_project(out_dir: str | Path, arch: ArchConfig | None, plan: MemoryPlan, board: Board,
                   *, winograd: bool = False, seed: int = 0, weights_from: str = "given graph",
                   firmware: Path = FIRMWARE) -> Project:
-    """Lower ``graph`` with ``plan`` and write the project under ``out_dir`` (created; files replaced)."""
-    low = lower(graph, plan, winograd=winograd)
+    """Lower ``plan.graph`` (the graph that runs) at the plan's offsets and write the project under
+    ``out_dir`` (created; files replaced)."""
+    low = lower(plan, winograd=winograd)
     if low.arena_bytes != plan.arena_bytes:  # the invariant: the arena is the planner's peak SRAM
         raise AssertionError(f"codegen: arena {low.arena_bytes} B != plan {plan.arena_bytes} B")
     headers, sources = kernel_files(firmware)

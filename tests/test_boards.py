@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from tinyengine.boards import Board, BoardError, boards_dir, list_boards, load_board, resolve_limits
-from tinyengine.units import format_size
+from boards import Board, BoardError, boards_dir, list_boards, load_board, resolve_limits
+from boards.units import format_size
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -1,4 +1,4 @@
-"""Patch-based inference (tinyengine.patch): bit-exact outputs, region bookkeeping, planning, MACs."""
+"""Patch-based inference (tinyengine.passes.patch): bit-exact outputs, region bookkeeping, planning, MACs."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,11 +6,12 @@ import pytest
 
 from search_spaces.space import SearchSpace
 from search_spaces.zoo import load_model
-from tinyengine.cost import op_macs
-from tinyengine.graph import Graph, Op, Tensor, build_graph
-from tinyengine.patch import cut_points, input_window, patch_graph, tile_bounds
-from tinyengine.planner import PlanOptions, plan_memory
-from tinyengine.reference import run_graph
+from tinyengine.ir.opcost import op_macs
+from tinyengine.ir.graph import Graph, Op, Tensor, build_graph
+from tinyengine.passes.patch import cut_points, input_window, patch_graph, tile_bounds
+from tinyengine.planner import PlanOptions
+from tinyengine.pipeline import plan_memory
+from tinyengine.numerics.reference import run_graph
 
 
 # ----------------------------------------------------------------------------- random int8 graphs
@@ -23,7 +24,7 @@ def random_quantize(graph: Graph, rng: np.random.Generator, x: np.ndarray | None
     set op by op from the accumulator spread the sample input ``x`` produces (random if None), so
     that activations stay spread out instead of saturating or collapsing to a few values.
     """
-    from tinyengine.reference import run_op
+    from tinyengine.numerics.reference import run_op
 
     for t in graph.tensors.values():
         t.scale = float(rng.uniform(0.02, 0.1))
@@ -253,7 +254,7 @@ def test_patching_lowers_mcunet_peaks():
 
 
 def test_cli_reports_patched_peak(tmp_path, capsys):
-    from tinyengine.cli import main
+    from tinyml_cli.engine import main
 
     plot = tmp_path / "p.png"
     js = tmp_path / "a.json"
@@ -274,8 +275,8 @@ def test_patched_ptq_model_is_bit_exact():
     import torch
 
     from search_spaces.torch_model import build_torch_model
-    from tinyengine.quantize import quantize_model
-    from tinyengine.reference import quantize_input
+    from tinyengine.frontend.quantize import quantize_model
+    from tinyengine.numerics.reference import quantize_input
 
     rng = np.random.default_rng(5)
     arch = SearchSpace(num_classes=10).sample(rng, 0.4, 48)

@@ -8,10 +8,10 @@ import torch
 from search_spaces.arch import ArchConfig, BlockConfig, StageConfig
 from search_spaces.space import SearchSpace
 from search_spaces.torch_model import build_torch_model
-from tinyengine.graph import Graph, Op, Tensor
-from tinyengine.importer import fold_bn, import_torch
-from tinyengine.quantize import calibrate, quantize_graph, quantize_model
-from tinyengine.reference import predict, quantize_input, run_graph
+from tinyengine.ir.graph import Graph, Op, Tensor
+from tinyengine.frontend.archnet import fold_bn, import_torch
+from tinyengine.frontend.quantize import calibrate, quantize_graph, quantize_model
+from tinyengine.numerics.reference import predict, quantize_input, run_graph
 
 
 def _randomise_bn(model: torch.nn.Module, seed: int = 0) -> None:

@@ -14,10 +14,10 @@ from hypothesis import strategies as st
 from search_spaces.arch import ArchConfig
 from search_spaces.space import SearchSpace
 from search_spaces.torch_model import build_torch_model
-from tinyengine.boards import load_board
+from boards import load_board
 from tinyengine.cost import fast_costs
 from tinynas import search as search_mod
-from tinynas.cli import main
+from tinyml_cli.nas import main
 from tinynas.constraints import constraints_from_args
 from tinynas.data import DatasetError, load_image_folder
 from tinynas.evolution import (EvalCache, EvoConfig, Feasibility, SearchError, evolution_search,

@@ -146,7 +146,7 @@ def test_cli_rerun_with_other_limits_is_refused(tmp_path, capsys, monkeypatch):
     from dataclasses import replace
 
     from tinynas import search as search_mod
-    from tinynas.cli import main
+    from tinyml_cli.nas import main
     tiny = replace(search_mod.BUDGETS["smoke"], train_limit=400, holdout=50, calib=16, test_limit=20,
                    space_samples=10)
     monkeypatch.setitem(search_mod.BUDGETS, "smoke", tiny)

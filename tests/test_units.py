@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tinyengine.units import format_size, parse_duration, parse_size
+from boards.units import format_size, parse_duration, parse_size
 
 VALID_SIZES = [
     ("320KB", 327680),

@@ -73,7 +73,7 @@ def test_spec_parsing_and_errors():
 
 
 def test_cli_rejects_bad_vww_spec(tmp_path, capsys):
-    from tinynas.cli import main
+    from tinyml_cli.nas import main
     rc = main(["search", "--sram", "64KB", "--flash", "256KB", "--data", "fashion-vww:300",
                "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err

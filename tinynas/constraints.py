@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tinyengine.boards import Board, resolve_limits
-from tinyengine.units import format_size, parse_duration, parse_size
+from boards import Board, resolve_limits
+from boards.units import format_size, parse_duration, parse_size
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,8 @@ from search_spaces.arch import ArchConfig
 from search_spaces.space import Genes, SearchSpace
 from tinyengine.cost import batch_costs
 
-from . import latency as latency_mod
-from .constraints import Constraints
+from tinynas import latency as latency_mod
+from tinynas.constraints import Constraints
 
 
 class SearchError(ValueError):
@@ -115,7 +115,7 @@ class Feasibility:
                         lows[k] = min(lows.get(k, c[k]), c[k])
         if out:
             return out
-        from tinyengine.units import format_size
+        from boards.units import format_size
         parts = [f"peak SRAM {format_size(int(lows.get('peak_sram', 0)))}",
                  f"flash {format_size(int(lows.get('flash_bytes', 0)))}"]
         if "latency_s" in lows:

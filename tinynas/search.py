@@ -24,15 +24,15 @@ from search_spaces.space import SearchSpace
 from search_spaces.supernet import SuperNet, recalibrate_bn
 from search_spaces.torch_model import build_torch_model
 from tinyengine.cost import fast_costs
-from tinyengine.units import format_size
+from boards.units import format_size
 
-from . import latency as latency_mod
-from .constraints import Constraints
-from .data import DatasetError, load_fashion_mnist_uint8, load_image_folder
-from .evolution import (EvalCache, EvoConfig, Feasibility, SearchError, evolution_search,
+from tinynas import latency as latency_mod
+from tinynas.constraints import Constraints
+from tinynas.data import DatasetError, load_fashion_mnist_uint8, load_image_folder
+from tinynas.evolution import (EvalCache, EvoConfig, Feasibility, SearchError, evolution_search,
                         genes_from_json, pareto_front, plot_pareto, random_search)
-from .space_opt import optimize_space, plot_cdf
-from .train import TrainConfig, default_device, dist_info, evaluate, init_distributed, to_input, train
+from tinynas.space_opt import optimize_space, plot_cdf
+from tinynas.train import TrainConfig, default_device, dist_info, evaluate, init_distributed, to_input, train
 
 
 @dataclass(frozen=True)
@@ -127,14 +127,14 @@ def get_budget(name: str, overrides: dict | None = None) -> Budget:
 def load_data(spec: str, channels: int, budget: Budget) -> Dataset:
     """'fashion-mnist' (Debian's dataset-fashion-mnist) or an ImageFolder directory: PATH/train and
     PATH/test (or PATH/val) with one sub-directory per class, or PATH/<class> split 85/15."""
-    from .vww import is_vww, load_vww
+    from tinynas.vww import is_vww, load_vww
     if is_vww(spec):
         xtr, ytr, xte, yte, names, desc, res = load_vww(spec, train_n=budget.train_limit,
                                                         test_n=budget.test_limit)
         return Dataset(torch.from_numpy(xtr), torch.from_numpy(ytr), torch.from_numpy(xte),
                        torch.from_numpy(yte), names, desc, res)
     if spec == "fashion-mnist":
-        from .data import FASHION_CLASSES
+        from tinynas.data import FASHION_CLASSES
         xtr, ytr = load_fashion_mnist_uint8("train", limit=budget.train_limit)
         xte, yte = load_fashion_mnist_uint8("test", limit=budget.test_limit)
         return Dataset(torch.from_numpy(xtr), torch.from_numpy(ytr), torch.from_numpy(xte),
@@ -195,7 +195,7 @@ def baseline_arch(space: SearchSpace, cons: Constraints) -> ArchConfig | None:
 
 def _grid_baseline(space: SearchSpace, cons: Constraints) -> ArchConfig | None:
     """The most-MACs fitting point of the uniformly scaled MobileNetV2 grid (tinynas.baseline_grid)."""
-    from .baseline_grid import baseline_grid, top_fitting
+    from tinynas.baseline_grid import baseline_grid, top_fitting
     if cons.latency_s is not None and cons.board is not None:
         return baseline_arch(space, cons)  # the grid knows nothing of latency
     top = top_fitting(baseline_grid(space.num_classes, space.in_channels, space.resolution_choices, cons), 1)
@@ -206,8 +206,8 @@ def int8_accuracy(arch: ArchConfig, model: torch.nn.Module, calib: np.ndarray, x
                   y: np.ndarray, progress: bool = False):
     """Quantise with the engine and run the bit-exact NumPy reference; (graph, accuracy)."""
     from tqdm import tqdm
-    from tinyengine.quantize import quantize_model
-    from tinyengine.reference import quantize_input, dequantize_output, run_graph
+    from tinyengine.frontend.quantize import quantize_model
+    from tinyengine.numerics.reference import quantize_input, dequantize_output, run_graph
     graph = quantize_model(arch, model.cpu().eval(), calib)
     correct = 0
     for img, lab in tqdm(list(zip(x, y)), desc="int8 reference", disable=not progress, leave=False):
@@ -233,7 +233,7 @@ def run_search(opts: SearchOptions, log: Callable[[str], None] = print) -> dict:
         torch.set_num_threads(opts.threads or cpu_threads())
     out = opts.out
     out.mkdir(parents=True, exist_ok=True)
-    from .run_settings import budget_fingerprint, check_run_settings
+    from tinynas.run_settings import budget_fingerprint, check_run_settings
     check_run_settings(out, {"constraints": opts.cons.to_dict(), "data": opts.data, "budget": opts.budget,
                              "budget_fields": budget_fingerprint(budget), "in_channels": opts.in_channels,
                              "seed": opts.seed})
@@ -253,7 +253,7 @@ def run_search(opts: SearchOptions, log: Callable[[str], None] = print) -> dict:
     lat = (lambda a: latency_mod.predict_latency_s(a, opts.cons)) if opts.cons.latency_s is not None else None
     st1 = None
     if budget.small_space:
-        from .stage1 import optimize_variants
+        from tinynas.stage1 import optimize_variants
         st1 = optimize_variants(space, opts.cons, samples=budget.space_samples, seed=opts.seed,
                                 min_fit_ratio=budget.min_fit, latency=lat)
         sres, space = st1.result, st1.space
@@ -288,9 +288,9 @@ def run_search(opts: SearchOptions, log: Callable[[str], None] = print) -> dict:
     supernet = SuperNet(space, W).to(device)
     sampler = None
     if budget.fit_sampling:
-        from .fit_sampler import FitSampler
+        from tinynas.fit_sampler import FitSampler
         sampler = FitSampler(Feasibility(space, W, R, opts.cons), n=1 + budget.supernet.n_random, seed=opts.seed)
-    from .eta import Overall, describe, estimate_search_s
+    from tinynas.eta import Overall, describe, estimate_search_s
     est = estimate_search_s(supernet, space, W, R, opts.in_channels, budget, len(y_tr), len(ds.y_test), device,
                             big=sampler.teacher if sampler else None)
     overall = Overall(est, log if rank == 0 else (lambda m: None))
@@ -392,7 +392,7 @@ def run_search(opts: SearchOptions, log: Callable[[str], None] = print) -> dict:
                           "best_so_far": rnd["best_so_far"], "best_acc_per_seed": repeats},
         "winner": winner, "baseline": baseline, "timings": timings, "timings_all_runs": cumulative,
         "evaluations_computed_this_run": cache.computed, "evaluations_from_cache": n_cached,
-        "model_int8": "model_int8.pkl: pickled tinyengine.graph.Graph (int8 weights, qparams); "
+        "model_int8": "model_int8.pkl: pickled tinyengine.ir.graph.Graph (int8 weights, qparams); "
                       "load with pickle.load",
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=1, default=_jsonable) + "\n")

@@ -16,7 +16,7 @@ from search_spaces.arch import ArchConfig
 from search_spaces.space import SearchSpace
 from tinyengine.cost import batch_costs
 
-from .constraints import Constraints
+from tinynas.constraints import Constraints
 
 
 @dataclass

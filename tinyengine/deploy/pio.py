@@ -19,7 +19,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-ARMBARE = Path(__file__).resolve().parents[1] / "firmware" / "platformio" / "platform-armbare"
+import firmware
+
+ARMBARE = firmware.root() / "platformio" / "platform-armbare"
 SCONS_PIO_VERSION = "4.41101.0"  # what PlatformIO Core 6.2 requires (~4.41101.0 = SCons 4.11.1)
 TOOLCHAIN_PIO_VERSION = "1.120201.0"  # GCC 12.2.1, as PlatformIO numbers its toolchain packages
 DEBIAN = {"arm-none-eabi-gcc": "gcc-arm-none-eabi", "qemu-system-arm": "qemu-system-arm"}
@@ -135,7 +137,7 @@ _OVERFLOW = re.compile(r"region [`'\"]?(\w+)['\"]? overflowed by (\d+) bytes")
 
 def overflow_message(log: str, board_name: str, flash: int, sram: int) -> str | None:
     """One clear sentence per overflowed memory region of a failed link, or None."""
-    from .units import format_size
+    from boards.units import format_size
     parts = []
     for region, n in dict(_OVERFLOW.findall(log)).items():
         size = flash if region.upper().startswith(("FLASH", "ROM")) else sram

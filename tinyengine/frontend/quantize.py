@@ -17,9 +17,9 @@ import torch
 
 from search_spaces.arch import ArchConfig
 
-from .graph import Graph
-from .importer import import_torch
-from .requant import (activation_range, choose_qparams, effective_scales, quantize_bias,
+from tinyengine.ir.graph import Graph
+from tinyengine.frontend.archnet import import_torch
+from tinyengine.numerics.requant import (activation_range, choose_qparams, effective_scales, quantize_bias,
                       quantize_multipliers, quantize_weights)
 
 

@@ -16,9 +16,9 @@ from pathlib import Path
 
 from rich.table import Table
 
-from .boards import Board, load_board
-from .pio import BuildResult, PioError, build
-from .units import format_size
+from boards import Board, load_board
+from tinyengine.deploy.pio import BuildResult, PioError, build
+from boards.units import format_size
 
 
 # ----------------------------------------------------------------------------- project
@@ -105,7 +105,7 @@ def add_deploy_parsers(sub) -> None:
 
 
 def cmd_calibrate(args: argparse.Namespace, console) -> int:
-    from .latency import evaluate, fit, read_records
+    from tinyengine.latency import evaluate, fit, read_records
     board = load_board(args.board)
     train_paths = [r for r in args.records if r not in set(args.holdout)]
     samples, meta = read_records(train_paths)
@@ -157,7 +157,7 @@ def _stats(xs: list[float]) -> tuple[float, float, float]:
 
 def _emulated(info, shift: int | None) -> bool:
     """QEMU has no DWT: a Cortex-M3/M4/M7 firmware that fell back to SysTick is running emulated."""
-    from .protocol import TimerKind
+    from tinyengine.deploy.protocol import TimerKind
     if shift is not None:
         return True
     return info.timer == TimerKind.SYSTICK and any(c in info.core for c in ("m3", "m4", "m7"))
@@ -166,7 +166,7 @@ def _emulated(info, shift: int | None) -> bool:
 def probe(client, *, runs: int, layers: bool, timeout: float, project: Path | None = None,
           meta: dict | None = None, icount_shift: int | None = None) -> dict:
     """Measure a running firmware; returns the JSON record (outputs checked when a project is given)."""
-    from .protocol import TimerKind, ticks_to_instructions
+    from tinyengine.deploy.protocol import TimerKind, ticks_to_instructions
 
     if runs < 1:
         raise ValueError(f"--runs must be >= 1, got {runs}")
@@ -271,7 +271,7 @@ def _save(console, rec: dict, path: str | None) -> None:
 
 
 def cmd_probe(args: argparse.Namespace, console) -> int:
-    from .protocol import ProbeClient, ProbeError
+    from tinyengine.deploy.protocol import ProbeClient, ProbeError
     project = meta = None
     if args.project:
         project, meta, _ = read_project(args.project)
@@ -290,8 +290,8 @@ def cmd_probe(args: argparse.Namespace, console) -> int:
 def emulate_built(res: BuildResult, root: Path, meta: dict, board: Board, *, runs: int = 1, layers: bool = True,
                   timeout: float = 60.0, console=None) -> dict:
     """Run a built firmware in QEMU (-icount shift=0) and probe it; the probe record."""
-    from .protocol import ProbeClient
-    from .qemu_run import qemu_serial
+    from tinyengine.deploy.protocol import ProbeClient
+    from tinyengine.deploy.qemu import qemu_serial
     with qemu_serial(res.elf, board.qemu_machine, icount_shift=0) as q:
         if console is not None:
             console.print(f"QEMU {board.qemu_machine} (-icount shift=0), serial {q.url}")
@@ -304,8 +304,8 @@ def emulate_built(res: BuildResult, root: Path, meta: dict, board: Board, *, run
 
 
 def cmd_emulate(args: argparse.Namespace, console) -> int:
-    from .protocol import ProbeError
-    from .qemu_run import QemuError
+    from tinyengine.deploy.protocol import ProbeError
+    from tinyengine.deploy.qemu import QemuError
     root, meta, board = read_project(args.project)
     try:
         res = build_project(root, meta, board)

@@ -11,10 +11,10 @@ Conventions
 * Conv weights are OHWI ``(C_out, kH, kW, C_in)``; depthwise weights are ``(kH, kW, C)``
   (TFLite's 1HWC without the 1; depth multiplier 1); fully-connected weights are
   ``(out, in)``. Weights are int8 with zero point 0; bias is int32 (or None for zeros).
-* ``mult``/``shift`` come from :func:`tinyengine.requant.quantize_multiplier(s)`: scalars
+* ``mult``/``shift`` come from :func:`tinyengine.numerics.requant.quantize_multiplier(s)`: scalars
   (per tensor) or one per output channel.
 * Every kernel returns int8. Requantisation is double rounding unless
-  ``single_rounding=True`` (see :mod:`tinyengine.requant` for the arithmetic of record).
+  ``single_rounding=True`` (see :mod:`tinyengine.numerics.requant` for the arithmetic of record).
 
 All arithmetic on the int8 path is integer (int64 in NumPy, wrapped to int32 where the C
 code holds an int32); the only floats are the scales ADD turns into multipliers.
@@ -26,7 +26,7 @@ from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
-from tinyengine.requant import (
+from tinyengine.numerics.requant import (
     INT8_MAX,
     INT8_MIN,
     INT32_MAX,

@@ -13,13 +13,13 @@ from rich.table import Table
 
 from search_spaces.arch import ArchError
 from search_spaces.space import SearchSpace
-from tinyengine.boards import BoardError, list_boards
-from tinyengine.units import format_size
+from boards import BoardError, list_boards
+from boards.units import format_size
 from tinyml_errors import TinyMLError
 
-from .constraints import constraints_from_args
-from .data import DatasetError
-from .space_opt import optimize_space, plot_cdf
+from tinynas.constraints import constraints_from_args
+from tinynas.data import DatasetError
+from tinynas.space_opt import optimize_space, plot_cdf
 
 
 def _float_list(flag: str):
@@ -101,10 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_search(args: argparse.Namespace, console: Console) -> int:
-    from .search import BUDGETS, SearchOptions, run_search
+    from tinynas.search import BUDGETS, SearchOptions, run_search
     if args.budget not in BUDGETS:
         raise ValueError(f"--budget: unknown budget {args.budget!r}; choose one of {', '.join(BUDGETS)}")
-    from .vww import is_vww, parse_spec
+    from tinynas.vww import is_vww, parse_spec
     if is_vww(args.data):
         parse_spec(args.data)  # a bad canvas or target is named before anything runs
     elif args.data != "fashion-mnist" and not Path(args.data).is_dir():
@@ -123,7 +123,7 @@ def cmd_search(args: argparse.Namespace, console: Console) -> int:
         raise ValueError("--latency: a latency limit needs --board (the core and clock it runs on)")
     console.print(f"[bold]TinyNAS search[/] ({args.budget}) under {cons.describe()} -> {out}")
     if cons.latency_s is not None:
-        from .latency import latency_source
+        from tinynas.latency import latency_source
         console.print(f"latency from the {latency_source(cons)}")
     opts = SearchOptions(cons, out, data=args.data, budget=args.budget, in_channels=args.in_channels,
                          seed=args.seed, device=args.device, threads=args.threads,

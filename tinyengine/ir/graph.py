@@ -3,12 +3,12 @@
 Op kinds: ``conv2d`` (pointwise included), ``depthwise_conv2d``, ``add``, ``avg_pool2d``,
 ``global_avg_pool``, ``fully_connected``, ``pad``, ``reshape``. ReLU/ReLU6 are fused into the producing
 op as ``attrs['activation']``. Activation tensors are (H, W, C); vectors are (C,). The op list is the
-execution order. A graph built from an ArchConfig carries shapes only; ``tinyengine.quantize``
+execution order. A graph built from an ArchConfig carries shapes only; ``tinyengine.frontend.quantize``
 fills in the int8 side: each tensor's ``scale``/``zero_point`` and each weighted op's ``params``
 (``weight`` int8 in the layout of ``attrs['weight_shape']``, ``bias`` int32, per-channel ``mult``
 int32 and ``shift`` int32) plus ``attrs['act_min']``/``attrs['act_max']`` (the fused clamp).
 
-Regions (patch-based inference, ``tinyengine.patch``): a region is ``(y0, y1, x0, x1)``, half-open, in
+Regions (patch-based inference, ``tinyengine.passes.patch``): a region is ``(y0, y1, x0, x1)``, half-open, in
 the coordinates of the full tensor. ``attrs['in_regions']`` (one region or None per input) makes an op
 read only that window of its input, as a strided view (no copy); ``attrs['out_region']`` makes it
 write its result into that window of its output tensor. A tensor may have several writers only if

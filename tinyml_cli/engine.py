@@ -14,10 +14,12 @@ from rich.table import Table
 from search_spaces.arch import ArchError
 from search_spaces.zoo import load_model, zoo_names
 
-from .analyze import analyze, plot_memory_profile
-from .boards import BoardError, list_boards, load_board
-from .planner import PlanOptions
-from .units import format_size
+from tinyengine.analyze import analyze, plot_memory_profile
+from boards import BoardError, list_boards, load_board
+from tinyengine.kernels.choice import kernel_choices
+from tinyengine.planner import PlanOptions
+from tinyml_errors import LoweringError
+from boards.units import format_size
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,20 +47,19 @@ def build_parser() -> argparse.ArgumentParser:
                         "Cortex-M4 instruction model, as estimated cycles on a real board)")
     a.add_argument("--winograd", action="store_true",
                    help="show the kernel choices as `tinyengine gen --winograd` would make them")
-    from codegen.cli import add_gen_parser  # codegen builds on tinyengine: import it only for the CLI
+    from tinyml_cli.gen import add_gen_parser  # codegen builds on tinyengine: import it only for the CLI
     add_gen_parser(sub)
-    from .deploy_cli import add_deploy_parsers
+    from tinyml_cli.deploy import add_deploy_parsers
     add_deploy_parsers(sub)
-    from .export_cli import add_export_parser
+    from tinyml_cli.export import add_export_parser
     add_export_parser(sub)
     return p
 
 
 def _c_kernels(an, winograd: bool) -> tuple[list[dict] | None, str | None]:
     """The generated code's kernel per op (codegen's lowering decisions), or why there are none."""
-    from codegen.lower import LoweringError, kernel_choices
     try:
-        return kernel_choices(an.graph, an.plan, winograd=winograd), None
+        return kernel_choices(an.plan, winograd=winograd), None
     except LoweringError as e:
         return None, str(e)
 
@@ -77,7 +78,7 @@ def cmd_analyze(args: argparse.Namespace, console: Console) -> int:
     board = load_board(args.board) if args.board else None
     lat = lat_model = None
     if kernels and (board or args.latency_model):
-        from .latency import LatencyModel, default_model
+        from tinyengine.latency import LatencyModel, default_model
         lat_model = LatencyModel.load(args.latency_model) if args.latency_model else default_model(board)
         if board and args.latency_model:
             lat_model = lat_model.for_board(board)
@@ -175,13 +176,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "analyze":
             return cmd_analyze(args, console)
         if args.cmd == "gen":
-            from codegen.cli import cmd_gen
+            from tinyml_cli.gen import cmd_gen
             return cmd_gen(args, console)
         if args.cmd == "export":
-            from .export_cli import cmd_export
+            from tinyml_cli.export import cmd_export
             return cmd_export(args, console)
         if args.cmd in ("build", "emulate", "probe", "calibrate"):
-            from . import deploy_cli
+            from tinyml_cli import deploy as deploy_cli
             return getattr(deploy_cli, f"cmd_{args.cmd}")(args, console)
     except (ValueError, ArchError, BoardError) as e:
         print(f"tinyengine {args.cmd}: error: {e}", file=sys.stderr)

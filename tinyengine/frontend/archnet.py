@@ -13,7 +13,7 @@ from torch import nn
 
 from search_spaces.arch import ArchConfig
 
-from .graph import Graph, build_graph
+from tinyengine.ir.graph import Graph, build_graph
 
 
 def fold_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> tuple[np.ndarray, np.ndarray]:

@@ -17,15 +17,18 @@ calibration the instruction model is scaled by a documented CPI estimate to give
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
+from tinyengine.kernels.choice import kernel_choices
+from tinyengine.kernels.registry import latency_terms
+from tinyml_errors import LoweringError
+
 FORMAT = "tinyml-latency/1"
-DATA = Path(__file__).resolve().parent / "latency_data"
+DATA = Path(__file__).resolve().parent / "data"
 # Cycles per instruction when a real board has no calibration of its own: Cortex-M4 issues one
 # instruction per cycle except loads (2) and taken branches (2-4) -- about 1.25 on these kernels;
 # the M7's dual issue brings it under 1 (estimates, replaced by `tinyengine calibrate` on the board).
@@ -37,50 +40,14 @@ class LatencyError(ValueError):
 
 
 # ----------------------------------------------------------------------------- features
-def _g(args: dict) -> dict:
-    return args.get("geom", args)
-
-
 def layer_features(layer: dict) -> tuple[str, list[str], np.ndarray]:
-    """(kernel key, term names, term values) of one lowered layer (``LoweredOp.summary()``); the key is
-    the C kernel, with the kernel size and stride for the depthwise kernels (one fit each)."""
-    k, a = layer["kernel"], layer.get("args", {})
-    if k == "te_conv_pointwise_s8":
-        p, ci, co = a["n_pixels"], a["in_c"], a["out_c"]
-        terms = {"macs": p * ci * co, "out": p * co, "in": p * ci, "pixels": p, "out_c": co,
-                 "ci_rem4": p * co * (ci % 4), "co_odd": p * ci * (co % 2), "pix_odd": (p % 2) * ci * co}
-    elif k in ("te_conv_im2col_s8",):
-        g = _g(a)
-        p, kk, co = g["out_h"] * g["out_w"], g["k_h"] * g["k_w"] * g["in_c"], g["out_c"]
-        terms = {"macs": p * kk * co, "out": p * co, "col": p * kk, "pixels": p, "out_c": co,
-                 "k_rem4": p * co * (kk % 4), "co_odd": p * kk * (co % 2)}
-    elif k == "te_conv_winograd3x3_s8":
-        g = _g(a)
-        t, ci, co = math.ceil(g["out_h"] / 2) * math.ceil(g["out_w"] / 2), g["in_c"], g["out_c"]
-        terms = {"tile_mults": t * 16 * ci * co, "tile_in": t * ci, "tile_out": t * co, "tiles": t}
-    elif k in ("te_depthwise_inplace_s8", "te_depthwise_s8"):
-        # one fit per (kernel size, stride): each has its own unrolled row function. Per channel: the
-        # padded copy of the plane (in place), then per output row chunks of up to 32 outputs, computed
-        # two at a time sharing loads, an odd last output the slow way, and one requantisation each.
-        g = _g(a)
-        c, oh, ow = g["in_c"], g["out_h"], g["out_w"]
-        ph = g["in_h"] + 2 * g["pad_top"]
-        pw = g["in_w"] + 2 * g["pad_left"]
-        k = f"{k}/k{g['k_h']}s{g['stride_h']}"
-        terms = {"pairs": c * oh * (ow // 2), "odd": c * oh * (ow % 2), "out": c * oh * ow,
-                 "chunks": c * oh * math.ceil(ow / 32), "padded_in": c * ph * pw, "channels": c}
-    elif k == "te_add_s8":
-        terms = {"elements": a["n"]}
-    elif k == "te_avg_pool_s8":
-        terms = {"in": a["in_h"] * a["in_w"] * a["c"], "out": a["out_h"] * a["out_w"] * a["c"]}
-    elif k == "te_fully_connected_s8":
-        terms = {"macs": a["in_n"] * a["out_n"], "out": a["out_n"], "in": a["in_n"]}
-    elif k in ("memmove", "(none)"):
-        terms = {"bytes": a.get("n", 0)}
-    else:
-        raise LatencyError(f"latency model: no terms for kernel '{k}' (layer {layer.get('name')})")
-    terms["call"] = 1
-    return k, list(terms), np.array(list(terms.values()), dtype=np.float64)
+    """(fit key, term names, term values) of one lowered layer (``KernelChoice.summary()``): the terms
+    each kernel's registry entry says its time scales with (depthwise: one fit per kernel size and stride)."""
+    try:
+        key, terms = latency_terms(layer["kernel"], layer.get("args", {}))
+    except LoweringError:
+        raise LatencyError(f"latency model: no terms for kernel '{layer['kernel']}' (layer {layer.get('name')})") from None
+    return key, list(terms), np.array(list(terms.values()), dtype=np.float64)
 
 
 # ----------------------------------------------------------------------------- model
@@ -132,7 +99,7 @@ class LatencyModel:
     def predict_fast(self, arch) -> float:
         """``predict_arch`` through per-part caches (stem, each block at its input size, head), the
         way ``fast_costs`` caches memory: what the search calls for thousands of sub-networks."""
-        from .cost import stem_head_key
+        from tinyengine.cost import stem_head_key
         sizes = arch.spatial_sizes()
         key = self._cache_key()
         total = sum(_part_latency(key, ("block", b, sizes[b.index])) for b in arch.blocks())
@@ -202,25 +169,23 @@ _MODELS: dict[int, LatencyModel] = {}
 
 @lru_cache(maxsize=200_000)
 def _part_latency(model_key: int, part: tuple) -> float:
-    from codegen.lower import kernel_choices
-    from .graph import block_graph, head_graph, stem_graph
-    from .planner import plan_memory
+    from tinyengine.ir.graph import block_graph, head_graph, stem_graph
+    from tinyengine.pipeline import plan_memory
     model = _MODELS[model_key]
     if part[0] == "block":
         graphs = [block_graph(part[1], part[2])]
     else:
         res, cin, stem_c, stem_k, stem_s, last_c, last_hw, fm, ncls = part[1]
         graphs = [stem_graph(res, cin, stem_c, stem_k, stem_s), head_graph(last_hw, last_c, fm, ncls)]
-    return sum(sum(model.predict_layers(kernel_choices(g, plan_memory(g)))) for g in graphs)
+    return sum(sum(model.predict_layers(kernel_choices(plan_memory(g)))) for g in graphs)
 
 
 def arch_layers(arch) -> list[dict]:
     """Lowered layer summaries of an ArchConfig without weights (what the generated code will call)."""
-    from codegen.lower import kernel_choices
-    from .graph import build_graph
-    from .planner import plan_memory
+    from tinyengine.ir.graph import build_graph
+    from tinyengine.pipeline import plan_memory
     g = build_graph(arch)
-    return kernel_choices(g, plan_memory(g))
+    return kernel_choices(plan_memory(g))
 
 
 # ----------------------------------------------------------------------------- records and fitting

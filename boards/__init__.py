@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from tinyengine.units import parse_size
+from boards.units import parse_size
 
 CORES = ("cortex-m0plus", "cortex-m3", "cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55")
 FLOAT_ABIS = ("hard", "soft")
@@ -60,11 +60,11 @@ class Board:
 
 
 def boards_dir() -> Path:
-    """The folder of board files: ``$TINYML_BOARDS_DIR`` if set, else ``boards/`` at the repo root."""
+    """The folder of board files: ``$TINYML_BOARDS_DIR`` if set, else the folder of this package."""
     override = os.environ.get("TINYML_BOARDS_DIR")
     if override:
         return Path(override)
-    return Path(__file__).resolve().parents[1] / "boards"
+    return Path(__file__).resolve().parent
 
 
 def list_boards() -> list[str]:

@@ -16,12 +16,12 @@ import torch
 from search_spaces.arch import ArchConfig
 from search_spaces.torch_model import build_torch_model
 from search_spaces.zoo import load_model
-from tinyengine.boards import list_boards, load_board
-from tinyengine.planner import plan_memory
-from tinyengine.quantize import quantize_model
-from tinyengine.units import format_size
+from boards import list_boards, load_board
+from tinyengine.pipeline import plan_memory
+from tinyengine.frontend.quantize import quantize_model
+from boards.units import format_size
 
-from .project import Project, write_project
+from codegen.project import Project, write_project
 
 
 def add_gen_parser(subparsers) -> argparse.ArgumentParser:
@@ -132,7 +132,7 @@ def generate(model_spec: str, board_name: str, out: str | Path, *, weights: str 
     if not arch.name:
         graph.name = Path(model_spec).stem
     plan = plan_memory(graph)
-    return write_project(out, arch, graph, plan, board, winograd=winograd, seed=seed,
+    return write_project(out, arch, plan, board, winograd=winograd, seed=seed,
                          weights_from=f"{source}; calibrated on {calib} {calib_data} images")
 
 
@@ -141,7 +141,7 @@ def _generate_searched(folder: Path, board, out, *, seed: int, winograd: bool) -
     int8 accuracy the search reported), with its architecture."""
     import pickle
 
-    from tinyengine.graph import Graph
+    from tinyengine.ir.graph import Graph
     arch_file, graph_file = folder / "arch.json", folder / "model_int8.pkl"
     for f in (arch_file, graph_file):
         if not f.is_file():
@@ -152,7 +152,7 @@ def _generate_searched(folder: Path, board, out, *, seed: int, winograd: bool) -
     if not isinstance(graph, Graph):
         raise ValueError(f"{graph_file}: not a pickled int8 tinyengine Graph ({type(graph).__name__})")
     plan = plan_memory(graph)
-    return write_project(out, arch, graph, plan, board, winograd=winograd, seed=seed,
+    return write_project(out, arch, plan, board, winograd=winograd, seed=seed,
                          weights_from=f"{folder} (trained by tinynas search; its int8 model as evaluated)")
 
 

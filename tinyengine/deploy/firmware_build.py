@@ -8,9 +8,10 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from tinyengine.boards import Board, load_board
+import firmware
+from boards import Board, load_board
 
-FIRMWARE = Path(__file__).resolve().parents[1] / "firmware"
+FIRMWARE = firmware.root()
 APP = FIRMWARE / "app"
 QEMU_RUNTIME = FIRMWARE / "qemu"
 APP_SOURCES = ("main.c", "te_protocol.c", "te_timing.c")        # board independent

@@ -9,9 +9,9 @@ from collections import ChainMap
 
 import numpy as np
 
-from . import kernels_ref as K
-from .graph import Graph, Op
-from .requant import dequantize, quantize
+from tinyengine.numerics import kernels_ref as K
+from tinyengine.ir.graph import Graph, Op
+from tinyengine.numerics.requant import dequantize, quantize
 
 
 def _check_quantised(graph: Graph, op: Op) -> None:
@@ -69,7 +69,7 @@ def run_graph(graph: Graph, x: np.ndarray, *, single_rounding: bool = False) -> 
     return vals
 
 
-# ---- regions (patch-based inference, tinyengine.patch): windowed reads and tile writes
+# ---- regions (patch-based inference, tinyengine.passes.patch): windowed reads and tile writes
 def _windows(op: Op, vals: dict[str, np.ndarray]):
     """``vals`` as ``op`` sees it: each input cut to ``attrs['in_regions']`` (a view, no copy)."""
     regs = op.attrs.get("in_regions")

@@ -16,7 +16,7 @@ import numpy as np
 
 from search_spaces.zoo import load_model
 
-from .units import format_size
+from boards.units import format_size
 
 
 def add_export_parser(subparsers) -> argparse.ArgumentParser:
@@ -53,7 +53,7 @@ def _default_path(path: str, stem: str, suffix: str) -> Path:
 
 
 def cmd_export(args: argparse.Namespace, console) -> int:
-    from codegen.cli import calibration_images, load_weights, random_model
+    from tinyml_cli.gen import calibration_images, load_weights, random_model
 
     if args.tflite is None and args.onnx is None:
         raise ValueError("nothing to export: give --tflite [PATH] and/or --onnx [PATH]")
@@ -66,16 +66,16 @@ def cmd_export(args: argparse.Namespace, console) -> int:
     model = random_model(arch, args.seed) if args.weights == "random" else load_weights(arch, args.weights)
 
     if onnx_path is not None:
-        from .export import export_onnx
+        from tinyengine.export import export_onnx
         export_onnx(arch, model, onnx_path)
         console.print(f"wrote {onnx_path} (float, input 'input' 1x{arch.in_channels}x{arch.resolution}x"
                       f"{arch.resolution} NCHW, output 'logits'; {onnx_path.stat().st_size:,} B)")
     if tfl_path is None:
         return 0
 
-    from .export import export_tflite, tflite_summary
-    from .planner import plan_memory
-    from .quantize import quantize_model
+    from tinyengine.export import export_tflite, tflite_summary
+    from tinyengine.pipeline import plan_memory
+    from tinyengine.frontend.quantize import quantize_model
     graph = quantize_model(arch, model, calibration_images(arch, args.calib, args.seed))
     graph.name = stem
     data = export_tflite(graph, padding=args.padding)
@@ -90,8 +90,8 @@ def cmd_export(args: argparse.Namespace, console) -> int:
     if not args.check:
         return 0
 
-    from .reference import run_graph
-    from .tflm import tflm_arena, tflm_tensors
+    from tinyengine.numerics.reference import run_graph
+    from tinyengine.export.tflm import tflm_arena, tflm_tensors
     x = np.random.default_rng(args.seed).integers(-128, 128, graph.tensors[graph.inputs[0]].shape,
                                                   dtype=np.int16).astype(np.int8)
     ref = run_graph(graph, x)

@@ -103,7 +103,7 @@ def tflm_tensors(tflite_bytes: bytes, x_int8: np.ndarray, *, arena_size: int = D
     """Run one inference keeping every tensor (``kPreserveAllTensors``); returns the non-constant ones by
     name (batch dim dropped), for layer-by-layer comparison with ``reference.run_graph``."""
     rt = _runtime()
-    from .export import tflite_summary
+    from tinyengine.export import tflite_summary
     try:
         interp = rt.Interpreter.from_bytes(bytes(tflite_bytes), arena_size=arena_size,
                                            intrepreter_config=rt.InterpreterConfig.kPreserveAllTensors)

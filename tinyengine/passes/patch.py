@@ -38,7 +38,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field, replace
 
-from .graph import Graph, Op, Tensor, region_shape
+from tinyengine.ir.graph import Graph, Op, Tensor, region_shape
 
 Region = tuple[int, int, int, int]
 
@@ -98,7 +98,8 @@ def cut_points(graph: Graph) -> list[int]:
 
 def default_split(graph: Graph, n: int, options=None, max_extra_macs: float = MAX_EXTRA_MACS) -> int:
     """The cut point with the lowest planned peak for n x n patches within the MAC budget (module doc)."""
-    from .planner import PlanOptions, plan_memory
+    from tinyengine.passes.inplace import annotate_inplace
+    from tinyengine.planner import PlanOptions, plan_graph
 
     opts = replace(options or PlanOptions(), patches=1, patch_split=None)
     best: tuple[int, int, int] | None = None  # (peak, extra MACs, split)
@@ -109,7 +110,9 @@ def default_split(graph: Graph, n: int, options=None, max_extra_macs: float = MA
         pg = _patch(graph, n, s)
         if best is not None and pg.extra_macs_ratio > max_extra_macs:
             continue
-        cand = (plan_memory(pg.graph, opts).peak_sram, pg.extra_macs, s)
+        annotated = annotate_inplace(pg.graph, depthwise=opts.inplace_depthwise, add=opts.inplace_add,
+                                     include_input=opts.include_input)
+        cand = (plan_graph(annotated, opts).peak_sram, pg.extra_macs, s)
         if best is None or cand < best:
             best = cand
     if best is None:
@@ -198,7 +201,7 @@ def patch_graph(graph: Graph, n: int, split_at: str | int | None = None, *, opti
 
 def _patch(graph: Graph, n: int, split: int) -> PatchedGraph:
     """The rewrite itself, for a split already checked by ``resolve_split``."""
-    from .cost import op_macs
+    from tinyengine.ir.opcost import op_macs
 
     t = graph.tensors
     out_name = graph.ops[split].output
