@@ -152,8 +152,8 @@ def report(runs: list[dict], args) -> str:
              f"{args.test} test pictures, supernet {args.supernet_epochs} epochs, final recipe "
              f"{args.final_epochs} epochs from scratch for every contender (same seed, same data order), "
              f"evolution {args.population} x {args.generations}, grid top {args.grid_top}.", "",
-             "| task | budget | seeds | winner int8 | best grid int8 | diff (paired t, p) | winner MACs / SRAM / flash "
-             "| evolution vs random (held-out) | Kendall tau | wall |",
+             "| task | budget | seeds | winner int8 | best grid int8 | diff (paired t, p) | winner MACs / SRAM / flash (first seed) "
+             "| evolution vs random (best held-out, equal evaluations) | Kendall tau | wall per seed |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     keys = sorted({(r["task"], r["budget"]) for r in runs})
     for task, budget in keys:
