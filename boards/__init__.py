@@ -13,13 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from boards.units import parse_size
+from tinyml_errors import BoardError
 
 CORES = ("cortex-m0plus", "cortex-m3", "cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55")
 FLOAT_ABIS = ("hard", "soft")
 
 
-class BoardError(ValueError):
-    """A board name that does not exist, or a board file that is malformed."""
 
 
 @dataclass(frozen=True)
@@ -191,7 +190,7 @@ def resolve_limits(
     if preset is None:
         missing = [flag for flag, value in (("--sram", sram), ("--flash", flash)) if value is None]
         if missing:
-            raise ValueError(
+            raise BoardError(
                 f"no memory budget: missing {' and '.join(missing)}; give --board NAME "
                 f"(one of {', '.join(list_boards())}) or both --sram and --flash"
             )

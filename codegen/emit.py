@@ -10,7 +10,7 @@ from pathlib import Path
 import jinja2
 import numpy as np
 
-from codegen.lower import CArray, Lowering, LoweredOp
+from codegen.lower import CArray, LoweredOp, Lowering
 
 TEMPLATES = Path(__file__).with_name("templates")
 _INT32_MIN = -(1 << 31)

@@ -26,13 +26,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tinyml_errors import LoweringError
+from codegen.winograd import transform_weights
 from tinyengine.ir.graph import Graph, Op
 from tinyengine.kernels.choice import AlignmentError, KernelChoice, check_plan, choose
 from tinyengine.numerics.kernels_ref import add_params
 from tinyengine.planner import MemoryPlan
-
-from codegen.winograd import transform_weights
+from tinyml_errors import LoweringError
 
 __all__ = ["AlignmentError", "CArray", "LoweredOp", "Lowering", "LoweringError", "lower"]
 

@@ -11,15 +11,13 @@ from pathlib import Path
 import numpy as np
 
 import firmware
-
-from search_spaces.arch import ArchConfig
 from boards import Board
-from tinyengine.ir.graph import Graph
-from tinyengine.planner import MemoryPlan
-from tinyengine.numerics.reference import quantize_input, run_graph
-
 from codegen.emit import environment, model_context, model_hash, render_model
 from codegen.lower import Lowering, LoweringError, lower
+from search_spaces.arch import ArchConfig
+from tinyengine.ir.graph import Graph
+from tinyengine.numerics.reference import quantize_input, run_graph
+from tinyengine.planner import MemoryPlan
 
 FIRMWARE = firmware.root()
 GENERATED = ("model.h", "model.c", "weights.h", "weights.c")

@@ -21,21 +21,22 @@ import numpy as np
 import pytest
 import torch
 
-from tinyml_cli import gen as gen_cli
+from boards import load_board
 from codegen.emit import c_array_body, c_float
 from codegen.lower import CArray, LoweringError, lower
-from tinyengine.kernels.choice import AlignmentError, kernel_choices
 from codegen.project import FIRMWARE, Project, write_project
 from codegen.winograd import transform_weights, winograd_conv_reference
 from search_spaces.arch import ArchConfig, BlockConfig, StageConfig
 from search_spaces.space import SearchSpace
 from search_spaces.zoo import load_model
-from boards import load_board
-from tinyengine.ir.graph import build_graph
-from tinyengine.planner import Buffer, PlanOptions
-from tinyengine.pipeline import plan_memory
 from tinyengine.frontend.quantize import quantize_model
+from tinyengine.ir.graph import build_graph
+from tinyengine.kernels.choice import AlignmentError, kernel_choices
 from tinyengine.numerics.reference import run_graph
+from tinyengine.pipeline import plan_memory
+from tinyengine.planner import Buffer, PlanOptions
+from tinyml_cli import gen as gen_cli
+from tinyml_errors import TinyMLError
 
 WARN = ["-std=c99", "-Wall", "-Wextra", "-Werror"]
 FLAVOURS = {
@@ -218,7 +219,7 @@ def test_winograd_transform_is_four_times_textbook_and_extreme_weights_fit():
         for c in range(3):
             np.testing.assert_array_equal(u[o, :, :, c], 4 * G @ g[o, :, :, c].astype(float) @ G.T)
     assert np.abs(u).max() == 9 * 127
-    with pytest.raises(ValueError, match="3x3"):
+    with pytest.raises(TinyMLError, match="3x3"):
         transform_weights(np.zeros((2, 5, 5, 3), np.int8))
 
 
@@ -486,13 +487,13 @@ def test_cli_gen_rejects_mismatched_weights(tmp_path):
     sd = gen_cli.random_model(random_arch(6, 3, 3), 0).state_dict()
     torch.save(sd, tmp_path / "w.pt")
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match="does not match architecture 'mcunet-in0'.*(missing|wrong shape)"):
+    with pytest.raises(TinyMLError, match="does not match architecture 'mcunet-in0'.*(missing|wrong shape)"):
         gen_cli.generate("mcunet-in0", "qemu-m4", tmp_path / "o", weights=str(tmp_path / "w.pt"))
-    with pytest.raises(ValueError, match="not a PyTorch state_dict"):
+    with pytest.raises(TinyMLError, match="not a PyTorch state_dict"):
         gen_cli.generate("mcunet-in0", "qemu-m4", tmp_path / "o", weights=str(tmp_path / "junk.pt"))
-    with pytest.raises(ValueError, match="no such file"):
+    with pytest.raises(TinyMLError, match="no such file"):
         gen_cli.generate("mcunet-in0", "qemu-m4", tmp_path / "o", weights=str(tmp_path / "nope.pt"))
-    with pytest.raises(ValueError, match="unknown board"):
+    with pytest.raises(TinyMLError, match="unknown board"):
         gen_cli.generate("mcunet-in0", "nope", tmp_path / "o")
 
 
@@ -600,7 +601,7 @@ def test_cli_gen_calibration_data_sources(tmp_path):
     assert (tmp_path / "npy" / "src" / "weights.c").read_bytes() == (tmp_path / "fm" / "src" / "weights.c").read_bytes()
     assert (tmp_path / "rnd" / "src" / "weights.c").read_bytes() != (tmp_path / "fm" / "src" / "weights.c").read_bytes()
     np.save(tmp_path / "bad.npy", x[:, :, :4, :4])
-    with pytest.raises(ValueError, match=r"bad.npy: shape \(8, 1, 4, 4\), the model takes \(N, 1, "):
+    with pytest.raises(TinyMLError, match=r"bad.npy: shape \(8, 1, 4, 4\), the model takes \(N, 1, "):
         gen_cli.generate(str(tmp_path / "n.json"), "qemu-m4", tmp_path / "b", calib_data=str(tmp_path / "bad.npy"))
-    with pytest.raises(ValueError, match="--calib-data imagenet: give 'random', 'fashion-mnist'"):
+    with pytest.raises(TinyMLError, match="--calib-data imagenet: give 'random', 'fashion-mnist'"):
         gen_cli.generate(str(tmp_path / "n.json"), "qemu-m4", tmp_path / "b", calib_data="imagenet")

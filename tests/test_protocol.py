@@ -20,8 +20,23 @@ from hypothesis import strategies as st
 
 from codegen.emit import model_hash
 from tinyengine.deploy.protocol import (
-    HEADER_BYTES, MAGIC, VERSION, Cmd, DeviceError, DeviceInfo, ErrorCode, FrameDecoder, Frame, Garbled,
-    ProbeClient, ProbeError, TimerKind, decode_all, encode_frame, header_check, ticks_to_instructions,
+    HEADER_BYTES,
+    MAGIC,
+    VERSION,
+    Cmd,
+    DeviceError,
+    DeviceInfo,
+    ErrorCode,
+    Frame,
+    FrameDecoder,
+    Garbled,
+    ProbeClient,
+    ProbeError,
+    TimerKind,
+    decode_all,
+    encode_frame,
+    header_check,
+    ticks_to_instructions,
 )
 
 ROOT = Path(__file__).resolve().parents[1]

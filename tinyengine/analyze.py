@@ -4,13 +4,12 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from search_spaces.arch import ArchConfig
-
 from tinyengine.cost import graph_costs
-from tinyengine.ir.opcost import op_flash, op_macs, op_params
 from tinyengine.ir.graph import Graph, build_graph
+from tinyengine.ir.opcost import op_flash, op_macs, op_params
 from tinyengine.passes.patch import PatchedGraph
-from tinyengine.planner import MemoryPlan, PlanOptions
 from tinyengine.pipeline import plan_memory
+from tinyengine.planner import MemoryPlan, PlanOptions
 
 
 @dataclass

@@ -18,7 +18,7 @@ from rich.table import Table
 
 from boards import Board, load_board
 from tinyengine.deploy.pio import BuildResult, PioError, build
-from boards.units import format_size
+from tinyml_errors import UsageError
 
 
 # ----------------------------------------------------------------------------- project
@@ -27,13 +27,13 @@ def read_project(root: str | Path) -> tuple[Path, dict, Board]:
     root = Path(root)
     meta_file = root / "lowering.json"
     if not root.is_dir():
-        raise ValueError(f"{root}: no such project folder (write one with `tinyengine gen MODEL --out {root}`)")
+        raise UsageError(f"{root}: no such project folder (write one with `tinyengine gen MODEL --out {root}`)")
     if not meta_file.is_file():
-        raise ValueError(f"{root}: not a generated project (no lowering.json; see `tinyengine gen`)")
+        raise UsageError(f"{root}: not a generated project (no lowering.json; see `tinyengine gen`)")
     try:
         meta = json.loads(meta_file.read_text())
     except json.JSONDecodeError as e:
-        raise ValueError(f"{meta_file}: invalid JSON ({e.msg} at line {e.lineno})") from None
+        raise UsageError(f"{meta_file}: invalid JSON ({e.msg} at line {e.lineno})") from None
     return root, meta, load_board(meta["board"])
 
 
@@ -44,7 +44,7 @@ def offline_env(board: Board) -> str:
 
 def build_project(root: Path, meta: dict, board: Board, verbose: bool = False) -> BuildResult:
     if board.qemu_machine is None:
-        raise ValueError(f"board {board.name} has no QEMU stand-in: build it with `pio run` and its real platform")
+        raise UsageError(f"board {board.name} has no QEMU stand-in: build it with `pio run` and its real platform")
     res = build(root, offline_env(board), board.name, board.flash_bytes, board.sram_bytes, verbose=verbose)
     if res.arena_bytes is not None and res.arena_bytes != meta["arena_bytes"]:
         raise PioError(f"{res.elf}: te_arena is {res.arena_bytes} B in the linker map but the plan says "
@@ -110,7 +110,7 @@ def cmd_calibrate(args: argparse.Namespace, console) -> int:
     train_paths = [r for r in args.records if r not in set(args.holdout)]
     samples, meta = read_records(train_paths)
     if not samples:
-        raise ValueError("calibrate: the records hold no layer timings")
+        raise UsageError("calibrate: the records hold no layer timings")
     model = fit(samples, target=board.name, core=meta["core"] or board.core, unit=meta["unit"])
     t = Table(title=f"latency model for {board.name} ({meta['unit']}, {len(samples)} layers of "
                     f"{len(train_paths)} records)")
@@ -169,7 +169,7 @@ def probe(client, *, runs: int, layers: bool, timeout: float, project: Path | No
     from tinyengine.deploy.protocol import TimerKind, ticks_to_instructions
 
     if runs < 1:
-        raise ValueError(f"--runs must be >= 1, got {runs}")
+        raise UsageError(f"--runs must be >= 1, got {runs}")
     info = client.info()
     emulated = _emulated(info, icount_shift)
     shift = icount_shift if icount_shift is not None else 0
@@ -190,7 +190,7 @@ def probe(client, *, runs: int, layers: bool, timeout: float, project: Path | No
         want_hash = meta.get("model_hash")
         checks["model_hash"] = want_hash is None or int(want_hash) == info.model_hash
         if not checks["model_hash"]:
-            raise ValueError(f"the firmware on {client.name} runs model hash {info.model_hash:08x} "
+            raise UsageError(f"the firmware on {client.name} runs model hash {info.model_hash:08x} "
                              f"({info.model}), but {project} is {int(want_hash):08x}: flash the project first")
         checks["arena_bytes"] = info.arena_bytes == meta["arena_bytes"]
         x = (project / "reference_input.bin").read_bytes()
@@ -201,7 +201,7 @@ def probe(client, *, runs: int, layers: bool, timeout: float, project: Path | No
         checks["output_equals_reference"] = y == want
         if y != want:
             diff = sum(a != b for a, b in zip(y, want)) + abs(len(y) - len(want))
-            raise ValueError(f"output of {info.model} on {client.name} differs from the NumPy reference in "
+            raise UsageError(f"output of {info.model} on {client.name} differs from the NumPy reference in "
                              f"{diff} of {len(want)} bytes (reference_output.bin)")
     else:
         t0 = time.monotonic()

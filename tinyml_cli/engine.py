@@ -11,15 +11,14 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from search_spaces.arch import ArchError
+from boards import list_boards, load_board
+from boards.units import format_size
 from search_spaces.zoo import load_model, zoo_names
-
 from tinyengine.analyze import analyze, plot_memory_profile
-from boards import BoardError, list_boards, load_board
 from tinyengine.kernels.choice import kernel_choices
 from tinyengine.planner import PlanOptions
-from tinyml_errors import LoweringError
-from boards.units import format_size
+from tinyml_cli.common import run_command
+from tinyml_errors import LoweringError, UsageError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,9 +66,9 @@ def _c_kernels(an, winograd: bool) -> tuple[list[dict] | None, str | None]:
 def cmd_analyze(args: argparse.Namespace, console: Console) -> int:
     arch = load_model(args.model)
     if args.patches < 1:
-        raise ValueError(f"--patches must be >= 1, got {args.patches}")
+        raise UsageError(f"--patches must be >= 1, got {args.patches}")
     if args.patch_split and args.patches == 1:
-        raise ValueError("--patch-split needs --patches N with N >= 2")
+        raise UsageError("--patch-split needs --patches N with N >= 2")
     opts = PlanOptions(inplace_depthwise=not args.no_inplace, inplace_add=not args.no_inplace)
     an = analyze(arch, opts)
     pan = analyze(arch, replace(opts, patches=args.patches, patch_split=args.patch_split)) \
@@ -172,21 +171,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     console = Console()
-    try:
-        if args.cmd == "analyze":
-            return cmd_analyze(args, console)
-        if args.cmd == "gen":
-            from tinyml_cli.gen import cmd_gen
-            return cmd_gen(args, console)
-        if args.cmd == "export":
-            from tinyml_cli.export import cmd_export
-            return cmd_export(args, console)
-        if args.cmd in ("build", "emulate", "probe", "calibrate"):
-            from tinyml_cli import deploy as deploy_cli
-            return getattr(deploy_cli, f"cmd_{args.cmd}")(args, console)
-    except (ValueError, ArchError, BoardError) as e:
-        print(f"tinyengine {args.cmd}: error: {e}", file=sys.stderr)
-        return 2
+    if args.cmd == "analyze":
+        return run_command("tinyengine", args.cmd, lambda: cmd_analyze(args, console))
+    if args.cmd == "gen":
+        from tinyml_cli.gen import cmd_gen
+        return run_command("tinyengine", args.cmd, lambda: cmd_gen(args, console))
+    if args.cmd == "export":
+        from tinyml_cli.export import cmd_export
+        return run_command("tinyengine", args.cmd, lambda: cmd_export(args, console))
+    if args.cmd in ("build", "emulate", "probe", "calibrate"):
+        from tinyml_cli import deploy as deploy_cli
+        return run_command("tinyengine", args.cmd, lambda: getattr(deploy_cli, f"cmd_{args.cmd}")(args, console))
     parser.error(f"unknown command {args.cmd}")
     return 2
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from search_spaces.zoo import load_model
-
 from boards.units import format_size
+from search_spaces.zoo import load_model
+from tinyml_errors import UsageError
 
 
 def add_export_parser(subparsers) -> argparse.ArgumentParser:
@@ -48,7 +48,7 @@ def _default_path(path: str, stem: str, suffix: str) -> Path:
     if p.is_dir():
         p = p / f"{stem}{suffix}"
     if not p.parent.is_dir():
-        raise ValueError(f"--{suffix[1:]} {path}: folder {p.parent} does not exist")
+        raise UsageError(f"--{suffix[1:]} {path}: folder {p.parent} does not exist")
     return p
 
 
@@ -56,9 +56,9 @@ def cmd_export(args: argparse.Namespace, console) -> int:
     from tinyml_cli.gen import calibration_images, load_weights, random_model
 
     if args.tflite is None and args.onnx is None:
-        raise ValueError("nothing to export: give --tflite [PATH] and/or --onnx [PATH]")
+        raise UsageError("nothing to export: give --tflite [PATH] and/or --onnx [PATH]")
     if args.calib < 1:
-        raise ValueError(f"--calib must be >= 1, got {args.calib}")
+        raise UsageError(f"--calib must be >= 1, got {args.calib}")
     arch = load_model(args.model)
     stem = arch.name or Path(args.model).stem
     tfl_path = _default_path(args.tflite, stem, ".tflite") if args.tflite is not None else None
@@ -74,8 +74,8 @@ def cmd_export(args: argparse.Namespace, console) -> int:
         return 0
 
     from tinyengine.export import export_tflite, tflite_summary
-    from tinyengine.pipeline import plan_memory
     from tinyengine.frontend.quantize import quantize_model
+    from tinyengine.pipeline import plan_memory
     graph = quantize_model(arch, model, calibration_images(arch, args.calib, args.seed))
     graph.name = stem
     data = export_tflite(graph, padding=args.padding)
@@ -90,8 +90,8 @@ def cmd_export(args: argparse.Namespace, console) -> int:
     if not args.check:
         return 0
 
-    from tinyengine.numerics.reference import run_graph
     from tinyengine.export.tflm import tflm_arena, tflm_tensors
+    from tinyengine.numerics.reference import run_graph
     x = np.random.default_rng(args.seed).integers(-128, 128, graph.tensors[graph.inputs[0]].shape,
                                                   dtype=np.int16).astype(np.int8)
     ref = run_graph(graph, x)

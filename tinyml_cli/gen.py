@@ -13,15 +13,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from boards import list_boards, load_board
+from boards.units import format_size
+from codegen.project import Project, write_project
 from search_spaces.arch import ArchConfig
 from search_spaces.torch_model import build_torch_model
 from search_spaces.zoo import load_model
-from boards import list_boards, load_board
-from tinyengine.pipeline import plan_memory
 from tinyengine.frontend.quantize import quantize_model
-from boards.units import format_size
-
-from codegen.project import Project, write_project
+from tinyengine.pipeline import plan_memory
+from tinyml_errors import UsageError
 
 
 def add_gen_parser(subparsers) -> argparse.ArgumentParser:
@@ -71,15 +71,15 @@ def load_weights(arch: ArchConfig, path: str | Path) -> torch.nn.Module:
     missing keys, unexpected keys and shape mismatches otherwise."""
     p = Path(path)
     if not p.is_file():
-        raise ValueError(f"--weights {path}: no such file (give 'random' or a state_dict saved with torch.save)")
+        raise UsageError(f"--weights {path}: no such file (give 'random' or a state_dict saved with torch.save)")
     try:
         sd = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unreadable file gets the same clear message
-        raise ValueError(f"--weights {path}: not a PyTorch state_dict file ({type(e).__name__}: {e})") from None
+        raise UsageError(f"--weights {path}: not a PyTorch state_dict file ({type(e).__name__}: {e})") from None
     if isinstance(sd, dict) and isinstance(sd.get("state_dict"), dict):
         sd = sd["state_dict"]
     if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
-        raise ValueError(f"--weights {path}: expected a state_dict (a dict of tensors), got {type(sd).__name__}")
+        raise UsageError(f"--weights {path}: expected a state_dict (a dict of tensors), got {type(sd).__name__}")
     model = build_torch_model(arch)
     want = model.state_dict()
     missing = [k for k in want if k not in sd]
@@ -92,7 +92,7 @@ def load_weights(arch: ArchConfig, path: str | Path) -> torch.nn.Module:
             if items:
                 more = f" and {len(items) - 5} more" if len(items) > 5 else ""
                 parts.append(f"{what}: {', '.join(items[:5])}{more}")
-        raise ValueError(f"--weights {path} does not match architecture '{arch.name or 'model'}': "
+        raise UsageError(f"--weights {path} does not match architecture '{arch.name or 'model'}': "
                          + "; ".join(parts))
     model.load_state_dict(sd, strict=True)
     return model.eval()
@@ -108,10 +108,10 @@ def calibration_images(arch: ArchConfig, n: int, seed: int, source: str = "rando
         return load_fashion_mnist("train", resolution=r, channels=c, limit=n)[0]
     p = Path(source)
     if p.suffix != ".npy" or not p.is_file():
-        raise ValueError(f"--calib-data {source}: give 'random', 'fashion-mnist' or an existing .npy file")
+        raise UsageError(f"--calib-data {source}: give 'random', 'fashion-mnist' or an existing .npy file")
     x = np.load(p)
     if x.ndim != 4 or x.shape[1:] != (c, r, r):
-        raise ValueError(f"--calib-data {source}: shape {x.shape}, the model takes (N, {c}, {r}, {r})")
+        raise UsageError(f"--calib-data {source}: shape {x.shape}, the model takes (N, {c}, {r}, {r})")
     return x[:n].astype(np.float32)
 
 
@@ -123,7 +123,7 @@ def generate(model_spec: str, board_name: str, out: str | Path, *, weights: str 
         return _generate_searched(Path(model_spec), board, out, seed=seed, winograd=winograd)
     arch = load_model(model_spec)
     if calib < 1:
-        raise ValueError(f"--calib must be >= 1, got {calib}")
+        raise UsageError(f"--calib must be >= 1, got {calib}")
     if weights == "random":
         model, source = random_model(arch, seed), f"random (seed {seed})"
     else:
@@ -145,12 +145,12 @@ def _generate_searched(folder: Path, board, out, *, seed: int, winograd: bool) -
     arch_file, graph_file = folder / "arch.json", folder / "model_int8.pkl"
     for f in (arch_file, graph_file):
         if not f.is_file():
-            raise ValueError(f"{folder}: not a `tinynas search` output folder ({f.name} is missing)")
+            raise UsageError(f"{folder}: not a `tinynas search` output folder ({f.name} is missing)")
     arch = ArchConfig.load(arch_file)
     with open(graph_file, "rb") as fh:
         graph = pickle.load(fh)  # written by tinynas.search from this code base
     if not isinstance(graph, Graph):
-        raise ValueError(f"{graph_file}: not a pickled int8 tinyengine Graph ({type(graph).__name__})")
+        raise UsageError(f"{graph_file}: not a pickled int8 tinyengine Graph ({type(graph).__name__})")
     plan = plan_memory(graph)
     return write_project(out, arch, plan, board, winograd=winograd, seed=seed,
                          weights_from=f"{folder} (trained by tinynas search; its int8 model as evaluated)")
@@ -160,7 +160,7 @@ def build_host(root: Path, target: str = "host", timeout: float = 600) -> subpro
     """``make <target>`` in a generated project; a ValueError naming the Debian package if a tool is missing."""
     for tool, pkg in (("make", "make"), ("gcc", "gcc")):
         if shutil.which(tool) is None:
-            raise ValueError(f"'{tool}' not found: install the Debian package '{pkg}'")
+            raise UsageError(f"'{tool}' not found: install the Debian package '{pkg}'")
     return subprocess.run(["make", "-C", str(root), target], capture_output=True, text=True, timeout=timeout)
 
 

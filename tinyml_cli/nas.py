@@ -11,13 +11,12 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from search_spaces.arch import ArchError
-from search_spaces.space import SearchSpace
-from boards import BoardError, list_boards
+from boards import list_boards
 from boards.units import format_size
-
+from search_spaces.space import SearchSpace
+from tinyml_cli.common import run_command
+from tinyml_errors import UsageError
 from tinynas.constraints import constraints_from_args
-from tinynas.data import DatasetError
 from tinynas.space_opt import optimize_space, plot_cdf
 
 
@@ -99,20 +98,20 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_search(args: argparse.Namespace, console: Console) -> int:
     from tinynas.search import BUDGETS, SearchOptions, run_search
     if args.budget not in BUDGETS:
-        raise ValueError(f"--budget: unknown budget {args.budget!r}; choose one of {', '.join(BUDGETS)}")
+        raise UsageError(f"--budget: unknown budget {args.budget!r}; choose one of {', '.join(BUDGETS)}")
     if args.data != "fashion-mnist" and not Path(args.data).is_dir():
-        raise ValueError(f"--data: {args.data!r} is neither 'fashion-mnist' nor a directory")
+        raise UsageError(f"--data: {args.data!r} is neither 'fashion-mnist' nor a directory")
     if args.in_channels not in (1, 3):
-        raise ValueError(f"--in-channels: must be 1 or 3, got {args.in_channels}")
+        raise UsageError(f"--in-channels: must be 1 or 3, got {args.in_channels}")
     if args.threads is not None and args.threads < 1:
-        raise ValueError(f"--threads: must be at least 1, got {args.threads}")
+        raise UsageError(f"--threads: must be at least 1, got {args.threads}")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
-        raise ValueError(f"--out: {out} exists and is not a directory")
+        raise UsageError(f"--out: {out} exists and is not a directory")
     cons = constraints_from_args(args.board, args.sram, args.flash, args.latency,
                                  sram_reserve=args.sram_reserve, flash_reserve=args.flash_reserve)
     if cons.latency_s is not None and cons.board is None:
-        raise ValueError("--latency: a latency limit needs --board (the core and clock it runs on)")
+        raise UsageError("--latency: a latency limit needs --board (the core and clock it runs on)")
     console.print(f"[bold]TinyNAS search[/] ({args.budget}) under {cons.describe()} -> {out}")
     if cons.latency_s is not None:
         from tinynas.latency import latency_source
@@ -139,7 +138,7 @@ def cmd_space(args: argparse.Namespace, console: Console) -> int:
     if args.resolutions:
         bad = [r for r in args.resolutions if not float(r).is_integer()]
         if bad:
-            raise ValueError(f"--resolutions: resolutions must be whole pixels, got {bad}")
+            raise UsageError(f"--resolutions: resolutions must be whole pixels, got {bad}")
         kw["resolution_choices"] = tuple(int(r) for r in args.resolutions)
     space = SearchSpace(**kw)
     console.print(f"[bold]TinyNAS stage 1[/]: {len(space.width_choices)} widths x "
@@ -213,14 +212,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(_attach_values(list(sys.argv[1:] if argv is None else argv)))
     console = Console()
-    try:
-        if args.cmd == "space":
-            return cmd_space(args, console)
-        if args.cmd == "search":
-            return cmd_search(args, console)
-    except (ValueError, ArchError, BoardError, DatasetError) as e:  # one clear line, no traceback
-        print(f"tinynas {args.cmd}: error: {e}", file=sys.stderr)
-        return 2
+    if args.cmd == "space":
+        return run_command("tinynas", args.cmd, lambda: cmd_space(args, console))
+    if args.cmd == "search":
+        return run_command("tinynas", args.cmd, lambda: cmd_search(args, console))
     parser.error(f"unknown command {args.cmd}")
     return 2
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import firmware
 from boards import Board, load_board
+from tinyml_errors import DeployError
 
 FIRMWARE = firmware.root()
 APP = FIRMWARE / "app"
@@ -21,7 +22,7 @@ QEMU_FRAME_TIMEOUT_MS = 25  # PROTOCOL.md: ~0.3 s of real time under -icount shi
 WARN = ("-std=c99", "-Wall", "-Wextra", "-Werror")
 
 
-class FirmwareBuildError(RuntimeError):
+class FirmwareBuildError(DeployError):
     """The toolchain is missing or the compile/link failed (the message holds the command and its output)."""
 
 

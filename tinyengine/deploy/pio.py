@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import firmware
+from tinyml_errors import DeployError
 
 ARMBARE = firmware.root() / "platformio" / "platform-armbare"
 SCONS_PIO_VERSION = "4.41101.0"  # what PlatformIO Core 6.2 requires (~4.41101.0 = SCons 4.11.1)
@@ -27,7 +28,7 @@ TOOLCHAIN_PIO_VERSION = "1.120201.0"  # GCC 12.2.1, as PlatformIO numbers its to
 DEBIAN = {"arm-none-eabi-gcc": "gcc-arm-none-eabi", "qemu-system-arm": "qemu-system-arm"}
 
 
-class PioError(RuntimeError):
+class PioError(DeployError):
     """PlatformIO could not be set up or the build failed; the message says what and where."""
 
 

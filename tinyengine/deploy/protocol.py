@@ -10,6 +10,9 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any, Iterable
 
+import tinyml_errors
+from tinyml_errors import TinyMLError
+
 MAGIC = b"\xa5\x5a"
 VERSION = 1
 HEADER = struct.Struct("<2sBBBBIH")  # magic, version, cmd, seq, flags, payload length, header check
@@ -178,11 +181,11 @@ def decode_all(data: bytes, max_payload: int = HOST_MAX_PAYLOAD) -> tuple[list[F
 
 
 # --------------------------------------------------------------------------- errors
-class ProtocolError(Exception):
+class ProtocolError(TinyMLError):
     """A malformed or unexpected response."""
 
 
-class ProbeError(Exception):
+class ProbeError(tinyml_errors.ProbeError):
     """A request failed; the message names the port and the command."""
 
     def __init__(self, port: str, command: str, message: str):

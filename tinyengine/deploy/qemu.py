@@ -19,11 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from tinyml_errors import DeployError
+
 QEMU = "qemu-system-arm"
 DEBIAN_PACKAGE = "qemu-system-arm"
 
 
-class QemuError(RuntimeError):
+class QemuError(DeployError):
     """QEMU is missing, did not start, or stopped early."""
 
 

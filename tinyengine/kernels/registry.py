@@ -15,8 +15,8 @@ import math
 from dataclasses import dataclass
 from typing import Callable
 
-from tinyml_errors import LoweringError
 from tinyengine.ir.graph import Graph, Op
+from tinyml_errors import LoweringError
 
 # int16 scratch is read two halfwords at a time by the SIMD paths: word alignment for both.
 SCRATCH_ALIGN = {"int8": 1, "int16": 4, "int32": 4}

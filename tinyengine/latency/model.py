@@ -25,7 +25,7 @@ import numpy as np
 
 from tinyengine.kernels.choice import kernel_choices
 from tinyengine.kernels.registry import latency_terms
-from tinyml_errors import LoweringError
+from tinyml_errors import LatencyError, LoweringError
 
 FORMAT = "tinyml-latency/1"
 DATA = Path(__file__).resolve().parent / "data"
@@ -35,8 +35,6 @@ DATA = Path(__file__).resolve().parent / "data"
 CPI_ESTIMATE = {"cortex-m4": 1.25, "cortex-m7": 0.8, "cortex-m33": 1.2, "cortex-m55": 0.8, "cortex-m3": 1.3}
 
 
-class LatencyError(ValueError):
-    """A latency model or probe record that cannot be used (named, with the reason)."""
 
 
 # ----------------------------------------------------------------------------- features
