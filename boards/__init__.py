@@ -10,6 +10,7 @@ import difflib
 import json
 import os
 from dataclasses import dataclass
+from importlib.resources import files
 from pathlib import Path
 
 from boards.cores import CORES
@@ -63,7 +64,7 @@ def boards_dir() -> Path:
     override = os.environ.get("TINYML_BOARDS_DIR")
     if override:
         return Path(override)
-    return Path(__file__).resolve().parent
+    return Path(str(files(__name__)))
 
 
 def list_boards() -> list[str]:

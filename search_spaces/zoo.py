@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import difflib
 import json
+from importlib.resources import files
 from pathlib import Path
 
 from .arch import ArchConfig, ArchError
 from .reference import from_mcunet_config, is_mcunet_config
 
-ZOO_DIR = Path(__file__).with_name("zoo")
+ZOO_DIR = Path(str(files("search_spaces") / "zoo"))
 
 
 def zoo_names() -> list[str]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from functools import lru_cache
+from importlib.resources import files
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,7 @@ from tinyengine.kernels.registry import latency_terms
 from tinyml_errors import LatencyError, LoweringError
 
 FORMAT = "tinyml-latency/1"
-DATA = Path(__file__).resolve().parent / "data"
+DATA = Path(str(files("tinyengine.latency") / "data"))
 
 
 # ----------------------------------------------------------------------------- features
