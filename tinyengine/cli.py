@@ -13,10 +13,12 @@ from rich.table import Table
 
 from search_spaces.arch import ArchError
 from search_spaces.zoo import load_model, zoo_names
+from tinyml_errors import TinyMLError
 
 from .analyze import analyze, plot_memory_profile
 from .boards import BoardError, list_boards, load_board
 from .planner import PlanOptions
+from .outdir import check_output_file, write_output
 from .units import format_size
 
 
@@ -64,6 +66,9 @@ def _c_kernels(an, winograd: bool) -> tuple[list[dict] | None, str | None]:
 
 
 def cmd_analyze(args: argparse.Namespace, console: Console) -> int:
+    for flag, path in (("--json", args.json_out), ("--plot", args.plot)):
+        if path:
+            check_output_file(path, flag)
     arch = load_model(args.model)
     if args.patches < 1:
         raise ValueError(f"--patches must be >= 1, got {args.patches}")
@@ -139,7 +144,7 @@ def cmd_analyze(args: argparse.Namespace, console: Console) -> int:
         if pan:
             pd = pan.to_dict()
             d["patched"] = {"totals": pd["totals"], "patches": pd["patches"], "arena": pd["arena"]}
-        Path(args.json_out).write_text(json.dumps(d, indent=1) + "\n")
+        write_output(args.json_out, json.dumps(d, indent=1) + "\n", "--json")
         console.print(f"wrote {args.json_out}")
     if args.plot:
         Path(args.plot).parent.mkdir(parents=True, exist_ok=True)
@@ -183,9 +188,16 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd in ("build", "emulate", "probe", "calibrate"):
             from . import deploy_cli
             return getattr(deploy_cli, f"cmd_{args.cmd}")(args, console)
-    except (ValueError, ArchError, BoardError) as e:
+    except (TinyMLError, ValueError, ArchError, BoardError) as e:
         print(f"tinyengine {args.cmd}: error: {e}", file=sys.stderr)
+        return getattr(e, "exit_status", 2)
+    except RecursionError:
+        print(f"tinyengine {args.cmd}: error: an input file is nested too deeply to read (JSON nesting "
+              "of thousands of levels); check the file", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"tinyengine {args.cmd}: interrupted; run the same command again to redo it", file=sys.stderr)
+        return 130
     parser.error(f"unknown command {args.cmd}")
     return 2
 
