@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from search_spaces.arch import ArchConfig
+from search_spaces.arch import ArchConfig, ArchError
 from tinyengine.graph import Graph, build_graph
-from tinyml_errors import UsageError, ArchError
+from tinyml_errors import UsageError
 
 # options of `tinyengine gen` that a search folder's already trained and quantised model cannot use
 QUANTISE_OPTIONS = (("weights", "--weights"), ("calib", "--calib"), ("calib_data", "--calib-data"))

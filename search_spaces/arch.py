@@ -236,6 +236,7 @@ _TOP_KEYS = {"format", "name", "width_mult", "resolution", "in_channels", "stem"
 
 
 def _parse(d: Any, where: str) -> ArchConfig:
+    from .model_limits import MAX_RESOLUTION, MIN_RESOLUTION
     d = _dict(d, where)
     if "first_conv" in d and "blocks" in d:
         raise ArchError(f"{where}: this is an MCUNet/OFA 'net.config' JSON; convert it with "
@@ -278,7 +279,7 @@ def _parse(d: Any, where: str) -> ArchConfig:
     wm = d.get("width_mult")
     meta = d.get("meta", {})
     arch = ArchConfig(
-        resolution=_int(_req(d, "resolution", where), f"{where}.resolution", lo=8, hi=4096),
+        resolution=_int(_req(d, "resolution", where), f"{where}.resolution", lo=MIN_RESOLUTION, hi=MAX_RESOLUTION),
         in_channels=_int(d.get("in_channels", 3), f"{where}.in_channels", hi=64),
         stem_channels=_int(_req(stem, "out_channels", f"{where}.stem"), f"{where}.stem.out_channels"),
         stem_kernel=_int(stem.get("kernel_size", 3), f"{where}.stem.kernel_size", hi=11, odd=True),

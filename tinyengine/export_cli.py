@@ -16,6 +16,7 @@ import numpy as np
 
 from search_spaces.zoo import load_model
 
+from .outdir import check_output_file
 from .units import format_size
 
 
@@ -49,7 +50,7 @@ def _default_path(path: str, stem: str, suffix: str) -> Path:
         p = p / f"{stem}{suffix}"
     if not p.parent.is_dir():
         raise ValueError(f"--{suffix[1:]} {path}: folder {p.parent} does not exist")
-    return p
+    return check_output_file(p, f"--{suffix[1:]}")
 
 
 def cmd_export(args: argparse.Namespace, console) -> int:
@@ -57,8 +58,8 @@ def cmd_export(args: argparse.Namespace, console) -> int:
 
     if args.tflite is None and args.onnx is None:
         raise ValueError("nothing to export: give --tflite [PATH] and/or --onnx [PATH]")
-    if args.calib < 1:
-        raise ValueError(f"--calib must be >= 1, got {args.calib}")
+    if not 1 <= args.calib <= 1024:
+        raise ValueError(f"--calib: must be in 1..1024, got {args.calib}")
     arch = load_model(args.model)
     stem = arch.name or Path(args.model).stem
     tfl_path = _default_path(args.tflite, stem, ".tflite") if args.tflite is not None else None
