@@ -191,6 +191,10 @@ def main(argv: list[str] | None = None) -> int:
     except (TinyMLError, ValueError, ArchError, BoardError) as e:
         print(f"tinyengine {args.cmd}: error: {e}", file=sys.stderr)
         return getattr(e, "exit_status", 2)
+    except OSError as e:  # a file we were given that cannot be read or written
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"tinyengine {args.cmd}: error: {where}{e.strerror or e}", file=sys.stderr)
+        return 2
     except RecursionError:
         print(f"tinyengine {args.cmd}: error: an input file is nested too deeply to read (JSON nesting "
               "of thousands of levels); check the file", file=sys.stderr)

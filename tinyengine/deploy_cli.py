@@ -35,6 +35,8 @@ def read_project(root: str | Path) -> tuple[Path, dict, Board]:
         meta = json.loads(meta_file.read_text())
     except json.JSONDecodeError as e:
         raise ValueError(f"{meta_file}: invalid JSON ({e.msg} at line {e.lineno})") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("board"), str):
+        raise ValueError(f"{meta_file}: no board named (regenerate the project with `tinyengine gen`)")
     return root, meta, load_board(meta["board"])
 
 

@@ -126,7 +126,7 @@ def cmd_search(args: argparse.Namespace, console: Console) -> int:
         raise ValueError("--latency: a latency limit needs --board (the core and clock it runs on)")
     first_rank = os.environ.get("RANK", "0") == "0"  # under torchrun, rank 0 owns the folder
     od = claim(out, "tinynas search", force=args.force, in_progress=True) if first_rank else None
-    check_state(out)
+    check_state(out, skip=set(od.foreign) if od is not None else set())
     console.print(f"[bold]TinyNAS search[/] ({args.budget}) under {cons.describe()} -> {out}")
     if cons.latency_s is not None:
         from .latency import latency_source
@@ -246,6 +246,10 @@ def main(argv: list[str] | None = None) -> int:
     except (TinyMLError, ValueError, ArchError, BoardError, DatasetError) as e:  # one clear line, no traceback
         print(f"tinynas {args.cmd}: error: {e}", file=sys.stderr)
         return getattr(e, "exit_status", 2)
+    except OSError as e:  # a file we were given that cannot be read or written
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"tinynas {args.cmd}: error: {where}{e.strerror or e}", file=sys.stderr)
+        return 2
     except RecursionError:
         print(f"tinynas {args.cmd}: error: an input file is nested too deeply to read; check the file",
               file=sys.stderr)

@@ -14,12 +14,13 @@ from pathlib import Path
 from tinyml_errors import StateError
 
 
-def damaged_state(out: Path) -> tuple[Path, str] | None:
-    """(file, reason) for the first saved state file under ``out`` that cannot be read, or None."""
+def damaged_state(out: Path, skip: set[str] = frozenset()) -> tuple[Path, str] | None:
+    """(file, reason) for the first saved state file under ``out`` that cannot be read, or None.
+    ``skip``: relative paths that are not the search's (files kept with --force)."""
     if not out.is_dir():
         return None
     for p in sorted(out.rglob("*")):
-        if not p.is_file():
+        if not p.is_file() or p.relative_to(out).as_posix() in skip:
             continue
         if p.suffix == ".json":
             try:
@@ -39,9 +40,9 @@ def damaged_state(out: Path) -> tuple[Path, str] | None:
     return None
 
 
-def check_state(out: Path) -> None:
+def check_state(out: Path, skip: set[str] = frozenset()) -> None:
     """A StateError naming the damaged file and what to do."""
-    found = damaged_state(out)
+    found = damaged_state(out, skip)
     if found:
         p, why = found
         raise StateError(f"{p}: saved search state cannot be read: {why} (a run killed while writing, or a "
