@@ -101,9 +101,12 @@ class OutputDir:
 
     def abandon(self) -> None:
         """After a failure: remove the folder if this claim created it and nothing but the manifest is in it."""
-        if self.created and self.root.is_dir() and [p.name for p in self.root.iterdir()] == [MANIFEST]:
-            (self.root / MANIFEST).unlink()
-            self.root.rmdir()
+        try:
+            if self.created and self.root.is_dir() and [p.name for p in self.root.iterdir()] == [MANIFEST]:
+                (self.root / MANIFEST).unlink()
+                self.root.rmdir()
+        except OSError:
+            pass  # something appeared meanwhile: keep the folder rather than hide the original error
 
 
 def _read_manifest(root: Path, flag: str) -> dict | None:

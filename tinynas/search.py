@@ -31,6 +31,7 @@ from .constraints import Constraints
 from .data import DatasetError, load_fashion_mnist_uint8, load_image_folder
 from .evolution import (EvalCache, EvoConfig, Feasibility, SearchError, evolution_search,
                         genes_from_json, pareto_front, plot_pareto, random_search)
+from .run_timings import RunTimings
 from .space_opt import optimize_space, plot_cdf
 from .train import TrainConfig, default_device, dist_info, evaluate, init_distributed, to_input, train
 
@@ -208,7 +209,7 @@ def run_search(opts: SearchOptions, log: Callable[[str], None] = print) -> dict:
     out = opts.out
     out.mkdir(parents=True, exist_ok=True)
     ck = out / "checkpoints"
-    timings: dict[str, float] = {}
+    timings = RunTimings(out)  # keeps timings.json current, so killed runs count too (tinynas/run_timings.py)
 
     # ---------------------------------------------------------------- data, stage 1
     ds = load_data(opts.data, opts.in_channels, budget)
@@ -325,7 +326,7 @@ def run_search(opts: SearchOptions, log: Callable[[str], None] = print) -> dict:
         baseline["epochs"] = bcfg.epochs
     timings["total_s"] = time.perf_counter() - t_start
     tpath = out / "timings.json"  # compute spent over all (interrupted and resumed) runs
-    cumulative = json.loads(tpath.read_text()) if tpath.exists() else {}
+    cumulative = dict(timings.base)  # earlier runs, killed ones included; this run is added below
     cumulative = {k: cumulative.get(k, 0.0) + timings.get(k, 0.0) for k in set(cumulative) | set(timings)}
     tpath.write_text(json.dumps(cumulative, indent=1) + "\n")
 
