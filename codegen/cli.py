@@ -116,9 +116,15 @@ def calibration_images(arch: ArchConfig, n: int, seed: int, source: str = "rando
     p = Path(source)
     if p.suffix != ".npy" or not p.is_file():
         raise ValueError(f"--calib-data {source}: give 'random', 'fashion-mnist' or an existing .npy file")
-    x = np.load(p)
+    try:
+        x = np.load(p, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+        raise ValueError(f"--calib-data {source}: not a readable .npy array ({e})") from None
     if x.ndim != 4 or x.shape[1:] != (c, r, r):
         raise ValueError(f"--calib-data {source}: shape {x.shape}, the model takes (N, {c}, {r}, {r})")
+    if len(x) < n or not np.issubdtype(x.dtype, np.number) or not np.isfinite(x[:n]).all():
+        raise ValueError(f"--calib-data {source}: need {n} finite images (--calib), the file has {len(x)} "
+                         f"of dtype {x.dtype}" + ("" if len(x) < n else " with NaN/inf or non-numbers"))
     return x[:n].astype(np.float32)
 
 

@@ -12,6 +12,7 @@ import hashlib
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.conftest import flat
@@ -240,6 +241,15 @@ CASES = [
      ["--seed"]),
     ("gen-calib-data-missing", "te", [*GEN, "{t}/m.json", "--out", "{t}/p", "--calib-data", "{t}/nope.npy"],
      ours("name", "tiny"), 2, ["--calib-data", "nope.npy"]),
+    ("gen-calib-data-pickled", "te", [*GEN, "{t}/m.json", "--out", "{t}/p", "--calib-data", "{t}/x.npy"],
+     both(ours("name", "tiny"), lambda t: np.save(t / "x.npy", np.array(
+         [{"a": 1}], dtype=object), allow_pickle=True)), 2, ["--calib-data", "x.npy", "not a readable"]),
+    ("gen-calib-data-too-few", "te", [*GEN, "{t}/m.json", "--out", "{t}/p", "--calib-data", "{t}/x.npy", "--calib", "4"],
+     both(ours("name", "tiny"), lambda t: np.save(t / "x.npy", np.zeros(
+         (2, 3, 32, 32), "float32"))), 2, ["--calib-data", "x.npy", "need 4"]),
+    ("gen-calib-data-nan", "te", [*GEN, "{t}/m.json", "--out", "{t}/p", "--calib-data", "{t}/x.npy", "--calib", "2"],
+     both(ours("name", "tiny"), lambda t: np.save(t / "x.npy", np.full(
+         (2, 3, 32, 32), float("nan"), "float32"))), 2, ["--calib-data", "x.npy", "NaN"]),
     ("gen-bogus-board", "te", ["gen", "--board", "bogus", "{t}/m.json", "--out", "{t}/p"], ours("name", "tiny"), 2,
      ["bogus"]),
     ("gen-deep-json", "te", [*GEN, "{t}/m.json", "--out", "{t}/p"], text("m.json", deep_json()), 2,
