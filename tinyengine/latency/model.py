@@ -149,6 +149,8 @@ def _load_json(p: Path, what: str, missing: str):
         raise LatencyError(f"{what}: {missing}") from None
     except json.JSONDecodeError as e:
         raise LatencyError(f"{what}: invalid JSON ({e.msg}, line {e.lineno})") from None
+    except (OSError, UnicodeDecodeError, RecursionError) as e:
+        raise LatencyError(f"{what}: cannot read ({getattr(e, 'strerror', None) or type(e).__name__})") from None
 
 
 def default_model(board=None) -> LatencyModel:
