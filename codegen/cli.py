@@ -29,7 +29,7 @@ def add_gen_parser(subparsers) -> argparse.ArgumentParser:
         "gen", help="generate the C project (model.c/model.h/weights.c, kernels, Makefile, platformio.ini)",
         description="Quantise MODEL, plan its memory and write a self-contained C project for BOARD.")
     g.add_argument("model", help="zoo name (e.g. mcunet-vww1), path to an architecture JSON, or a "
-                   "`tinynas search` output folder (its arch.json and already quantised model_int8.pkl)")
+                   "`tinynas search` output folder (its arch.json and already quantised model_int8.npz)")
     g.add_argument("--board", required=True, help=f"board preset ({', '.join(list_boards())})")
     g.add_argument("--out", required=True, help="project folder to write (created)")
     g.add_argument("--weights", default="random", metavar="random|PATH",
@@ -139,18 +139,19 @@ def generate(model_spec: str, board_name: str, out: str | Path, *, weights: str 
 def _generate_searched(folder: Path, board, out, *, seed: int, winograd: bool) -> Project:
     """A `tinynas search` output: the int8 graph it evaluated (so the firmware computes exactly the
     int8 accuracy the search reported), with its architecture."""
-    import pickle
-
-    from tinyengine.graph import Graph
-    arch_file, graph_file = folder / "arch.json", folder / "model_int8.pkl"
+    from tinyengine.graph_io import load_graph
+    from tinyml_errors import ModelImportError
+    arch_file, graph_file = folder / "arch.json", folder / "model_int8.npz"
+    if not graph_file.is_file() and (folder / "model_int8.pkl").is_file():
+        raise ModelImportError(
+            f"{folder / 'model_int8.pkl'}: a pickle from an older `tinynas search`, which is no longer loaded "
+            "(loading a pickle can run code); re-run the same `tinynas search ... --out "
+            f"{folder}` command: it resumes and writes model_int8.npz")
     for f in (arch_file, graph_file):
         if not f.is_file():
             raise ValueError(f"{folder}: not a `tinynas search` output folder ({f.name} is missing)")
     arch = ArchConfig.load(arch_file)
-    with open(graph_file, "rb") as fh:
-        graph = pickle.load(fh)  # written by tinynas.search from this code base
-    if not isinstance(graph, Graph):
-        raise ValueError(f"{graph_file}: not a pickled int8 tinyengine Graph ({type(graph).__name__})")
+    graph = load_graph(graph_file)  # tinyml-graph/1: JSON + arrays, loaded without pickle
     plan = plan_memory(graph)
     return write_project(out, arch, graph, plan, board, winograd=winograd, seed=seed,
                          weights_from=f"{folder} (trained by tinynas search; its int8 model as evaluated)")

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from search_spaces.arch import ArchError
 from search_spaces.zoo import load_model, zoo_names
+from tinyml_errors import TinyMLError
 
 from .analyze import analyze, plot_memory_profile
 from .boards import BoardError, list_boards, load_board
@@ -183,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd in ("build", "emulate", "probe", "calibrate"):
             from . import deploy_cli
             return getattr(deploy_cli, f"cmd_{args.cmd}")(args, console)
-    except (ValueError, ArchError, BoardError) as e:
+    except (ValueError, ArchError, BoardError, TinyMLError) as e:
         print(f"tinyengine {args.cmd}: error: {e}", file=sys.stderr)
         return 2
     parser.error(f"unknown command {args.cmd}")

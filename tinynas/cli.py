@@ -15,6 +15,7 @@ from search_spaces.arch import ArchError
 from search_spaces.space import SearchSpace
 from tinyengine.boards import BoardError, list_boards
 from tinyengine.units import format_size
+from tinyml_errors import TinyMLError
 
 from .constraints import constraints_from_args
 from .data import DatasetError
@@ -218,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_space(args, console)
         if args.cmd == "search":
             return cmd_search(args, console)
-    except (ValueError, ArchError, BoardError, DatasetError) as e:  # one clear line, no traceback
+    except (ValueError, ArchError, BoardError, DatasetError, TinyMLError) as e:  # one clear line, no traceback
         print(f"tinynas {args.cmd}: error: {e}", file=sys.stderr)
         return 2
     parser.error(f"unknown command {args.cmd}")
