@@ -25,7 +25,8 @@ import numpy as np
 from search_spaces.arch import ArchConfig, BlockSpec, conv_out
 
 OP_KINDS = ("conv2d", "depthwise_conv2d", "add", "avg_pool2d", "global_avg_pool",
-            "fully_connected", "pad", "reshape")
+            "fully_connected", "pad", "reshape",
+            "max_pool2d", "mean", "softmax")  # the last three come from imported .tflite models
 WEIGHTED = ("conv2d", "depthwise_conv2d", "fully_connected")
 
 
