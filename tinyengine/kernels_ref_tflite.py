@@ -3,8 +3,8 @@ MAX_POOL_2D, MEAN over H and W, and SOFTMAX, with TFLite Micro's reference arith
 
 * ``max_pool2d``: the maximum of the valid (unpadded) taps, then the fused clamp; input and output
   share scale and zero point (TFLM requires it).
-* ``mean_hw`` (MEAN over axes 1 and 2): with the same scale and zero point in and out, the int32 sum
-  divided by the tap count, truncating (C++ integer division); otherwise TFLite's QuantizedMeanOrSum:
+* ``mean_hw`` (MEAN over axes 1 and 2): TFLite's QuantizedMeanOrSum, also when the scale and zero
+  point are the same in and out (checked against the tflite-micro interpreter):
   ``M, s = QuantizeMultiplier(s_in / s_out)``, folded with ``1 / count`` into ``M' = (M << k) / count``,
   ``s' = s - k`` (``k = min(floor(log2(count)), 32, 31 + s)``), then
   ``out = MBQM(sum - zp_in * count, M', s') + zp_out``, clamped to int8.
@@ -56,9 +56,8 @@ def max_pool2d(x: np.ndarray, kernel, stride, padding, act_min: int = INT8_MIN,
 
 # --------------------------------------------------------------------------- MEAN
 class MeanParams(NamedTuple):
-    """How MEAN over H x W computes: ``same`` (truncating average) or multiplier ``mult``/``shift``."""
+    """MEAN over ``count`` = H x W elements: the multiplier ``mult``/``shift`` with 1/count folded in."""
 
-    same: bool
     count: int
     mult: int
     shift: int
@@ -67,14 +66,12 @@ class MeanParams(NamedTuple):
 def mean_params(in_scale: float, in_zp: int, out_scale: float, out_zp: int, count: int) -> MeanParams:
     """TFLM's choice and numbers for int8 MEAN over ``count`` elements (float32-stored scales)."""
     si, so = np.float32(in_scale), np.float32(out_scale)
-    if si == so and int(in_zp) == int(out_zp):
-        return MeanParams(True, count, 0, 0)
     mult, shift = quantize_multiplier(float(si) / float(so))
     k = 0
     if count > 1:
         k = min(63 - _clz64(count), 32, 31 + shift)
         mult = int((mult << k) // count)
-    return MeanParams(False, count, mult, shift - k)
+    return MeanParams(count, mult, shift - k)
 
 
 def _clz64(v: int) -> int:
@@ -86,9 +83,6 @@ def mean_hw(x: np.ndarray, in_zp: int, out_zp: int, p: MeanParams) -> np.ndarray
     if not isinstance(x, np.ndarray) or x.dtype != np.int8 or x.ndim != 3:
         raise ValueError("mean_hw: x must be an int8 (H, W, C) array")
     s = x.astype(np.int64).reshape(-1, x.shape[2]).sum(axis=0)
-    if p.same:
-        q = np.where(s >= 0, s // p.count, -((-s) // p.count))  # C++ truncating division
-        return q.astype(np.int8)  # the static_cast<int8_t> of a value already in range
     shifted = wrap_int32(s - int(in_zp) * p.count)
     y = np.asarray(multiply_by_quantized_multiplier(shifted, p.mult, p.shift), dtype=np.int64) + int(out_zp)
     return np.clip(y, INT8_MIN, INT8_MAX).astype(np.int8)
@@ -183,7 +177,7 @@ def softmax(x: np.ndarray, p: SoftmaxParams) -> np.ndarray:
     rows = x.astype(np.int64).reshape(-1, x.shape[-1])
     diff = rows - rows.max(axis=1, keepdims=True)
     ok = diff >= p.diff_min
-    scaled = _mul(diff * (1 << p.input_left_shift), p.input_multiplier)
+    scaled = _mul(np.where(ok, diff, 0) * (1 << p.input_left_shift), p.input_multiplier)  # only where used
     exps = exp_on_negative_values(np.where(ok, scaled, 0))
     terms = np.where(ok, _rdbpot(exps, ACCUM_INT_BITS), 0)  # Rescale<12>: Q0.31 -> Q12.19
     total = wrap_int32(terms.sum(axis=1, keepdims=True))

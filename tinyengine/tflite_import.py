@@ -57,6 +57,11 @@ def _schema():
     return fb
 
 
+def graph_tensor_name(tflite_name: str) -> str:
+    """The graph's name for a .tflite tensor: characters safe in C strings and comments kept, others '_'."""
+    return re.sub(r"[^0-9A-Za-z_.:/-]", "_", tflite_name)[:200]
+
+
 def _name(v) -> str:
     return v.decode(errors="replace") if isinstance(v, bytes) else str(v or "")
 
@@ -166,7 +171,7 @@ class _Reader:
         if len(s) != 1:
             raise ModelImportError(f"{where}: activation '{_name(self.t(idx).name)}' has {len(s)} scales; "
                                    "per-tensor quantisation is required")
-        base = re.sub(r"[^0-9A-Za-z_.:/-]", "_", _name(self.t(idx).name))[:60] or f"t{idx}"
+        base = graph_tensor_name(_name(self.t(idx).name)) or f"t{idx}"
         name, k = base, 1
         while name in self._used_names:
             k += 1
@@ -219,7 +224,8 @@ class _Reader:
             code = self.code(op)
             where = f"{self.where}: op {i} ({code}"
             outs_i = [int(x) for x in (op.outputs if op.outputs is not None else [])]
-            where += f", output '{_name(self.t(outs_i[0]).name)}')" if outs_i else ")"
+            oname = _name(self.t(outs_i[0]).name) if outs_i else ""
+            where += f", output '{oname[:60]}{'...' if len(oname) > 60 else ''}')" if outs_i else ")"
             if code not in SUPPORTED:
                 extra = " (here it computes a value other than RESHAPE's shape)" if code in SHAPE_OPS else ""
                 raise ModelImportError(f"{where} is not supported{extra}; supported ops: {', '.join(SUPPORTED)}")
