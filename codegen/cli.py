@@ -121,6 +121,11 @@ def generate(model_spec: str, board_name: str, out: str | Path, *, weights: str 
     board = load_board(board_name)
     if Path(model_spec).is_dir():
         return _generate_searched(Path(model_spec), board, out, seed=seed, winograd=winograd)
+    if Path(model_spec).suffix.lower() == ".tflite":  # already int8: imported as is, no calibration
+        from tinyengine.tflite_import import import_tflite
+        graph = import_tflite(model_spec)
+        return write_project(out, None, graph, plan_memory(graph), board, winograd=winograd, seed=seed,
+                             weights_from=f"{model_spec} (int8 .tflite, imported with its quantisation)")
     arch = load_model(model_spec)
     if calib < 1:
         raise ValueError(f"--calib must be >= 1, got {calib}")

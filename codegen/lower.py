@@ -261,6 +261,8 @@ def _choose(g: Graph, plan: MemoryPlan, i: int, op: Op, winograd: bool) -> Lower
         lo.kernel, lo.layout = "te_fully_connected_s8", "vector in -> vector out; weights (out, in)"
         lo.reason = "classifier"
         lo.args = {"in_n": n, "out_n": o}
+    elif op.kind in ("max_pool2d", "mean", "softmax"):  # ops of imported .tflite models
+        _choose_tflite_op(op, x, y, lo)
     elif op.kind == "reshape":
         lo.kernel = "memmove" if off[op.inputs[0]] != off[op.output] else "(none)"
         lo.layout = "bytes unchanged"
@@ -300,11 +302,48 @@ def _bind(g: Graph, op: Op, cname: str, lo: LoweredOp) -> None:
             "b_mult": ap.input2_multiplier, "b_shift": ap.input2_shift,
             "out_mult": ap.output_multiplier, "out_shift": ap.output_shift,
             "left_shift": ap.left_shift, "act_min": act[0], "act_max": act[1]}
+    elif op.kind in ("max_pool2d", "mean", "softmax"):
+        _bind_tflite_op(op, x, y, act, lo)
     elif op.kind in ("global_avg_pool", "avg_pool2d"):
         if x.zero_point != y.zero_point or x.scale != y.scale:
             raise LoweringError(f"codegen: op '{op.name}': average pooling needs the same scale and zero "
                                 "point in and out (TFLM AVERAGE_POOL_2D)")
         lo.args.update(act_min=act[0], act_max=act[1])
+
+
+def _choose_tflite_op(op: Op, x, y, lo: LoweredOp) -> None:
+    """MAX_POOL_2D, MEAN and SOFTMAX of imported .tflite models (firmware/src/te_pool_softmax.c)."""
+    a = op.attrs
+    if op.kind == "max_pool2d":
+        k, s, pad = a["kernel"], a["stride"], a["padding"]
+        lo.kernel, lo.layout, lo.reason = "te_max_pool_s8", "NHWC", "max pool (TFLM MAX_POOL_2D)"
+        lo.args = {"in_h": x.shape[0], "in_w": x.shape[1], "c": x.shape[2], "k_h": k[0], "k_w": k[1],
+                   "stride_h": s[0], "stride_w": s[1], "pad_top": pad[0], "pad_left": pad[2],
+                   "out_h": y.shape[0], "out_w": y.shape[1]}
+    elif op.kind == "mean":
+        lo.kernel, lo.layout = "te_mean_hw_s8", "NHWC pixels x C -> C"
+        lo.reason = "MEAN over H and W (TFLM QuantizedMeanOrSum: one multiplier with 1/(H*W) folded in)"
+        lo.args = {"n_pixels": x.shape[0] * x.shape[1], "c": x.shape[2]}
+    else:
+        depth = x.shape[-1]
+        lo.kernel, lo.layout = "te_softmax_s8", "rows x depth (last axis)"
+        lo.reason = "softmax (TFLM int8: gemmlowp exp and reciprocal; output scale 1/256, zero point -128)"
+        lo.args = {"rows": int(np.prod(x.shape)) // depth, "depth": depth}
+
+
+def _bind_tflite_op(op: Op, x, y, act, lo: LoweredOp) -> None:
+    from tinyengine.kernels_ref_tflite import mean_params, softmax_params
+    if op.kind == "max_pool2d":
+        if x.zero_point != y.zero_point or x.scale != y.scale:
+            raise LoweringError(f"codegen: op '{op.name}': max pooling needs the same scale and zero point in "
+                                "and out (TFLM MAX_POOL_2D)")
+        lo.args.update(act_min=act[0], act_max=act[1])
+    elif op.kind == "mean":
+        p = mean_params(x.scale, x.zero_point, y.scale, y.zero_point, lo.args["n_pixels"])
+        lo.args.update(in_zp=int(x.zero_point), out_zp=int(y.zero_point), mult=p.mult, shift=p.shift)
+    else:
+        p = softmax_params(op.attrs.get("beta", 1.0), x.scale)
+        lo.args.update(mult=p.input_multiplier, left_shift=p.input_left_shift, diff_min=p.diff_min)
 
 
 def _plain(v):
@@ -337,7 +376,7 @@ def _bias_mult_shift(op: Op, cname: str) -> list[CArray]:
 
 # --------------------------------------------------------------------------- checks
 _SUPPORTED = ("conv2d", "depthwise_conv2d", "add", "global_avg_pool", "avg_pool2d", "fully_connected",
-              "reshape")
+              "reshape", "max_pool2d", "mean", "softmax")
 
 
 def _check_supported(g: Graph, op: Op, quantised: bool) -> None:
