@@ -28,8 +28,9 @@ def add_gen_parser(subparsers) -> argparse.ArgumentParser:
     g = subparsers.add_parser(
         "gen", help="generate the C project (model.c/model.h/weights.c, kernels, Makefile, platformio.ini)",
         description="Quantise MODEL, plan its memory and write a self-contained C project for BOARD.")
-    g.add_argument("model", help="zoo name (e.g. mcunet-vww1), path to an architecture JSON, or a "
-                   "`tinynas search` output folder (its arch.json and already quantised model_int8.npz)")
+    g.add_argument("model", help="zoo name (e.g. mcunet-vww1), path to an architecture JSON, a "
+                   "`tinynas search` output folder (its arch.json and already quantised model_int8.npz), an "
+                   "int8 .tflite (imported as is) or a float .onnx (quantised with --calib/--calib-data)")
     g.add_argument("--board", required=True, help=f"board preset ({', '.join(list_boards())})")
     g.add_argument("--out", required=True, help="project folder to write (created)")
     g.add_argument("--weights", default="random", metavar="random|PATH",
@@ -121,11 +122,13 @@ def generate(model_spec: str, board_name: str, out: str | Path, *, weights: str 
     board = load_board(board_name)
     if Path(model_spec).is_dir():
         return _generate_searched(Path(model_spec), board, out, seed=seed, winograd=winograd)
-    if Path(model_spec).suffix.lower() == ".tflite":  # already int8: imported as is, no calibration
-        from tinyengine.tflite_import import import_tflite
-        graph = import_tflite(model_spec)
+    from tinyengine.model_source import is_model_file, load_model_file
+    if is_model_file(model_spec):  # .tflite: int8 as is; .onnx: float, quantised on the calibration images
+        graph, _ = load_model_file(model_spec, calib_data=calib_data, calib=calib, seed=seed)
+        how = ("int8 .tflite, imported with its quantisation" if model_spec.lower().endswith(".tflite")
+               else f"float .onnx; calibrated on {calib} {calib_data} images")
         return write_project(out, None, graph, plan_memory(graph), board, winograd=winograd, seed=seed,
-                             weights_from=f"{model_spec} (int8 .tflite, imported with its quantisation)")
+                             weights_from=f"{model_spec} ({how})")
     arch = load_model(model_spec)
     if calib < 1:
         raise ValueError(f"--calib must be >= 1, got {calib}")

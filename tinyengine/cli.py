@@ -15,7 +15,7 @@ from search_spaces.arch import ArchError
 from search_spaces.zoo import load_model, zoo_names
 from tinyml_errors import TinyMLError
 
-from .analyze import analyze, plot_memory_profile
+from .analyze import analyze, analyze_graph, plot_memory_profile
 from .boards import BoardError, list_boards, load_board
 from .planner import PlanOptions
 from .units import format_size
@@ -27,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", required=True)
     a = sub.add_parser("analyze", help="per-layer MACs, params, flash, live memory and the peak SRAM",
                        description="MODEL is a zoo name (" + ", ".join(zoo_names()) + "), an "
-                       "architecture JSON of ours, or an MCUNet net.config JSON.")
+                       "architecture JSON of ours, an MCUNet net.config JSON, an int8 .tflite or a float .onnx.")
     a.add_argument("model")
     a.add_argument("--board", help=f"check the model against a board's limits ({', '.join(list_boards())})")
     a.add_argument("--no-inplace", action="store_true",
@@ -65,27 +65,36 @@ def _c_kernels(an, winograd: bool) -> tuple[list[dict] | None, str | None]:
 
 
 def cmd_analyze(args: argparse.Namespace, console: Console) -> int:
-    arch = load_model(args.model)
+    from .model_source import is_model_file, load_model_file
+    imported = load_model_file(args.model) if is_model_file(args.model) else None
+    arch = imported[1] if imported else load_model(args.model)
+    if imported and args.patches > 1:
+        raise ValueError(f"--patches: patch-based planning works on our architectures, not on an imported "
+                         f"{Path(args.model).suffix} model")
     if args.patches < 1:
         raise ValueError(f"--patches must be >= 1, got {args.patches}")
     if args.patch_split and args.patches == 1:
         raise ValueError("--patch-split needs --patches N with N >= 2")
     opts = PlanOptions(inplace_depthwise=not args.no_inplace, inplace_add=not args.no_inplace)
-    an = analyze(arch, opts)
+    an = analyze_graph(imported[0], arch, opts) if imported else analyze(arch, opts)
     pan = analyze(arch, replace(opts, patches=args.patches, patch_split=args.patch_split)) \
         if args.patches > 1 else None
     kernels, no_kernels = _c_kernels(an, args.winograd)
     board = load_board(args.board) if args.board else None
     lat = lat_model = None
     if kernels and (board or args.latency_model):
-        from .latency import LatencyModel, default_model
+        from .latency import LatencyError, LatencyModel, default_model
         lat_model = LatencyModel.load(args.latency_model) if args.latency_model else default_model(board)
         if board and args.latency_model:
             lat_model = lat_model.for_board(board)
-        lat = lat_model.predict_layers(kernels)
+        try:
+            lat = lat_model.predict_layers(kernels)
+        except LatencyError as e:  # e.g. an imported model's kernels the shipped model was not fitted on
+            console.print(f"[yellow]no latency prediction:[/] {e}")
+            lat = None
     if not args.quiet:
-        t = Table(title=f"{arch.name or args.model}: {arch.resolution}x{arch.resolution}x{arch.in_channels} "
-                        f"-> {arch.num_classes} classes")
+        t = Table(title=f"{arch.name or args.model}: {'x'.join(map(str, an.graph.tensors[an.graph.inputs[0]].shape))}"
+                        f" -> {arch.num_classes} classes")
         for col, just in (("#", "right"), ("op", "left"), ("kind", "left"), ("in", "left"), ("out", "left"),
                           ("k/s", "left"), ("MACs", "right"), ("params", "right"), ("flash", "right"),
                           ("live act.", "right"), ("scratch", "right"), ("C kernel", "left")):
@@ -144,7 +153,8 @@ def cmd_analyze(args: argparse.Namespace, console: Console) -> int:
         console.print(f"wrote {args.json_out}")
     if args.plot:
         Path(args.plot).parent.mkdir(parents=True, exist_ok=True)
-        other = analyze(arch, PlanOptions(inplace_depthwise=args.no_inplace, inplace_add=args.no_inplace))
+        other_opts = PlanOptions(inplace_depthwise=args.no_inplace, inplace_add=args.no_inplace)
+        other = analyze_graph(imported[0], arch, other_opts) if imported else analyze(arch, other_opts)
         profiles = {"in-place": an, "no in-place": other}
         if args.no_inplace:
             profiles = {"no in-place": an, "in-place": other}
