@@ -171,3 +171,28 @@ def test_softmax_is_a_distribution():
     e = np.exp(0.05 * (x.astype(float) - x.max()))
     assert np.all(np.abs(y - e / e.sum()) <= 2 / 256)
     assert KT.softmax(np.array([5, -128, 5], np.int8), KT.softmax_params(1.0, 1.0)).tolist()[1] == -128
+
+
+# ---------------------------------------------------------------- the command lines
+def test_cli_analyze_gen_export_take_a_tflite(tinyengine_cli, tmp_path):
+    rc, out, err = tinyengine_cli(["analyze", str(FIX / "ds_cnn.tflite"), "--board", "qemu-m4"])
+    assert rc == 0, err
+    assert "ds_cnn: 49x10x1 -> 12 classes" in out and "peak SRAM 15.9 KB (16,256 B" in out and "fits qemu-m4" in out
+    rc, out, err = tinyengine_cli(["gen", str(FIX / "small_cnn.tflite"), "--board", "qemu-m4",
+                                   "--out", str(tmp_path / "p")])
+    assert rc == 0, err
+    assert "te_max_pool_s8 x2" in out and "te_softmax_s8 x1" in out and (tmp_path / "p" / "src" / "model.c").is_file()
+    rc, out, err = tinyengine_cli(["export", str(FIX / "mobilenet_v2_small.tflite"), "--tflite",
+                                   str(tmp_path / "rt.tflite"), "--check"])
+    assert rc == 0, err
+    assert "TFLite Micro matches our reference bit for bit" in out
+
+
+def test_cli_reports_a_bad_model_file_in_one_line(tinyengine_cli, tmp_path):
+    (tmp_path / "bad.tflite").write_bytes((FIX / "small_cnn.tflite").read_bytes()[:200])
+    for cmd in (["analyze", str(tmp_path / "bad.tflite")],
+                ["gen", str(tmp_path / "bad.tflite"), "--board", "qemu-m4", "--out", str(tmp_path / "o")],
+                ["export", str(tmp_path / "bad.tflite"), "--tflite", str(tmp_path / "x.tflite")]):
+        rc, out, err = tinyengine_cli(cmd)
+        assert rc == 2 and "bad.tflite: corrupt or truncated" in err, (cmd, out, err)
+        assert "Traceback" not in err and len(err.strip().splitlines()) == 1
