@@ -124,7 +124,8 @@ def generate(model_spec: str, board_name: str, out: str | Path, *, weights: str 
         return _generate_searched(Path(model_spec), board, out, seed=seed, winograd=winograd)
     from tinyengine.model_source import is_model_file, load_model_file
     if is_model_file(model_spec):  # .tflite: int8 as is; .onnx: float, quantised on the calibration images
-        graph, _ = load_model_file(model_spec, calib_data=calib_data, calib=calib, seed=seed)
+        graph, _ = load_model_file(model_spec, calib_data=calib_data, calib=calib, seed=seed,
+                                   datasets={"fashion-mnist": _fashion_mnist})
         how = ("int8 .tflite, imported with its quantisation" if model_spec.lower().endswith(".tflite")
                else f"float .onnx; calibrated on {calib} {calib_data} images")
         return write_project(out, None, graph, plan_memory(graph), board, winograd=winograd, seed=seed,
@@ -142,6 +143,14 @@ def generate(model_spec: str, board_name: str, out: str | Path, *, weights: str 
     plan = plan_memory(graph)
     return write_project(out, arch, graph, plan, board, winograd=winograd, seed=seed,
                          weights_from=f"{source}; calibrated on {calib} {calib_data} images")
+
+
+def _fashion_mnist(h: int, w: int, c: int, n: int) -> np.ndarray:
+    """The first ``n`` Fashion-MNIST training images as (n, c, h, w) floats (calibration of imported models)."""
+    if h != w:
+        raise ValueError(f"--calib-data fashion-mnist needs a square input, the model takes {h}x{w}")
+    from tinynas.data import load_fashion_mnist
+    return load_fashion_mnist("train", resolution=h, channels=c, limit=n)[0]
 
 
 def _generate_searched(folder: Path, board, out, *, seed: int, winograd: bool) -> Project:

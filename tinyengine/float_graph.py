@@ -211,20 +211,19 @@ def calibration_ranges(graph: Graph, images: np.ndarray, batch: int = 32) -> dic
     return {k: (v[0], v[1]) for k, v in ranges.items()}
 
 
-def calibration_images_for(graph: Graph, calib_data: str, n: int, seed: int) -> np.ndarray:
-    """``n`` float NCHW images for the graph's input: random in [0, 1), Fashion-MNIST or an .npy file."""
+def calibration_images_for(graph: Graph, calib_data: str, n: int, seed: int, datasets: dict | None = None) -> np.ndarray:
+    """``n`` float NCHW images for the graph's input: random in [0, 1), an .npy file, or a named data set
+    whose loader ``datasets[name](h, w, c, n)`` the caller provides (the engine imports no data sets)."""
     from pathlib import Path
     h, w, c = graph.tensors[graph.inputs[0]].shape
     if calib_data == "random":
         return np.random.default_rng(seed).random((n, c, h, w), dtype=np.float32)
-    if calib_data == "fashion-mnist":
-        if h != w:
-            raise ModelImportError(f"--calib-data fashion-mnist needs a square input, the model takes {h}x{w}")
-        from tinynas.data import load_fashion_mnist
-        return load_fashion_mnist("train", resolution=h, channels=c, limit=n)[0]
+    if datasets and calib_data in datasets:
+        return np.asarray(datasets[calib_data](h, w, c, n), dtype=np.float32)
     p = Path(calib_data)
     if p.suffix != ".npy" or not p.is_file():
-        raise ModelImportError(f"--calib-data {calib_data}: give 'random', 'fashion-mnist' or an existing .npy file")
+        names = ", ".join(["'random'", *(f"'{k}'" for k in (datasets or {}))])
+        raise ModelImportError(f"--calib-data {calib_data}: give {names} or an existing .npy file")
     x = np.load(p, allow_pickle=False)
     if x.ndim != 4 or x.shape[1:] != (c, h, w):
         raise ModelImportError(f"--calib-data {calib_data}: shape {x.shape}, the model takes (N, {c}, {h}, {w})")

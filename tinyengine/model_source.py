@@ -39,14 +39,15 @@ class ImportedModel:
         return cls(graph.name, int(shape[0]), int(shape[-1]), out, source)
 
 
-def load_model_file(spec: str | Path, *, calib_data: str = "random", calib: int = 16,
-                    seed: int = 0) -> tuple[Graph, ImportedModel]:
-    """The int8 graph of a ``.tflite`` (as is) or ``.onnx`` (quantised on ``calib`` images) file."""
+def load_model_file(spec: str | Path, *, calib_data: str = "random", calib: int = 16, seed: int = 0,
+                    datasets: dict | None = None) -> tuple[Graph, ImportedModel]:
+    """The int8 graph of a ``.tflite`` (as is) or ``.onnx`` (quantised on ``calib`` images; named data
+    sets come from ``datasets``, see ``float_graph.calibration_images_for``) file."""
     p = Path(str(spec))
     if p.suffix.lower() == ".tflite":
         from .tflite_import import import_tflite
         g = import_tflite(p)
     else:
         from .onnx_import import quantize_onnx
-        g = quantize_onnx(p, calib_data=calib_data, calib=calib, seed=seed)
+        g = quantize_onnx(p, calib_data=calib_data, calib=calib, seed=seed, datasets=datasets)
     return g, ImportedModel.of(g, str(p))

@@ -214,9 +214,10 @@ def import_onnx(path: str | Path) -> Graph:
     return _Reader(p).build()
 
 
-def quantize_onnx(path: str | Path, *, calib_data: str = "random", calib: int = 16, seed: int = 0) -> Graph:
+def quantize_onnx(path: str | Path, *, calib_data: str = "random", calib: int = 16, seed: int = 0,
+                  datasets: dict | None = None) -> Graph:
     """Import and quantise (post-training, ``calib`` calibration images): the int8 graph."""
     if calib < 1:
         raise ModelImportError(f"--calib must be >= 1, got {calib}")
     g = import_onnx(path)
-    return quantize_float_graph(g, calibration_images_for(g, calib_data, calib, seed))
+    return quantize_float_graph(g, calibration_images_for(g, calib_data, calib, seed, datasets))

@@ -179,7 +179,7 @@ def import_module(module, input_chw: tuple[int, int, int], name: str = "model") 
 
 
 def quantize_module(module, input_chw: tuple[int, int, int], *, name: str = "model", calib_data: str = "random",
-                    calib: int = 16, seed: int = 0) -> Graph:
+                    calib: int = 16, seed: int = 0, datasets: dict | None = None) -> Graph:
     """Import and quantise (post-training, ``calib`` calibration images): the int8 graph."""
     g = import_module(module, input_chw, name)
-    return quantize_float_graph(g, calibration_images_for(g, calib_data, calib, seed))
+    return quantize_float_graph(g, calibration_images_for(g, calib_data, calib, seed, datasets))
