@@ -19,7 +19,6 @@ from tinyengine.reference import dequantize_output, quantize_input, run_graph
 from tinyengine.torch_import import import_module, quantize_module
 from tinyml_errors import ModelImportError
 
-pytest.importorskip("onnx")
 torch.set_num_threads(1)
 
 

@@ -16,7 +16,7 @@ from tinyml_errors import ModelImportError
 
 FIX = Path(__file__).parent / "fixtures" / "tflite"
 FIXTURES = sorted(p.name for p in FIX.glob("*.tflite"))
-fb = pytest.importorskip("tflite_micro.tensorflow.lite.micro.python.schema_py_generated")
+from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as fb  # noqa: E402
 
 
 def test_fixture_set_is_complete():
@@ -196,3 +196,32 @@ def test_cli_reports_a_bad_model_file_in_one_line(tinyengine_cli, tmp_path):
         rc, out, err = tinyengine_cli(cmd)
         assert rc == 2 and "bad.tflite: corrupt or truncated" in err, (cmd, out, err)
         assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_float_edges_quantize_dequantize_are_dropped():
+    """A model with float input/output (QUANTIZE first, DEQUANTIZE last) imports to the same int8 graph."""
+    def float_edges(m):
+        sg = m.subgraphs[0]
+        codes = {}
+        for name in ("QUANTIZE", "DEQUANTIZE"):
+            oc = fb.OperatorCodeT()
+            oc.builtinCode = oc.deprecatedBuiltinCode = getattr(fb.BuiltinOperator, name)
+            oc.version = 1
+            m.operatorCodes.append(oc)
+            codes[name] = len(m.operatorCodes) - 1
+        new = []
+        for old in (int(sg.inputs[0]), int(sg.outputs[0])):
+            t = fb.TensorT()
+            t.name, t.shape, t.type, t.buffer = f"float_{old}", np.array(sg.tensors[old].shape), fb.TensorType.FLOAT32, 0
+            sg.tensors.append(t)
+            new.append(len(sg.tensors) - 1)
+        q, dq = fb.OperatorT(), fb.OperatorT()
+        q.opcodeIndex, q.inputs, q.outputs = codes["QUANTIZE"], np.array([new[0]]), np.array([sg.inputs[0]])
+        dq.opcodeIndex, dq.inputs, dq.outputs = codes["DEQUANTIZE"], np.array([sg.outputs[0]]), np.array([new[1]])
+        sg.operators = [q, *sg.operators, dq]
+        sg.inputs, sg.outputs = np.array([new[0]]), np.array([new[1]])
+    g0 = import_tflite(FIX / "small_cnn.tflite")
+    g1 = import_tflite(_mutate("small_cnn.tflite", float_edges), "float_io.tflite")
+    assert [o.kind for o in g1.ops] == [o.kind for o in g0.ops]
+    assert g1.tensors[g1.inputs[0]] == g0.tensors[g0.inputs[0]]
+    assert g1.tensors[g1.outputs[0]] == g0.tensors[g0.outputs[0]]
