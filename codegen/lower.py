@@ -261,7 +261,7 @@ def _choose(g: Graph, plan: MemoryPlan, i: int, op: Op, winograd: bool) -> Lower
         lo.kernel, lo.layout = "te_fully_connected_s8", "vector in -> vector out; weights (out, in)"
         lo.reason = "classifier"
         lo.args = {"in_n": n, "out_n": o}
-    elif op.kind in ("max_pool2d", "mean", "softmax"):  # ops of imported .tflite models
+    elif op.kind in ("max_pool2d", "mean", "softmax", "pad"):  # ops of imported models
         _choose_tflite_op(op, x, y, lo)
     elif op.kind == "reshape":
         lo.kernel = "memmove" if off[op.inputs[0]] != off[op.output] else "(none)"
@@ -302,7 +302,7 @@ def _bind(g: Graph, op: Op, cname: str, lo: LoweredOp) -> None:
             "b_mult": ap.input2_multiplier, "b_shift": ap.input2_shift,
             "out_mult": ap.output_multiplier, "out_shift": ap.output_shift,
             "left_shift": ap.left_shift, "act_min": act[0], "act_max": act[1]}
-    elif op.kind in ("max_pool2d", "mean", "softmax"):
+    elif op.kind in ("max_pool2d", "mean", "softmax", "pad"):
         _bind_tflite_op(op, x, y, act, lo)
     elif op.kind in ("global_avg_pool", "avg_pool2d"):
         if x.zero_point != y.zero_point or x.scale != y.scale:
@@ -320,6 +320,11 @@ def _choose_tflite_op(op: Op, x, y, lo: LoweredOp) -> None:
         lo.args = {"in_h": x.shape[0], "in_w": x.shape[1], "c": x.shape[2], "k_h": k[0], "k_w": k[1],
                    "stride_h": s[0], "stride_w": s[1], "pad_top": pad[0], "pad_left": pad[2],
                    "out_h": y.shape[0], "out_w": y.shape[1]}
+    elif op.kind == "pad":
+        t, b, l, r = a["padding"]
+        lo.kernel, lo.layout, lo.reason = "te_pad_s8", "NHWC", "PAD of H and W with the zero point"
+        lo.args = {"in_h": x.shape[0], "in_w": x.shape[1], "c": x.shape[2], "pad_top": t, "pad_bottom": b,
+                   "pad_left": l, "pad_right": r}
     elif op.kind == "mean":
         lo.kernel, lo.layout = "te_mean_hw_s8", "NHWC pixels x C -> C"
         lo.reason = "MEAN over H and W (TFLM QuantizedMeanOrSum: one multiplier with 1/(H*W) folded in)"
@@ -338,6 +343,10 @@ def _bind_tflite_op(op: Op, x, y, act, lo: LoweredOp) -> None:
             raise LoweringError(f"codegen: op '{op.name}': max pooling needs the same scale and zero point in "
                                 "and out (TFLM MAX_POOL_2D)")
         lo.args.update(act_min=act[0], act_max=act[1])
+    elif op.kind == "pad":
+        if x.zero_point != y.zero_point or x.scale != y.scale:
+            raise LoweringError(f"codegen: op '{op.name}': PAD needs the same scale and zero point in and out")
+        lo.args.update(value=int(x.zero_point))
     elif op.kind == "mean":
         p = mean_params(x.scale, x.zero_point, y.scale, y.zero_point, lo.args["n_pixels"])
         lo.args.update(in_zp=int(x.zero_point), out_zp=int(y.zero_point), mult=p.mult, shift=p.shift)
@@ -376,7 +385,7 @@ def _bias_mult_shift(op: Op, cname: str) -> list[CArray]:
 
 # --------------------------------------------------------------------------- checks
 _SUPPORTED = ("conv2d", "depthwise_conv2d", "add", "global_avg_pool", "avg_pool2d", "fully_connected",
-              "reshape", "max_pool2d", "mean", "softmax")
+              "reshape", "max_pool2d", "mean", "softmax", "pad")
 
 
 def _check_supported(g: Graph, op: Op, quantised: bool) -> None:

@@ -62,7 +62,7 @@ FIELDS = [
 ]
 FIELD_INDEX = {name: i for i, name in enumerate(FIELDS)}
 OPS = {"requant": 0, "pointwise": 1, "im2col": 2, "winograd": 3, "dw_inplace": 4, "dw": 5, "add": 6,
-       "avgpool": 7, "fc": 8, "maxpool": 9, "mean": 10, "softmax": 11}
+       "avgpool": 7, "fc": 8, "maxpool": 9, "mean": 10, "softmax": 11, "pad": 12}
 OUT_SENTINEL = 0xA5  # bytes of an output buffer the kernel must leave alone
 WINOGRAD_MAX_IN_C = 1827  # TE_WINOGRAD_MAX_IN_C in tinyengine.h
 
@@ -452,6 +452,14 @@ def softmax_case(rng, rows: int, depth: int, in_scale: float | None = None) -> C
     return Case("softmax", f"softmax {rows}x{depth} s_in={scale:g}", hdr, inp=x.tobytes(), expected=y.tobytes())
 
 
+def pad_case(rng, h: int, w_: int, c: int, p) -> Case:
+    x = _i8(rng, (h, w_, c))
+    zp = int(rng.integers(-128, 128))
+    y = K.pad(x, p, zp)
+    hdr = _conv_hdr(x.shape, y.shape, (1, 1), (1, 1), p, zp, zp, -128, 127)
+    return Case("pad", f"pad {h}x{w_}x{c} p{p}", hdr, inp=x.tobytes(), expected=y.tobytes())
+
+
 def tflite_op_cases(rng, scale: int = 1) -> list[Case]:
     """MAX_POOL_2D (SAME/VALID, any k/stride), MEAN over H x W and SOFTMAX (any scale, 1..300 classes)."""
     cs = []
@@ -467,6 +475,9 @@ def tflite_op_cases(rng, scale: int = 1) -> list[Case]:
     for _ in range(15 * scale):
         cs.append(softmax_case(rng, int(rng.integers(1, 4)), int(rng.integers(1, 300))))
     cs.append(softmax_case(rng, 1, 10, 1.0))  # large scale: most differences fall below diff_min
+    for _ in range(8 * scale):
+        cs.append(pad_case(rng, int(rng.integers(1, 9)), int(rng.integers(1, 9)), int(rng.integers(1, 9)),
+                           tuple(int(v) for v in rng.integers(0, 3, size=4))))
     return cs
 
 

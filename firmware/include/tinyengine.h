@@ -122,6 +122,10 @@ void te_mean_hw_s8(const int8_t *in, int n_pixels, int c, int32_t in_zp, int32_t
  * input_mult/input_left_shift: beta * s_in in Q5.26; diff_min: differences below it give -128. */
 void te_softmax_s8(const int8_t *in, int rows, int depth, int32_t input_mult, int32_t input_left_shift,
                    int32_t diff_min, int8_t *out);
+/* PAD of H and W: in (in_h, in_w, c) -> out (in_h + pad_top + pad_bottom, in_w + pad_left + pad_right, c),
+ * the border filled with `value` (the zero point). `out` must not overlap `in`. */
+void te_pad_s8(const int8_t *in, int in_h, int in_w, int c, int pad_top, int pad_bottom, int pad_left,
+               int pad_right, int32_t value, int8_t *out);
 
 #ifdef __cplusplus
 }

@@ -175,3 +175,23 @@ void te_softmax_s8(const int8_t *in, int rows, int depth, int32_t input_mult, in
         }
     }
 }
+
+/* ------------------------------------------------------------------------------------------------
+ * PAD (H and W): the input copied into the middle of the output, the border filled with `value`
+ * (the zero point: TFLM pads int8 with the output zero point, equal to the input's).
+ * --------------------------------------------------------------------------------------------- */
+void te_pad_s8(const int8_t *in, int in_h, int in_w, int c, int pad_top, int pad_bottom, int pad_left,
+               int pad_right, int32_t value, int8_t *out)
+{
+    const size_t out_w = (size_t)(in_w + pad_left + pad_right);
+    const size_t row = out_w * (size_t)c;
+    const int8_t v = (int8_t)value;
+    memset(out, v, (size_t)pad_top * row);
+    for (int y = 0; y < in_h; y++) {
+        int8_t *o = out + (size_t)(pad_top + y) * row;
+        memset(o, v, (size_t)pad_left * (size_t)c);
+        memcpy(o + (size_t)pad_left * (size_t)c, in + (size_t)y * (size_t)in_w * (size_t)c, (size_t)in_w * (size_t)c);
+        memset(o + (size_t)(pad_left + in_w) * (size_t)c, v, (size_t)pad_right * (size_t)c);
+    }
+    memset(out + (size_t)(pad_top + in_h) * row, v, (size_t)pad_bottom * row);
+}

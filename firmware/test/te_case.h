@@ -31,6 +31,7 @@ enum te_case_op {
     TE_OP_MAXPOOL = 9,
     TE_OP_MEAN = 10,      /* n = pixels, in_c = channels, out_mult/out_shift, in_zp/out_zp */
     TE_OP_SOFTMAX = 11,   /* in_h = rows, n = depth, a_mult/a_shift = input mult/left shift, b_mult = diff_min */
+    TE_OP_PAD = 12,       /* geometry + pad_bottom/pad_right, value = in_zp */
 };
 
 enum te_case_field {
