@@ -1,5 +1,5 @@
 /*
- * Kernels imported .tflite models need: MAX_POOL_2D, MEAN over H and W, and int8 SOFTMAX, with TFLite
+ * Kernels imported .tflite models need: MAX_POOL_2D, MEAN over H and W, int8 SOFTMAX and PAD, with TFLite
  * Micro's reference arithmetic (NumPy reference: tinyengine/kernels_ref_tflite.py).
  *
  * Softmax is gemmlowp fixed point: the difference to the row maximum, scaled by beta * input_scale
