@@ -29,6 +29,7 @@ import pytest
 
 from tinyengine.ir.graph import Graph, Op, Tensor
 from tinyengine.numerics import kernels_ref as K
+from tinyengine.numerics import kernels_ref_tflite as KT
 from tinyengine.numerics.requant import (
     INT32_MAX,
     INT32_MIN,
@@ -61,7 +62,7 @@ FIELDS = [
 ]
 FIELD_INDEX = {name: i for i, name in enumerate(FIELDS)}
 OPS = {"requant": 0, "pointwise": 1, "im2col": 2, "winograd": 3, "dw_inplace": 4, "dw": 5, "add": 6,
-       "avgpool": 7, "fc": 8}
+       "avgpool": 7, "fc": 8, "maxpool": 9, "mean": 10, "softmax": 11, "pad": 12}
 OUT_SENTINEL = 0xA5  # bytes of an output buffer the kernel must leave alone
 WINOGRAD_MAX_IN_C = 1827  # TE_WINOGRAD_MAX_IN_C in tinyengine.h
 
@@ -420,6 +421,66 @@ def winograd_bound_cases(rng) -> list[Case]:
     return cases
 
 
+# ------------------------------------------------------------------ ops of imported .tflite models
+def maxpool_case(rng, h: int, w_: int, c: int, k, s, p) -> Case:
+    x = _i8(rng, (h, w_, c))
+    lo, hi = _act(rng, int(rng.integers(-128, 128)))
+    y = KT.max_pool2d(x, k, s, p, lo, hi)
+    hdr = _conv_hdr(x.shape, y.shape, k, s, p, 0, 0, lo, hi)
+    return Case("maxpool", f"maxpool {h}x{w_}x{c} k{k} s{s} p{p}", hdr, inp=x.tobytes(), expected=y.tobytes())
+
+
+def mean_case(rng, h: int, w_: int, c: int) -> Case:
+    x = _i8(rng, (h, w_, c))
+    in_zp, out_zp = _zps(rng)
+    s_in = float(np.float32(2.0 ** rng.uniform(-8, 0)))
+    s_out = float(np.float32(s_in * 2.0 ** rng.uniform(-3, 2)))
+    p = KT.mean_params(s_in, in_zp, s_out, out_zp, h * w_)
+    y = KT.mean_hw(x, in_zp, out_zp, p)
+    hdr = dict(n=h * w_, in_c=c, in_zp=in_zp, out_zp=out_zp, out_mult=p.mult, out_shift=p.shift)
+    return Case("mean", f"mean {h}x{w_}x{c}", hdr, inp=x.tobytes(), expected=y.tobytes())
+
+
+def softmax_case(rng, rows: int, depth: int, in_scale: float | None = None) -> Case:
+    x = _i8(rng, (rows, depth))
+    if rng.random() < 0.3:  # a narrow spread: many inputs near the maximum
+        x = (x // 16).astype(np.int8)
+    scale = float(np.float32(2.0 ** rng.uniform(-9, 0))) if in_scale is None else in_scale
+    p = KT.softmax_params(1.0, scale)
+    y = KT.softmax(x, p)
+    hdr = dict(in_h=rows, n=depth, a_mult=p.input_multiplier, a_shift=p.input_left_shift, b_mult=p.diff_min)
+    return Case("softmax", f"softmax {rows}x{depth} s_in={scale:g}", hdr, inp=x.tobytes(), expected=y.tobytes())
+
+
+def pad_case(rng, h: int, w_: int, c: int, p) -> Case:
+    x = _i8(rng, (h, w_, c))
+    zp = int(rng.integers(-128, 128))
+    y = K.pad(x, p, zp)
+    hdr = _conv_hdr(x.shape, y.shape, (1, 1), (1, 1), p, zp, zp, -128, 127)
+    return Case("pad", f"pad {h}x{w_}x{c} p{p}", hdr, inp=x.tobytes(), expected=y.tobytes())
+
+
+def tflite_op_cases(rng, scale: int = 1) -> list[Case]:
+    """MAX_POOL_2D (SAME/VALID, any k/stride), MEAN over H x W and SOFTMAX (any scale, 1..300 classes)."""
+    cs = []
+    for _ in range(20 * scale):
+        k = (int(rng.integers(1, 5)), int(rng.integers(1, 5)))
+        st = (int(rng.integers(1, 3)), int(rng.integers(1, 3)))
+        h, w_ = int(rng.integers(1, 12)), int(rng.integers(1, 12))
+        p = K.same_padding((h, w_), k, st) if rng.random() < 0.5 else (0, 0, 0, 0)
+        if _valid_out(h, w_, k, st, p):
+            cs.append(maxpool_case(rng, h, w_, int(rng.integers(1, 20)), k, st, p))
+    for _ in range(10 * scale):
+        cs.append(mean_case(rng, int(rng.integers(1, 12)), int(rng.integers(1, 12)), int(rng.integers(1, 70))))
+    for _ in range(15 * scale):
+        cs.append(softmax_case(rng, int(rng.integers(1, 4)), int(rng.integers(1, 300))))
+    cs.append(softmax_case(rng, 1, 10, 1.0))  # large scale: most differences fall below diff_min
+    for _ in range(8 * scale):
+        cs.append(pad_case(rng, int(rng.integers(1, 9)), int(rng.integers(1, 9)), int(rng.integers(1, 9)),
+                           tuple(int(v) for v in rng.integers(0, 3, size=4))))
+    return cs
+
+
 # ----------------------------------------------------------------------------------------------- builds
 HOST_WARN = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-Wconversion", "-Wshadow", "-pedantic"]
 SANITIZE = ["-O1", "-g", "-fno-omit-frame-pointer", "-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
@@ -539,7 +600,7 @@ def build_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def cases() -> list[Case]:
     rng = np.random.default_rng(99)
-    return random_cases() + winograd_bound_cases(rng)
+    return random_cases() + winograd_bound_cases(rng) + tflite_op_cases(rng)
 
 
 @pytest.fixture(scope="module")
@@ -661,6 +722,7 @@ def qemu_cases(seed: int = 7) -> list[Case]:
     cs.append(pool_case(rng, 7, 6, 5, (3, 3), (2, 2), (1, 1, 1, 1)))
     for _ in range(3):
         cs.append(fc_case(rng, int(rng.integers(1, 200)), int(rng.integers(1, 20))))
+    cs += tflite_op_cases(rng, 1)[::4]
     return cs
 
 

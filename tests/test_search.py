@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import pickle
 from dataclasses import replace
 
 import numpy as np
@@ -16,6 +15,7 @@ from search_spaces.arch import ArchConfig
 from search_spaces.space import SearchSpace
 from search_spaces.torch_model import build_torch_model
 from tinyengine.cost import fast_costs
+from tinyengine.ir.graph_io import load_graph
 from tinyml_cli.nas import main
 from tinyml_errors import TinyMLError
 from tinynas import search as search_mod
@@ -219,14 +219,13 @@ def test_smoke_search_end_to_end_and_resume(tmp_path, monkeypatch, capsys):
     argv = ["search", "--sram", "64KB", "--flash", "256KB", "--budget", "smoke", "--out", str(out),
             "--no-progress", "--threads", "1"]
     assert main(argv) == 0
-    for f in ("arch.json", "weights.pt", "model_int8.pkl", "report.md", "pareto.json", "pareto.png",
+    for f in ("arch.json", "weights.pt", "model_int8.npz", "report.md", "pareto.json", "pareto.png",
               "search_state.json", "eval_cache.json", "summary.json", "checkpoints/supernet.pt",
               "baseline_arch.json", "space.json"):
         assert (out / f).exists(), f
     arch = ArchConfig.load(out / "arch.json")
     build_torch_model(arch).load_state_dict(torch.load(out / "weights.pt"), strict=True)
-    with open(out / "model_int8.pkl", "rb") as fh:
-        graph = pickle.load(fh)
+    graph = load_graph(out / "model_int8.npz")
     assert graph.ops and graph.inputs
     s = json.loads((out / "summary.json").read_text())
     c = fast_costs(arch)

@@ -151,12 +151,12 @@ def test_training_resume_equals_uninterrupted(tmp_path):
     ref = run(tmp_path / "a.pt")
     with pytest.raises(KeyboardInterrupt):
         run(tmp_path / "b.pt", interrupt_after=2)
-    assert torch.load(tmp_path / "b.pt", weights_only=False)["epoch"] == 2
+    assert torch.load(tmp_path / "b.pt", weights_only=True)["epoch"] == 2
     torch.manual_seed(123)  # a different global state must not matter: the checkpoint restores it
     resumed = run(tmp_path / "b.pt")
     for (k, a), b in zip(ref.state_dict().items(), resumed.state_dict().values()):
         torch.testing.assert_close(a, b, msg=k)
-    hist = torch.load(tmp_path / "b.pt", weights_only=False)["history"]
+    hist = torch.load(tmp_path / "b.pt", weights_only=True)["history"]
     assert [h["epoch"] for h in hist] == [1, 2, 3] and hist[0]["phase"] == "largest"
 
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from boards.units import format_size
 from search_spaces.zoo import load_model
+from tinyengine.frontend.model_source import is_model_file, load_model_file
 from tinyengine.outdir import check_output_file
 from tinyml_errors import UsageError
 
@@ -25,7 +26,8 @@ def add_export_parser(subparsers) -> argparse.ArgumentParser:
         "export", help="export a model to TFLite (int8 .tflite) and/or ONNX (float)",
         description="Quantise MODEL as `tinyengine gen` does and write it as an int8 .tflite (runs in "
                     "TFLite Micro, bit-exact with our reference) and/or export the float model as ONNX.")
-    e.add_argument("model", help="zoo name (e.g. mcunet-vww1) or path to an architecture JSON")
+    e.add_argument("model", help="zoo name (e.g. mcunet-vww1), path to an architecture JSON, an int8 .tflite or a "
+                   "float .onnx (their int8 graph, re-exported)")
     e.add_argument("--tflite", nargs="?", const="", metavar="PATH",
                    help="write the int8 TFLite flatbuffer (default PATH: MODEL.tflite)")
     e.add_argument("--onnx", nargs="?", const="", metavar="PATH",
@@ -60,11 +62,20 @@ def cmd_export(args: argparse.Namespace, console) -> int:
         raise UsageError("nothing to export: give --tflite [PATH] and/or --onnx [PATH]")
     if not 1 <= args.calib <= 1024:
         raise UsageError(f"--calib: must be in 1..1024, got {args.calib}")
-    arch = load_model(args.model)
-    stem = arch.name or Path(args.model).stem
+    imported = None
+    if is_model_file(args.model):  # an int8 .tflite or float .onnx: its int8 graph, re-exported
+        if args.onnx is not None:
+            raise UsageError(f"--onnx: {args.model} is an imported model file; --onnx exports the float "
+                             "PyTorch model of one of our architectures")
+        imported = load_model_file(args.model, calib=args.calib, seed=args.seed)[0]
+        stem = Path(args.model).stem + "_int8"
+    else:
+        arch = load_model(args.model)
+        stem = arch.name or Path(args.model).stem
     tfl_path = _default_path(args.tflite, stem, ".tflite") if args.tflite is not None else None
     onnx_path = _default_path(args.onnx, stem, ".onnx") if args.onnx is not None else None
-    model = random_model(arch, args.seed) if args.weights == "random" else load_weights(arch, args.weights)
+    model = None if imported else (random_model(arch, args.seed) if args.weights == "random"
+                                   else load_weights(arch, args.weights))
 
     if onnx_path is not None:
         from tinyengine.export import export_onnx
@@ -77,7 +88,7 @@ def cmd_export(args: argparse.Namespace, console) -> int:
     from tinyengine.export import export_tflite, tflite_summary
     from tinyengine.frontend.quantize import quantize_model
     from tinyengine.pipeline import plan_memory
-    graph = quantize_model(arch, model, calibration_images(arch, args.calib, args.seed))
+    graph = imported or quantize_model(arch, model, calibration_images(arch, args.calib, args.seed))
     graph.name = stem
     data = export_tflite(graph, padding=args.padding)
     tfl_path.write_bytes(data)

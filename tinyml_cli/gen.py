@@ -16,22 +16,24 @@ import torch
 from boards import list_boards, load_board
 from boards.units import format_size
 from codegen.project import Project, write_project
+from codegen.search_folder import check_graph_matches_arch, refuse_quantise_options
 from search_spaces.arch import ArchConfig
 from search_spaces.torch_model import build_torch_model
 from search_spaces.zoo import load_model
-from codegen.search_folder import check_graph_matches_arch, refuse_quantise_options
+from tinyengine.frontend.model_source import is_model_file, load_model_file
 from tinyengine.frontend.quantize import quantize_model
 from tinyengine.outdir import claim as claim_outdir
 from tinyengine.pipeline import plan_memory
-from tinyml_errors import UsageError
+from tinyml_errors import ModelImportError, UsageError
 
 
 def add_gen_parser(subparsers) -> argparse.ArgumentParser:
     g = subparsers.add_parser(
         "gen", help="generate the C project (model.c/model.h/weights.c, kernels, Makefile, platformio.ini)",
         description="Quantise MODEL, plan its memory and write a self-contained C project for BOARD.")
-    g.add_argument("model", help="zoo name (e.g. mcunet-vww1), path to an architecture JSON, or a "
-                   "`tinynas search` output folder (its arch.json and already quantised model_int8.pkl)")
+    g.add_argument("model", help="zoo name (e.g. mcunet-vww1), path to an architecture JSON, a "
+                   "`tinynas search` output folder (its arch.json and already quantised model_int8.npz), an "
+                   "int8 .tflite (imported as is) or a float .onnx (quantised with --calib/--calib-data)")
     g.add_argument("--board", required=True, help=f"board preset ({', '.join(list_boards())})")
     g.add_argument("--out", required=True, help="project folder to write (created; or one holding an earlier "
                    "`tinyengine gen` output, whose files it replaces)")
@@ -142,6 +144,9 @@ def generate(model_spec: str, board_name: str, out: str | Path, *, weights: str 
     if Path(model_spec).is_dir():
         refuse_quantise_options(Path(model_spec), weights=weights, calib=calib, calib_data=calib_data)
         make = lambda: _generate_searched(Path(model_spec), board, out, seed=seed, winograd=winograd)  # noqa: E731
+    elif is_model_file(model_spec):  # .tflite: int8 as is; .onnx: float, quantised on the calibration images
+        make = lambda: _generate_imported(model_spec, board, out, seed=seed, winograd=winograd,  # noqa: E731
+                                          calib=16 if calib is None else calib, calib_data=calib_data or "random")
     else:
         arch = load_model(model_spec)
         make = lambda: _generate_model(arch, model_spec, board, out, weights=weights or "random",  # noqa: E731
@@ -155,6 +160,16 @@ def generate(model_spec: str, board_name: str, out: str | Path, *, weights: str 
         raise
     od.commit(proj.files)
     return proj
+
+
+def _generate_imported(model_spec: str, board, out, *, seed: int, winograd: bool, calib: int,
+                       calib_data: str) -> Project:
+    graph, _ = load_model_file(model_spec, calib_data=calib_data, calib=calib, seed=seed,
+                               datasets={"fashion-mnist": _fashion_mnist})
+    how = ("int8 .tflite, imported with its quantisation" if model_spec.lower().endswith(".tflite")
+           else f"float .onnx; calibrated on {calib} {calib_data} images")
+    return write_project(out, None, plan_memory(graph), board, winograd=winograd, seed=seed,
+                         weights_from=f"{model_spec} ({how})")
 
 
 def _generate_model(arch: ArchConfig, model_spec: str, board, out, *, weights: str, seed: int, calib: int,
@@ -171,21 +186,29 @@ def _generate_model(arch: ArchConfig, model_spec: str, board, out, *, weights: s
                          weights_from=f"{source}; calibrated on {calib} {calib_data} images")
 
 
+def _fashion_mnist(h: int, w: int, c: int, n: int) -> np.ndarray:
+    """The first ``n`` Fashion-MNIST training images as (n, c, h, w) floats (calibration of imported models)."""
+    if h != w:
+        raise UsageError(f"--calib-data fashion-mnist needs a square input, the model takes {h}x{w}")
+    from tinynas.data import load_fashion_mnist
+    return load_fashion_mnist("train", resolution=h, channels=c, limit=n)[0]
+
+
 def _generate_searched(folder: Path, board, out, *, seed: int, winograd: bool) -> Project:
     """A `tinynas search` output: the int8 graph it evaluated (so the firmware computes exactly the
     int8 accuracy the search reported), with its architecture."""
-    import pickle
-
-    from tinyengine.ir.graph import Graph
-    arch_file, graph_file = folder / "arch.json", folder / "model_int8.pkl"
+    from tinyengine.ir.graph_io import load_graph
+    arch_file, graph_file = folder / "arch.json", folder / "model_int8.npz"
+    if not graph_file.is_file() and (folder / "model_int8.pkl").is_file():
+        raise ModelImportError(
+            f"{folder / 'model_int8.pkl'}: a pickle from an older `tinynas search`, which is no longer loaded "
+            "(loading a pickle can run code); re-run the same `tinynas search ... --out "
+            f"{folder}` command: it resumes and writes model_int8.npz")
     for f in (arch_file, graph_file):
         if not f.is_file():
             raise UsageError(f"{folder}: not a `tinynas search` output folder ({f.name} is missing)")
     arch = ArchConfig.load(arch_file)
-    with open(graph_file, "rb") as fh:
-        graph = pickle.load(fh)  # written by tinynas.search from this code base
-    if not isinstance(graph, Graph):
-        raise UsageError(f"{graph_file}: not a pickled int8 tinyengine Graph ({type(graph).__name__})")
+    graph = load_graph(graph_file)  # tinyml-graph/1: JSON + arrays, loaded without pickle
     check_graph_matches_arch(graph, arch, arch_file, graph_file)
     plan = plan_memory(graph)
     return write_project(out, arch, plan, board, winograd=winograd, seed=seed,

@@ -8,7 +8,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from tinyml_errors import DatasetError
-
 from tinynas.data import IMAGE_SUFFIXES
 
 

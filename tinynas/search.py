@@ -10,9 +10,8 @@ Every long step checkpoints into OUT and is skipped or resumed when OUT already 
 from __future__ import annotations
 
 import json
-import pickle
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -25,11 +24,11 @@ from search_spaces.space import SearchSpace
 from search_spaces.supernet import SuperNet, recalibrate_bn
 from search_spaces.torch_model import build_torch_model
 from tinyengine.cost import fast_costs
+from tinyengine.ir.graph_io import save_graph
 from tinyml_errors import SearchError
 from tinynas import latency as latency_mod
 from tinynas.constraints import Constraints
 from tinynas.data import DatasetError, load_fashion_mnist_uint8, load_image_folder
-from tinynas.run_timings import RunTimings
 from tinynas.evolution import (
     EvalCache,
     EvoConfig,
@@ -40,6 +39,7 @@ from tinynas.evolution import (
     plot_pareto,
     random_search,
 )
+from tinynas.run_timings import RunTimings
 from tinynas.space_opt import optimize_space, plot_cdf
 from tinynas.train import TrainConfig, default_device, dist_info, evaluate, init_distributed, to_input, train
 
@@ -349,8 +349,8 @@ def run_search(opts: SearchOptions, log: Callable[[str], None] = print) -> dict:
                           "best_so_far": rnd["best_so_far"], "best_acc_per_seed": repeats},
         "winner": winner, "baseline": baseline, "timings": timings, "timings_all_runs": cumulative,
         "evaluations_computed_this_run": cache.computed, "evaluations_from_cache": n_cached,
-        "model_int8": "model_int8.pkl: pickled tinyengine.ir.graph.Graph (int8 weights, qparams); "
-                      "load with pickle.load",
+        "model_int8": "model_int8.npz: the int8 tinyengine Graph in the tinyml-graph/1 format (no pickle); "
+                      "load with tinyengine.ir.graph_io.load_graph",
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=1, default=_jsonable) + "\n")
     (out / "report.md").write_text(_report(summary, arch, base_arch))
@@ -371,7 +371,8 @@ def _finish(arch: ArchConfig, net, tag: str, ds: Dataset, x_tr, budget: Budget, 
     """Float test accuracy, int8 quantisation and int8 accuracy on the NumPy reference, costs."""
     R, C = arch.resolution, opts.in_channels
     done = out / f"{tag}_result.json"
-    if done.exists():  # resumed run: this model was already evaluated and quantised
+    graph_file = out / ("model_int8.npz" if tag == "winner" else f"{tag}_model_int8.npz")
+    if done.exists() and graph_file.exists():  # resumed run: this model was already evaluated and quantised
         rec = json.loads(done.read_text())
         if rec.get("arch") == arch.summary():
             log(f"{tag}: results from {done}")
@@ -385,8 +386,7 @@ def _finish(arch: ArchConfig, net, tag: str, ds: Dataset, x_tr, budget: Budget, 
     graph, acc8 = int8_accuracy(arch, net, calib, xq, ds.y_test[:n8].numpy(), progress=opts.progress)
     net.to(device)
     timings[f"{tag}_int8_s"] = time.perf_counter() - t
-    with open(out / ("model_int8.pkl" if tag == "winner" else f"{tag}_model_int8.pkl"), "wb") as f:
-        pickle.dump(graph, f)
+    save_graph(graph, graph_file)  # JSON + arrays, no pickle (tinyengine.ir.graph_io)
     c = fast_costs(arch)
     rec = {"arch": arch.summary(), "float_test_acc": acc, "float_test_images": len(ds.y_test),
            "int8_test_acc": acc8, "float_acc_on_int8_images": acc_f_sub, "int8_test_images": n8,
@@ -441,7 +441,7 @@ def _report(s: dict, arch: ArchConfig, base: ArchConfig | None) -> str:
     lines += ["", "## Timings (this run / summed over all runs of this OUT)", ""]
     lines += [f"- {k}: {v:.1f} s / {s['timings_all_runs'].get(k, v):.1f} s" for k, v in s["timings"].items()]
     lines += ["", "## Files", "",
-              "arch.json, weights.pt (state_dict for build_torch_model), model_int8.pkl (pickled int8 Graph), "
+              "arch.json, weights.pt (state_dict for build_torch_model), model_int8.npz (int8 Graph, tinyml-graph/1, no pickle), "
               "baseline_*, pareto.json/png, space.json/space_cdf.png, search_state.json, eval_cache.json, "
               "checkpoints/, summary.json", "",
               "![pareto](pareto.png)", ""]

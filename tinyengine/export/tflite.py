@@ -56,6 +56,9 @@ _VERSIONS = {"CONV_2D": 3, "DEPTHWISE_CONV_2D": 3, "ADD": 2, "AVERAGE_POOL_2D": 
              "FULLY_CONNECTED": 4, "PAD": 2, "RESHAPE": 1}
 
 
+from tinyengine.export.tflite_ops import VERSIONS as _EXTRA_VERSIONS  # noqa: E402  (MAX_POOL_2D, MEAN, SOFTMAX)
+
+
 class _Writer:
     """Accumulates tensors/buffers/ops of one subgraph, then packs the Model."""
 
@@ -142,7 +145,7 @@ class _Writer:
             c = fb.OperatorCodeT()
             c.builtinCode = getattr(fb.BuiltinOperator, name)
             c.deprecatedBuiltinCode = min(c.builtinCode, 127)
-            c.version = _VERSIONS.get(name, 1)
+            c.version = _VERSIONS.get(name, _EXTRA_VERSIONS.get(name, 1))
             codes.append(c)
         m.operatorCodes = codes
         m.buffers = [_AlignedBuffer(fb, d) for d in self.buffers]
@@ -328,6 +331,9 @@ def export_tflite(graph: Graph, *, padding: str = "exact", description: str | No
             opts.newShape = np.asarray(shape, dtype=np.int32)
             w.op("RESHAPE", [w.activation(op.inputs[0]), new], [w.activation(op.output)],
                  "ReshapeOptions", opts)
+        elif op.kind in ("max_pool2d", "mean", "softmax"):  # ops of imported models
+            from tinyengine.export.tflite_ops import write_op
+            write_op(w, op, _fused)
         else:
             raise ExportError(f"export: op '{op.name}' of kind '{op.kind}' has no TFLite mapping")
     for name in graph.outputs:

@@ -8,7 +8,7 @@
   multiplier and a shift (``requant.quantize_multipliers``); the kernels apply it with
   double rounding (see ``requant`` for the exact arithmetic).
 * ReLU6 / ReLU are the clamp ``[act_min, act_max]`` (``requant.activation_range``).
-* Average pooling keeps its input's scale and zero point (TFLM AVERAGE_POOL_2D requires it).
+* Average and max pooling and reshape keep their input's scale and zero point (TFLM requires it).
 """
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ def quantize_graph(graph: Graph, ranges: dict[str, tuple[float, float]]) -> Grap
     for name in graph.inputs:
         _set_qparams(graph, name, ranges)
     for op in graph.ops:
-        if op.kind == "global_avg_pool" or op.kind == "avg_pool2d":
+        if op.kind in ("global_avg_pool", "avg_pool2d", "max_pool2d", "reshape"):  # qparams pass through
             src = t[op.inputs[0]]
             t[op.output].scale, t[op.output].zero_point = src.scale, src.zero_point
         else:

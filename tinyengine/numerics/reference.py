@@ -50,6 +50,9 @@ def run_op(graph: Graph, op: Op, vals: dict[str, np.ndarray], *, single_rounding
         return K.pad(x, op.attrs["padding"], zin)
     if op.kind == "reshape":
         return x.reshape(out.shape)
+    if op.kind in ("max_pool2d", "mean", "softmax"):  # ops of imported .tflite models
+        from tinyengine.numerics.kernels_ref_tflite import run_tflite_op
+        return run_tflite_op(graph, op, x)
     raise GraphError(f"run_graph: op '{op.name}' of kind '{op.kind}' is not supported")
 
 
