@@ -100,7 +100,7 @@ def search_folder(arch=OURS, graph=True):
         (t / "sd").mkdir()
         (t / "sd" / "arch.json").write_text(json.dumps(arch))
         if graph:
-            (t / "sd" / "model_int8.pkl").write_bytes(b"not read by these cases")
+            (t / "sd" / "model_int8.npz").write_bytes(b"not read by these cases")
     return make
 
 

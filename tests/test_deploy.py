@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from boards import load_board
+from codegen.generate import generate
 from tinyengine.deploy import pio
 from tinyengine.deploy.protocol import ProbeClient
 from tinyengine.deploy.qemu import qemu_serial
 from tinyml_cli.deploy import build_project, read_project
-from tinyml_cli.gen import generate
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -11,15 +11,16 @@ import pytest
 import tflite_micro  # noqa: E402,F401  (a dependency: its absence is a failure, not a skip)
 from rich.console import Console
 
+from codegen.generate import calibration_images
 from search_spaces.space import SearchSpace
 from search_spaces.zoo import load_zoo
 from tinyengine.export import export_tflite, tflite_summary
 from tinyengine.export.tflm import tflm_arena, tflm_arena_bytes, tflm_invoke, tflm_tensors  # noqa: E402
 from tinyengine.frontend.quantize import quantize_model
+from tinyengine.frontend.weights import random_model
 from tinyengine.numerics.kernels_ref import same_padding
 from tinyengine.numerics.reference import run_graph
 from tinyengine.pipeline import plan_memory
-from tinyml_cli.gen import calibration_images, random_model
 from tinyml_errors import TinyMLError
 
 TFL_OF = {"conv2d": "CONV_2D", "depthwise_conv2d": "DEPTHWISE_CONV_2D", "add": "ADD",

@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 import torch
 
+from codegen.generate import calibration_images, generate
 from search_spaces.zoo import load_model
 from tinyengine.frontend.quantize import quantize_model
+from tinyengine.frontend.weights import random_model
 from tinyengine.ir.graph_io import load_graph, save_graph
 from tinyengine.numerics.reference import run_graph
 from tinyml_cli.engine import main as te_main
-from tinyml_cli.gen import calibration_images, generate, random_model
 from tinyml_errors import ModelImportError, StateError
 from tinynas.train import TrainConfig, load_checkpoint, train
 

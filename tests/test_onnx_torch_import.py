@@ -10,13 +10,14 @@ import pytest
 import torch
 from torch import nn
 
+from codegen.generate import build_host, generate
 from search_spaces.zoo import load_model
 from tinyengine.export import export_onnx
 from tinyengine.frontend.float_graph import run_float
 from tinyengine.frontend.onnx import SUPPORTED, import_onnx, quantize_onnx
 from tinyengine.frontend.torch_fx import import_module, quantize_module
+from tinyengine.frontend.weights import random_model
 from tinyengine.numerics.reference import dequantize_output, quantize_input, run_graph
-from tinyml_cli.gen import build_host, generate, random_model
 from tinyml_errors import ModelImportError
 
 torch.set_num_threads(1)

@@ -135,8 +135,8 @@ def small_arch():
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
-    """The generated project (tinyml_cli.gen.generate) and its lowering."""
-    from tinyml_cli.gen import generate
+    """The generated project (codegen.generate.generate) and its lowering."""
+    from codegen.generate import generate
 
     root = tmp_path_factory.mktemp("probe_model")
     arch_json = root / "probe13.json"

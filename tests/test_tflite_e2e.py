@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from codegen.generate import build_host, generate
 from tinyengine.export.tflm import tflm_invoke
-from tinyml_cli.gen import build_host, generate
 
 FIX = Path(__file__).parent / "fixtures" / "tflite"
 FIXTURES = sorted(p.stem for p in FIX.glob("*.tflite"))
@@ -69,11 +69,12 @@ def test_our_exported_model_with_pad_round_trips_through_import(tmp_path):
     back: the PAD ops lower to te_pad_s8 and the host build equals TFLM and our original graph."""
     import torch
 
+    from codegen.generate import calibration_images
     from search_spaces.zoo import load_model
     from tinyengine.export import export_tflite
     from tinyengine.frontend.quantize import quantize_model
+    from tinyengine.frontend.weights import random_model
     from tinyengine.numerics.reference import run_graph
-    from tinyml_cli.gen import calibration_images, random_model
     torch.set_num_threads(1)
     arch = load_model("mcunet-in0")
     g = quantize_model(arch, random_model(arch, 0), calibration_images(arch, 4, 0))

@@ -20,6 +20,9 @@ from tinyengine.kernels.choice import kernel_choices
 from tinyengine.outdir import check_output_file, write_output
 from tinyengine.planner import PlanOptions
 from tinyml_cli.common import run_command
+from tinyml_cli.deploy import add_deploy_parsers
+from tinyml_cli.export import add_export_parser
+from tinyml_cli.gen import add_gen_parser
 from tinyml_errors import LoweringError, UsageError
 
 
@@ -48,11 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "Cortex-M4 instruction model, as estimated cycles on a real board)")
     a.add_argument("--winograd", action="store_true",
                    help="show the kernel choices as `tinyengine gen --winograd` would make them")
-    from tinyml_cli.gen import add_gen_parser  # codegen builds on tinyengine: import it only for the CLI
     add_gen_parser(sub)
-    from tinyml_cli.deploy import add_deploy_parsers
     add_deploy_parsers(sub)
-    from tinyml_cli.export import add_export_parser
     add_export_parser(sub)
     return p
 

@@ -56,7 +56,8 @@ def _default_path(path: str, stem: str, suffix: str) -> Path:
 
 
 def cmd_export(args: argparse.Namespace, console) -> int:
-    from tinyml_cli.gen import calibration_images, load_weights, random_model
+    from codegen.generate import calibration_images
+    from tinyengine.frontend.weights import load_weights, random_model
 
     if args.tflite is None and args.onnx is None:
         raise UsageError("nothing to export: give --tflite [PATH] and/or --onnx [PATH]")
