@@ -13,6 +13,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from tinyml_errors import ArchError
+
 MIN_RESOLUTION, MAX_RESOLUTION = 8, 1024
 MAX_IN_CHANNELS = 64
 MAX_CHANNELS = 8192
@@ -26,7 +28,6 @@ MAX_PARAMS = 1 << 26       # weights: 64 M, i.e. 64 MB as int8 (MCU flash is a f
 
 
 def _error(msg: str) -> Exception:
-    from search_spaces.arch import ArchError  # the architecture layer's error (a ValueError and, later, a TinyMLError)
     return ArchError(msg)
 
 
