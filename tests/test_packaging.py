@@ -45,20 +45,22 @@ def test_installed_wheel_generates_and_builds_outside_the_repo(wheel, tmp_path):
     site-packages, which holds no link to the source tree): gen + build from a folder outside the repo."""
     if shutil.which("arm-none-eabi-gcc") is None:
         pytest.fail("arm-none-eabi-gcc is missing: run scripts/setup.sh (it installs gcc-arm-none-eabi)")
+    # nothing of the source tree may leak in: no PYTHONPATH (it would also make pip think the project,
+    # whose egg-info the wheel build leaves in the tree, is installed already)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300, env=env)
     py = venv / "bin" / "python"
-    r = subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)],
-                       capture_output=True, text=True, timeout=600)
+    r = subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--force-reinstall",
+                        str(wheel)], capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
     site = subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                          capture_output=True, text=True, check=True).stdout.strip()
+                          capture_output=True, text=True, check=True, env=env).stdout.strip()
     # third-party packages only: a plain path line adds the directory but does not run its .pth files,
     # so this environment's editable hook (which maps our packages to the repo) stays out
     Path(site, "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     work = tmp_path / "elsewhere"
     work.mkdir()
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env["PATH"] = f"{venv / 'bin'}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     where = subprocess.run([str(py), "-c", "import tinyengine, firmware, boards; print(tinyengine.__file__, "
                             "firmware.root(), boards.boards_dir())"], cwd=work, env=env,
