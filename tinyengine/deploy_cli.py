@@ -164,7 +164,7 @@ def _emulated(info, shift: int | None) -> bool:
 
 
 def probe(client, *, runs: int, layers: bool, timeout: float, project: Path | None = None,
-          meta: dict | None = None, icount_shift: int | None = None) -> dict:
+          meta: dict | None = None, icount_shift: int | None = None, qemu_timer_hz: int | None = None) -> dict:
     """Measure a running firmware; returns the JSON record (outputs checked when a project is given)."""
     from .protocol import TimerKind, ticks_to_instructions
 
@@ -174,7 +174,8 @@ def probe(client, *, runs: int, layers: bool, timeout: float, project: Path | No
     emulated = _emulated(info, icount_shift)
     shift = icount_shift if icount_shift is not None else 0
     if emulated:
-        unit, conv = "instructions", (lambda t: ticks_to_instructions(t, shift))
+        qhz = qemu_timer_hz or 25_000_000  # the QEMU machine's SysTick (MPS2: 25 MHz)
+        unit, conv = "instructions", (lambda t: ticks_to_instructions(t, shift, qhz))
     elif info.timer == TimerKind.HOST:
         unit, conv = "ns", float
     else:
@@ -291,13 +292,13 @@ def emulate_built(res: BuildResult, root: Path, meta: dict, board: Board, *, run
                   timeout: float = 60.0, console=None) -> dict:
     """Run a built firmware in QEMU (-icount shift=0) and probe it; the probe record."""
     from .protocol import ProbeClient
-    from .qemu_run import qemu_serial
+    from .qemu_run import qemu_serial, systick_hz
     with qemu_serial(res.elf, board.qemu_machine, icount_shift=0) as q:
         if console is not None:
             console.print(f"QEMU {board.qemu_machine} (-icount shift=0), serial {q.url}")
         with ProbeClient.open(q.url, timeout=timeout) as client:
             rec = probe(client, runs=runs, layers=layers, timeout=timeout, project=root, meta=meta,
-                        icount_shift=0)
+                        icount_shift=0, qemu_timer_hz=systick_hz(board.qemu_machine))
     rec["firmware"] = {"flash_bytes": res.flash_bytes, "ram_bytes": res.ram_bytes, "elf": str(res.elf),
                        "machine": board.qemu_machine}
     return rec
