@@ -37,8 +37,10 @@ class BoardPort:
     memory map: flash and SRAM origins (sizes are the board's ``flash_bytes``/``sram_bytes``)."""
 
     family: str
+    mcu: str                    # the part, as PlatformIO names it (stm32f746ngh6)
     flash_origin: int
     sram_origin: int
+    openocd: tuple[str, ...]    # OpenOCD config files for `tinyengine flash` (interface, target)
 
 
 PORT_FAMILIES = ("stm32f4", "stm32f7", "stm32h7", "nrf52840")
@@ -195,12 +197,19 @@ def _board_from_dict(data: object, path: Path) -> Board:
 
 
 def _port(value: object, path: Path) -> BoardPort | None:
-    """The optional ``port`` object: {"family": one of PORT_FAMILIES, "flash_origin": "0x...", "sram_origin": "0x..."}."""
+    """The optional ``port`` object: {"family": one of PORT_FAMILIES, "mcu": "...", "flash_origin": "0x...",
+    "sram_origin": "0x...", "openocd": ["interface/....cfg", "target/....cfg"]}."""
+    keys = {"family", "mcu", "flash_origin", "sram_origin", "openocd"}
     if value is None:
         return None
-    if not isinstance(value, dict) or set(value) != {"family", "flash_origin", "sram_origin"}:
-        raise BoardError(f"{path}: field 'port' must be an object with keys 'family', 'flash_origin' and "
-                         f"'sram_origin', got {value!r}")
+    if not isinstance(value, dict) or set(value) != keys:
+        raise BoardError(f"{path}: field 'port' must be an object with keys {', '.join(sorted(keys))}, "
+                         f"got {value!r}")
+    if not isinstance(value["mcu"], str) or not value["mcu"].strip():
+        raise BoardError(f"{path}: field 'port.mcu' must be a non-empty string, got {value['mcu']!r}")
+    ocd = value["openocd"]
+    if not isinstance(ocd, list) or not ocd or not all(isinstance(c, str) and c.endswith(".cfg") for c in ocd):
+        raise BoardError(f"{path}: field 'port.openocd' must be a list of OpenOCD .cfg files, got {ocd!r}")
     if value["family"] not in PORT_FAMILIES:
         raise BoardError(f"{path}: field 'port.family' must be one of {', '.join(PORT_FAMILIES)}, "
                          f"got {value['family']!r}")
@@ -214,7 +223,7 @@ def _port(value: object, path: Path) -> BoardPort | None:
         except ValueError:
             raise BoardError(f"{path}: field 'port.{key}' must be a hex address string like '0x08000000', "
                              f"got {v!r}") from None
-    return BoardPort(value["family"], origins["flash_origin"], origins["sram_origin"])
+    return BoardPort(value["family"], value["mcu"], origins["flash_origin"], origins["sram_origin"], tuple(ocd))
 
 
 def resolve_limits(

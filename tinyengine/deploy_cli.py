@@ -37,15 +37,18 @@ def read_project(root: str | Path) -> tuple[Path, dict, Board]:
     return root, meta, load_board(meta["board"])
 
 
-def offline_env(board: Board) -> str:
+def offline_env(board: Board, emulated: bool = False) -> str:
+    """The offline environment: the real part when the board has a port (flashable), else (or with
+    ``emulated``) the one QEMU runs."""
     from codegen.project import pio_env_names
-    return pio_env_names(board)["offline"]
+    return pio_env_names(board)["qemu" if emulated else "offline"]
 
 
-def build_project(root: Path, meta: dict, board: Board, verbose: bool = False) -> BuildResult:
-    if board.qemu_machine is None:
+def build_project(root: Path, meta: dict, board: Board, verbose: bool = False, emulated: bool = False) -> BuildResult:
+    if board.qemu_machine is None and board.port is None:
         raise ValueError(f"board {board.name} has no QEMU stand-in: build it with `pio run` and its real platform")
-    res = build(root, offline_env(board), board.name, board.flash_bytes, board.sram_bytes, verbose=verbose)
+    res = build(root, offline_env(board, emulated), board.name, board.flash_bytes, board.sram_bytes,
+                verbose=verbose)
     if res.arena_bytes is not None and res.arena_bytes != meta["arena_bytes"]:
         raise PioError(f"{res.elf}: te_arena is {res.arena_bytes} B in the linker map but the plan says "
                        f"{meta['arena_bytes']} B (one cost model: they must be equal)")
@@ -66,6 +69,9 @@ def print_build(console, res: BuildResult, meta: dict, board: Board) -> None:
     if res.arena_bytes is not None:
         console.print(f"te_arena in the linker map: {res.arena_bytes:,} B = the planner's peak SRAM")
     console.print(f"ELF: {res.elf}")
+    if board.port is not None and (res.elf.parent / "firmware.bin").is_file():
+        console.print(f"BIN: {res.elf.parent / 'firmware.bin'} (for {board.port.mcu} at flash "
+                      f"0x{board.port.flash_origin:08X}; `tinyengine flash {res.elf.parent.parent.parent.parent}`)")
 
 
 def add_deploy_parsers(sub) -> None:
@@ -309,7 +315,7 @@ def cmd_emulate(args: argparse.Namespace, console) -> int:
     from .qemu_run import QemuError
     root, meta, board = read_project(args.project)
     try:
-        res = build_project(root, meta, board)
+        res = build_project(root, meta, board, emulated=True)
     except PioError as e:
         console.print(f"[bold red]build failed:[/] {e}")
         return 1
