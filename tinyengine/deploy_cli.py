@@ -190,7 +190,7 @@ def probe(client, *, runs: int, layers: bool, timeout: float, project: Path | No
                  "timer": info.timer.name, "timer_hz": info.timer_hz, "clock_hz": info.clock_hz,
                  "emulated": emulated, "icount_shift": shift if emulated else None, "unit": unit,
                  "arena_bytes": info.arena_bytes, "weight_bytes": info.weight_bytes, "macs": info.macs,
-                 "checks": {}}
+                 "board_status": info.status, "checks": {}}
     checks = rec["checks"]
     x = None
     if project is not None and meta is not None:
@@ -244,6 +244,8 @@ def print_probe(console, rec: dict, url: str) -> None:
     console.print(f"[bold]{rec['model']}[/] on {rec['board']} ({rec['core']}, {'QEMU' if rec['emulated'] else url}): "
                   f"hash {rec['model_hash']}, arena {rec['arena_bytes']:,} B, weights {rec['weight_bytes']:,} B, "
                   f"{rec['macs'] / 1e6:.2f}M MACs, timer {rec['timer']}")
+    if rec.get("board_status"):
+        console.print(f"  board: {rec['board_status']}")
     for k, v in rec["checks"].items():
         console.print(f"  {k.replace('_', ' ')}: {'[green]yes[/]' if v else '[red]NO[/]'}")
     lat = rec["latency"]
