@@ -253,3 +253,29 @@ def test_build_for_the_real_f746_gives_a_flashable_elf_and_bin(generic_project, 
     assert " T cortexm7_caches_on" in syms  # the F7 layer, not the MPS2 stand-in's UART
     sp, reset = np.frombuffer(binf.read_bytes()[:8], "<u4")
     assert 0x20000000 < sp <= 0x20000000 + 327680 and 0x08000000 < reset < 0x08100000
+
+
+# --------------------------------------------------------------------------- flash
+def test_flash_without_tool_or_board_is_one_clear_line(generic_project, tmp_path, monkeypatch, tinyengine_cli):
+    from tinyengine.flash import pick_tool
+    from tinyml_errors import DeployError
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with monkeypatch.context() as m:
+        m.setenv("PATH", str(empty))
+        with pytest.raises(DeployError, match="install OpenOCD .*'openocd'.* or pyOCD"):
+            pick_tool("auto")
+    # OpenOCD present, no board attached: what it prints then
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "openocd").write_text("#!/bin/sh\necho 'Error: open failed' >&2\nexit 1\n")
+    (fake / "openocd").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}{os.pathsep}{os.environ['PATH']}")
+    rc, out, err = tinyengine_cli(["flash", str(generic_project), "--tool", "openocd"])
+    assert rc == 1 and "no STM32F746G Discovery kit (STM32F746NG) found by openocd" in out, out + err
+    assert "Traceback" not in out + err
+    (fake / "openocd").write_text("#!/bin/sh\necho \"$@\" > \"$(dirname \"$0\")/args\"\nexit 0\n")
+    rc, out, err = tinyengine_cli(["flash", str(generic_project), "--tool", "openocd"])
+    assert rc == 0, out + err
+    args = (fake / "args").read_text()
+    assert "-f interface/stlink.cfg -f target/stm32f7x.cfg -c program" in args and "stm32f746g_disco_offline" in args

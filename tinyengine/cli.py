@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "export":
             from .export_cli import cmd_export
             return cmd_export(args, console)
-        if args.cmd in ("build", "emulate", "probe", "calibrate"):
+        if args.cmd in ("build", "emulate", "probe", "calibrate", "flash"):
             from . import deploy_cli
             return getattr(deploy_cli, f"cmd_{args.cmd}")(args, console)
     except (ValueError, ArchError, BoardError) as e:

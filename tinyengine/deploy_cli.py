@@ -88,6 +88,13 @@ def add_deploy_parsers(sub) -> None:
     e.add_argument("project")
     _probe_options(e)
 
+    f = sub.add_parser("flash", help="build the real-part firmware and write it to the board (OpenOCD/pyOCD)",
+                       description="Build DIR for the real MCU (offline, armbare) and program it through the "
+                       "board's debugger with OpenOCD (the board's configs) or pyOCD (give --target).")
+    f.add_argument("project")
+    f.add_argument("--tool", default="auto", choices=("auto", "openocd", "pyocd"))
+    f.add_argument("--target", help="pyOCD target name (pyocd list --targets)")
+
     p = sub.add_parser("probe", help="measure a running firmware over its serial port",
                        description="Talk the firmware protocol (firmware/PROTOCOL.md) to a board or QEMU.")
     p.add_argument("--port", required=True, help="serial device (/dev/ttyACM0) or pyserial URL "
@@ -153,6 +160,22 @@ def cmd_build(args: argparse.Namespace, console) -> int:
         return 1
     print_build(console, res, meta, board)
     console.print(f"built in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+def cmd_flash(args: argparse.Namespace, console) -> int:
+    from tinyml_errors import DeployError
+
+    from .flash import flash
+    root, meta, board = read_project(args.project)
+    try:
+        res = build_project(root, meta, board)
+        flash(board, res.elf, args.tool, args.target)
+    except (PioError, DeployError) as e:
+        console.print(f"[bold red]flash failed:[/] {e}")
+        return 1
+    console.print(f"flashed {res.elf} to {board.description}; now: tinyengine probe --port /dev/ttyACM0 "
+                  f"--project {root}")
     return 0
 
 
