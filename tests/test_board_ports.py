@@ -279,3 +279,48 @@ def test_flash_without_tool_or_board_is_one_clear_line(generic_project, tmp_path
     assert rc == 0, out + err
     args = (fake / "args").read_text()
     assert "-f interface/stlink.cfg -f target/stm32f7x.cfg -c program" in args and "stm32f746g_disco_offline" in args
+
+
+# --------------------------------------------------------------------------- probe on a resetting link
+def _qmp(port: int, command: str) -> dict:
+    import socket
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        f = s.makefile("rw")
+        json.loads(f.readline())  # greeting
+        for cmd in ("qmp_capabilities", command):
+            f.write(json.dumps({"execute": cmd}) + "\n")
+            f.flush()
+            while True:
+                r = json.loads(f.readline())
+                if "return" in r or "error" in r:
+                    break
+    return r
+
+
+def test_probe_gets_through_a_board_reset_mid_session(nd2, tinyengine_cli):
+    """The board resets (QEMU system_reset: the firmware reboots, its USART drops bytes until the
+    board layer enables it again) just before the reference INFER: the probe still ends with the
+    reference output, and its record keeps the link's figures apart from the inference's."""
+    _need("qemu-system-arm", "qemu-system-arm")
+    from tinyengine.deploy_cli import build_project, probe, read_project
+    from tinyengine.protocol import ProbeClient
+    from tinyengine.qemu_run import free_tcp_port, qemu_serial, systick_hz
+    root, meta, board = read_project(nd2)
+    res = build_project(root, meta, board, emulated=True)
+    qmp_port = free_tcp_port()
+    with qemu_serial(res.elf, "netduinoplus2", extra_args=("-qmp", f"tcp:127.0.0.1:{qmp_port},server=on,wait=off")) as q:
+        with ProbeClient.open(q.url, timeout=2, retries=0) as client:
+            real_infer, resets = client.infer, []
+
+            def infer_after_reset(*a, **k):
+                if not resets:
+                    resets.append(_qmp(qmp_port, "system_reset"))
+                return real_infer(*a, **k)
+
+            client.infer = infer_after_reset
+            rec = probe(client, runs=2, layers=False, timeout=2, project=root, meta=meta, icount_shift=0,
+                        qemu_timer_hz=systick_hz("netduinoplus2"))
+    assert resets == [{"return": {}}]
+    assert rec["checks"]["output_equals_reference"] and rec["checks"]["model_hash"]
+    assert rec["link"]["ready_attempts"] >= 1 and rec["link"]["bytes_each_way"] == [1024 + 16, 10 + 8 + 16]
+    assert rec["link"]["resyncs"] in ([], ["INFER"])  # lost with the reset (resynchronised) or not

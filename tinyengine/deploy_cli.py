@@ -197,8 +197,12 @@ def probe(client, *, runs: int, layers: bool, timeout: float, project: Path | No
     """Measure a running firmware; returns the JSON record (outputs checked when a project is given)."""
     from .protocol import TimerKind, ticks_to_instructions
 
+    from .probe_link import LinkStats, call_with_resync, transfer_timeout, wait_ready
+
     if runs < 1:
         raise ValueError(f"--runs must be >= 1, got {runs}")
+    link = LinkStats()
+    wait_ready(client, window=max(timeout, 5.0), stats=link)  # bytes sent while the board boots are lost
     info = client.info()
     emulated = _emulated(info, icount_shift)
     shift = icount_shift if icount_shift is not None else 0
@@ -216,6 +220,8 @@ def probe(client, *, runs: int, layers: bool, timeout: float, project: Path | No
                  "board_status": info.status, "checks": {}}
     checks = rec["checks"]
     x = None
+    wire = info.input_bytes + info.output_bytes + 8 + 32  # INFER request + response, framing included
+    infer_timeout = transfer_timeout(client, wire, timeout)
     if project is not None and meta is not None:
         want_hash = meta.get("model_hash")
         checks["model_hash"] = want_hash is None or int(want_hash) == info.model_hash
@@ -226,7 +232,8 @@ def probe(client, *, runs: int, layers: bool, timeout: float, project: Path | No
         x = (project / "reference_input.bin").read_bytes()
         want = (project / "reference_output.bin").read_bytes()
         t0 = time.monotonic()
-        y, ticks = client.infer(x, timeout=timeout)
+        y, ticks = call_with_resync(client, "INFER", lambda: client.infer(x, timeout=infer_timeout),
+                                    model_hash=info.model_hash, stats=link)
         wall = time.monotonic() - t0
         checks["output_equals_reference"] = y == want
         if y != want:
@@ -235,21 +242,32 @@ def probe(client, *, runs: int, layers: bool, timeout: float, project: Path | No
                              f"{diff} of {len(want)} bytes (reference_output.bin)")
     else:
         t0 = time.monotonic()
-        _, ticks = client.infer(bytes(info.input_bytes), timeout=timeout)
+        _, ticks = call_with_resync(client, "INFER",
+                                    lambda: client.infer(bytes(info.input_bytes), timeout=infer_timeout),
+                                    model_hash=info.model_hash, stats=link)
         wall = time.monotonic() - t0
     bench_timeout = timeout + 3 * wall * runs
     ticks_runs: list[int] = []
     while len(ticks_runs) < runs:  # BENCH takes at most bench_max runs per request
         n = min(runs - len(ticks_runs), max(1, info.bench_max))
-        ticks_runs += client.bench(n, None if info.rx_in_arena else x, timeout=bench_timeout)
+        ticks_runs += call_with_resync(
+            client, "BENCH", lambda: client.bench(n, None if info.rx_in_arena else x, timeout=bench_timeout),
+            model_hash=info.model_hash, stats=link)
     vals = [conv(t) for t in ticks_runs]
     med, lo, hi = _stats(vals)
     rec["runs"] = ticks_runs
     rec["latency"] = {"median": med, "min": lo, "max": hi, "unit": unit}
     if unit == "cycles" and info.clock_hz:
         rec["latency"]["median_ms"] = med / info.clock_hz * 1e3
+    # the INFER round trip = the bytes on the line + the inference; the timer gives the inference alone
+    rec["link"] = {**link.as_dict(), "infer_round_trip_s": round(wall, 4), "bytes_each_way": [
+        info.input_bytes + 16, info.output_bytes + 8 + 16]}
+    if unit == "cycles" and info.clock_hz:
+        inf_s = ticks / info.clock_hz
+        rec["link"].update(inference_s=round(inf_s, 6), transfer_s=round(max(wall - inf_s, 0.0), 4))
     if layers:
-        prof = client.profile(x, timeout=timeout + 3 * wall)
+        prof = call_with_resync(client, "PROFILE", lambda: client.profile(x, timeout=timeout + 3 * wall),
+                                model_hash=info.model_hash, stats=link)
         kinds = {la["index"]: la for la in (meta or {}).get("layers", [])}
         rec["layers"] = [{"index": la.index, "name": la.name, "macs": la.macs, "ticks": la.ticks,
                           unit: conv(la.ticks), "kernel": kinds.get(la.index, {}).get("kernel")}
@@ -269,6 +287,15 @@ def print_probe(console, rec: dict, url: str) -> None:
                   f"{rec['macs'] / 1e6:.2f}M MACs, timer {rec['timer']}")
     if rec.get("board_status"):
         console.print(f"  board: {rec['board_status']}")
+    ln = rec.get("link")
+    if ln:
+        up, down = ln["bytes_each_way"]
+        line = f"  link: INFER {up:,} B up, {down:,} B down, round trip {ln['infer_round_trip_s'] * 1e3:.1f} ms"
+        if "transfer_s" in ln:
+            line += f" = transfer {ln['transfer_s'] * 1e3:.1f} ms + inference {ln['inference_s'] * 1e3:.2f} ms"
+        if ln["resyncs"]:
+            line += f"; resynchronised after {', '.join(ln['resyncs'])} (board reset or line dropped)"
+        console.print(line)
     for k, v in rec["checks"].items():
         console.print(f"  {k.replace('_', ' ')}: {'[green]yes[/]' if v else '[red]NO[/]'}")
     lat = rec["latency"]
