@@ -349,6 +349,9 @@ def cmd_probe(args: argparse.Namespace, console) -> int:
 def emulate_built(res: BuildResult, root: Path, meta: dict, board: Board, *, runs: int = 1, layers: bool = True,
                   timeout: float = 60.0, console=None) -> dict:
     """Run a built firmware in QEMU (-icount shift=0) and probe it; the probe record."""
+    if res.env_name != offline_env(board, emulated=True):
+        raise PioError(f"{res.elf} is the {board.name} real-part build: build with "
+                       f"build_project(..., emulated=True) to run it in QEMU {board.qemu_machine}")
     from .protocol import ProbeClient
     from .qemu_run import qemu_serial, systick_hz
     with qemu_serial(res.elf, board.qemu_machine, icount_shift=0) as q:

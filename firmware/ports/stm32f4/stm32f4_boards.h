@@ -1,7 +1,7 @@
 /*
  * STM32F4 boards: the UART behind the board's serial link, its pins, and the clock tree for full
  * speed. Selected by -DTE_PORT_BOARD_<NAME> (the build derives it from boards/<name>.json).
- * Sources: ../../../../shared notes "board-ports.md" (Zephyr board DTS, ST CMSIS headers); values
+ * Sources: Zephyr board DTS and ST CMSIS device headers (as collected in the project's board notes); values
  * marked [unverified] were not checked against a reference manual or a board.
  */
 #ifndef TE_STM32F4_BOARDS_H
