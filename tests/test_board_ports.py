@@ -96,6 +96,7 @@ def test_netduinoplus2_end_to_end_on_the_stm32f4_layer(nd2, tmp_path, tinyengine
 
 # --------------------------------------------------------------------------- register sequences
 SIM = FW / "ports" / "test" / "sim_regs.c"
+SIM_POLLS = 1000  # each bounded wait polls this often before it gives up
 # board: (USART base, status/data offsets (rd, wr), CR1 offset, final CR1, BRR at full speed, BRR at reset,
 #         full clock, reset clock, USART clock enable (reg, bit), [(GPIO base, pin)], AF)
 STM32 = {
@@ -122,6 +123,7 @@ def run_sim(board_name: str, tmp_path: Path, dead: bool = False) -> tuple[list[t
         srcs.append(FW / "ports" / "common" / "cortexm7_cache.c")
     exe = tmp_path / f"sim_{fam}"
     cmd = ["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-DTE_MMIO_SIM", "-DTE_TIMING_HOST",
+           f"-DTE_PORT_WAIT_POLLS={SIM_POLLS}u",
            f"-D{board_macro(board)}", f"-DTE_PORT_{fam.upper()}", f"-I{FW / 'app'}", f"-I{FW / 'ports' / 'common'}",
            f"-I{FW / 'ports' / fam}", *map(str, srcs), "-o", str(exe)]
     r = subprocess.run(cmd, capture_output=True, text=True)
@@ -190,6 +192,11 @@ def test_stm32_register_sequence(name, tmp_path):
     # QEMU-like: RCC/PWR/FLASH read 0 -> bounded waits expire, reported; the USART runs at the reset clock
     log, info = run_sim(name, tmp_path, dead=True)
     assert int(info["CLOCK"]) == f_reset and "timed out:" in info["STATUS"]
+    if name != "nucleo-h743zi":  # HSERDY and PLLRDY each gave up after exactly SIM_POLLS reads of RCC_CR
+        assert "HSERDY,PLLRDY" in info["STATUS"]
+        rcc_cr = 0x40023800
+        reads = sum(1 for o, a, _ in log if o == "R" and a == rcc_cr)
+        assert 2 * SIM_POLLS <= reads <= 2 * SIM_POLLS + 8
     assert _last_write(log, base + BRR_OFF[cr1]) == brr_reset
     assert info["GOT"] == "111 107 -1 -1"
 

@@ -36,8 +36,8 @@ def _board(board: Board | str) -> Board:
 
 
 def app_sources(board: Board | str) -> list[Path]:
-    """firmware/app sources for ``board``: the application plus its board layer (QEMU MPS2 for emulated
-    boards; a real board needs firmware/app/board_<family>.c, not written yet)."""
+    """firmware/app sources for ``board``: the application plus its board layer (firmware/ports/<family>
+    for a board with a port, e.g. the real parts and netduinoplus2; else QEMU MPS2's board_qemu.c)."""
     b = _board(board)
     if b.port is not None:  # a real MCU's board layer (firmware/ports), also on its emulation
         from tinyengine.board_port import port_sources
