@@ -22,10 +22,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from codegen.cli import generate  # noqa: E402
+from tinyml_cli.gen import generate  # noqa: E402
 from search_spaces.space import SearchSpace  # noqa: E402
 from tinyengine.cost import fast_costs  # noqa: E402
-from tinyengine.deploy_cli import build_project, emulate_built, read_project  # noqa: E402
+from tinyml_cli.deploy import build_project, emulate_built, read_project  # noqa: E402
 from tinyengine.latency import evaluate, fit, read_records  # noqa: E402
 
 BOARD = "qemu-m4"

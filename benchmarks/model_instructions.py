@@ -32,8 +32,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from codegen.cli import generate  # noqa: E402
-from tinyengine.reference import run_graph  # noqa: E402
+from tinyml_cli.gen import generate  # noqa: E402
+from tinyengine.numerics.reference import run_graph  # noqa: E402
 
 RT = ROOT / "firmware" / "qemu"
 SHIFT = 6

@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tinyengine.units import format_size  # noqa: E402
+from boards.units import format_size  # noqa: E402
 from tinynas.constraints import constraints_from_args  # noqa: E402
 from tinynas.search import SearchOptions, get_budget, run_search  # noqa: E402
 
@@ -31,7 +31,7 @@ def int8_full_test(out: Path) -> dict:
     from tqdm import tqdm
 
     from search_spaces.arch import ArchConfig
-    from tinyengine.reference import dequantize_output, quantize_input, run_graph
+    from tinyengine.numerics.reference import dequantize_output, quantize_input, run_graph
     from tinynas.data import load_fashion_mnist
 
     res = {}

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/vs_tflm.py [--models mcunet-in0 mcunet-vww1 arch.json ...] [--sampled N]
                                            [--json out.json]
 
-Per model: quantise with seeded random weights (``codegen.cli.random_model``, 4 random calibration
+Per model: quantise with seeded random weights (``tinyml_cli.gen.random_model``, 4 random calibration
 images), plan our arena (``plan_memory``: input image, in-place depthwise/add and kernel scratch
 counted), export the int8 .tflite (``export_tflite``) and run it in the ``tflite-micro`` interpreter,
 whose recording allocator reports the arena: total = head (tensors, TFLM's greedy planner, reference
@@ -27,15 +27,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from codegen.cli import calibration_images, random_model  # noqa: E402
+from tinyml_cli.gen import calibration_images, random_model  # noqa: E402
 from search_spaces.space import SearchSpace  # noqa: E402
 from search_spaces.zoo import load_model, zoo_names  # noqa: E402
-from tinyengine.cost import op_flash  # noqa: E402
+from tinyengine.ir.opcost import op_flash  # noqa: E402
 from tinyengine.export import export_tflite, tflite_summary  # noqa: E402
-from tinyengine.planner import plan_memory  # noqa: E402
-from tinyengine.quantize import quantize_model  # noqa: E402
-from tinyengine.reference import run_graph  # noqa: E402
-from tinyengine.tflm import tflm_arena, tflm_invoke  # noqa: E402
+from tinyengine.pipeline import plan_memory  # noqa: E402
+from tinyengine.frontend.quantize import quantize_model  # noqa: E402
+from tinyengine.numerics.reference import run_graph  # noqa: E402
+from tinyengine.export.tflm import tflm_arena, tflm_invoke  # noqa: E402
 
 
 def _sampled(n: int):

@@ -4,12 +4,13 @@ from __future__ import annotations
 import json
 import re
 import zlib
+from functools import lru_cache
 from pathlib import Path
 
 import jinja2
 import numpy as np
 
-from .lower import CArray, Lowering, LoweredOp
+from codegen.lower import CArray, LoweredOp, Lowering
 
 TEMPLATES = Path(__file__).with_name("templates")
 _INT32_MIN = -(1 << 31)
@@ -92,7 +93,18 @@ def _op_view(o: LoweredOp, low: Lowering) -> dict:
         buffers += f"; scratch {note}"
     d = dict(o.__dict__)
     d.update(describe=describe, scratch_note=note, buffers=buffers)
+    d["call"] = _call(o.spec.call, d)
     return d
+
+
+@lru_cache(maxsize=64)
+def _call_template(snippet: str) -> jinja2.Template:
+    return jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False).from_string(snippet)
+
+
+def _call(snippet: str, view: dict) -> str:
+    """The kernel's C call for one op: its registry snippet rendered with the op's view."""
+    return _call_template(snippet).render(o=view)
 
 
 def _guard(name: str, what: str) -> str:

@@ -1,7 +1,7 @@
 """Lowering of a quantised, planned graph to kernel calls: one ``te_*`` call per op, fixed geometry,
 fixed arena offsets (the plan's), weights in the layout each kernel reads.
 
-Kernel choice (``firmware/include/tinyengine.h``):
+Kernel choice (the registry, ``tinyengine/kernels/registry.py``; C in ``firmware/include/tinyengine.h``):
 
 * conv2d 1x1, stride 1, no padding -> ``te_conv_pointwise_s8`` (NHWC rows are the GEMM rows);
 * conv2d 3x3 stride 1, only with ``winograd=True`` and when the planned scratch is big enough ->
@@ -26,34 +26,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tinyengine.cost import op_macs
-from tinyengine.graph import Graph, Op
-from tinyengine.kernels_ref import add_params
+from codegen.winograd import transform_weights
+from tinyengine.ir.graph import Graph, Op
+from tinyengine.kernels.choice import AlignmentError, KernelChoice, check_plan, choose
+from tinyengine.numerics.kernels_ref import add_params
 from tinyengine.planner import MemoryPlan
+from tinyml_errors import LoweringError
 
-from .winograd import transform_weights
-
-
-class LoweringError(ValueError):
-    """The graph or plan cannot be turned into kernel calls (unsupported op, missing quantisation...)."""
-
-
-class AlignmentError(LoweringError):
-    """A scratch buffer's planned offset is misaligned for its element type and cannot be nudged."""
-
-
-# int16 scratch is read two halfwords at a time by the SIMD paths: word alignment for both.
-SCRATCH_ALIGN = {"int8": 1, "int16": 4, "int32": 4}
-
-
-WINOGRAD_MAX_IN_C = 1827  # te_winograd.c: int32 sums cannot overflow up to here; above, the kernel refuses
-
-
-def winograd_scratch_bytes(in_c: int) -> int:
-    """Mirror of ``te_winograd_scratch_bytes(in_c)`` (firmware/src/te_winograd.c): the transformed 4x4
-    input tile of every input channel, ``16 * in_c`` int16. The generated ``te_model_check()`` compares
-    it with the C function at run time, so a drift between the two is caught, not silently trusted."""
-    return 16 * in_c * 2
+__all__ = ["AlignmentError", "CArray", "LoweredOp", "Lowering", "LoweringError", "lower"]
 
 
 @dataclass
@@ -70,43 +50,13 @@ class CArray:
 
 
 @dataclass
-class LoweredOp:
-    """The decision for one op: kernel, layout, buffers and the C call's arguments."""
+class LoweredOp(KernelChoice):
+    """The registry's choice for one op plus its numbers: weights in the kernel's layout, quantisation."""
 
-    index: int
-    name: str
-    kind: str
-    role: str
-    kernel: str
-    layout: str
-    reason: str
-    inputs: list[tuple[str, int]]          # (tensor, arena offset)
-    output: tuple[str, int]
-    out_bytes: int
-    in_shapes: list[tuple[int, ...]]
-    out_shape: tuple[int, ...]
-    macs: int
-    inplace_of: str | None = None
-    scratch_bytes: int = 0                 # bytes the plan reserved for this op
-    scratch_offset: int | None = None      # where the generated code puts them
-    scratch_type: str | None = None        # int8 / int16 / int32
-    scratch_nudge: int = 0                 # bytes moved from the plan's offset for alignment
-    scratch_fn: str | None = None          # C expression of what the kernel needs (checked at run time)
     arrays: list[CArray] = field(default_factory=list)
-    args: dict = field(default_factory=dict)  # everything the template needs for the call
 
-    def summary(self) -> dict:
-        """JSON-friendly record (``tinyengine analyze``, the generated comments, lowering.json)."""
-        return {"index": self.index, "name": self.name, "kind": self.kind, "kernel": self.kernel,
-                "layout": self.layout, "reason": self.reason,
-                "scratch_bytes": self.scratch_bytes, "scratch_offset": self.scratch_offset,
-                "scratch_type": self.scratch_type, "scratch_nudge": self.scratch_nudge,
-                "inplace_of": self.inplace_of, "inputs": [list(i) for i in self.inputs],
-                "output": list(self.output), "macs": self.macs,
-                "weight_bytes": sum(a.nbytes for a in self.arrays),
-                "in_shapes": [[int(d) for d in s] for s in self.in_shapes],
-                "out_shape": [int(d) for d in self.out_shape],
-                "args": _plain(self.args)}
+    def weight_bytes(self) -> int:
+        return sum(a.nbytes for a in self.arrays)
 
 
 @dataclass
@@ -135,16 +85,16 @@ class Lowering:
 
 
 # --------------------------------------------------------------------------- entry points
-def lower(graph: Graph, plan: MemoryPlan, *, winograd: bool = False) -> Lowering:
-    """Choose a kernel and layout for every op of ``plan.graph`` and bind it to the plan's offsets."""
-    graph = _planned_graph(graph, plan)
+def lower(plan: MemoryPlan, *, winograd: bool = False) -> Lowering:
+    """Bind the registry's kernel for every op of ``plan.graph`` (the graph that runs) to the plan's
+    offsets, with its weights, requantisation and call arguments."""
+    graph = check_plan(plan)
     names = _c_names(graph)
     ops = []
     for i, op in enumerate(graph.ops):
-        _check_supported(graph, op, quantised=True)
-        lo = _choose(graph, plan, i, op, winograd)
+        _check_quantised(graph, op)
+        lo = choose(plan, i, winograd=winograd, cls=LoweredOp)
         _bind(graph, op, names[op.name], lo)
-        _place_scratch(graph, plan, lo)
         ops.append(lo)
     off = plan.tensor_offset
     inp, outp = graph.inputs[0], graph.outputs[0]
@@ -154,125 +104,6 @@ def lower(graph: Graph, plan: MemoryPlan, *, winograd: bool = False) -> Lowering
     return low
 
 
-def kernel_choices(graph: Graph, plan: MemoryPlan, *, winograd: bool = False) -> list[dict]:
-    """The per-op decisions only (kernel, layout, scratch, reason): works on an unquantised graph, so
-    ``tinyengine analyze`` can show what the generated code will call for any architecture."""
-    graph = _planned_graph(graph, plan)
-    out = []
-    for i, op in enumerate(graph.ops):
-        _check_supported(graph, op, quantised=False)
-        lo = _choose(graph, plan, i, op, winograd)
-        _place_scratch(graph, plan, lo)
-        out.append(lo.summary())
-    return out
-
-
-def _planned_graph(graph: Graph, plan: MemoryPlan) -> Graph:
-    g = plan.graph
-    if g is not graph and [o.name for o in g.ops] != [o.name for o in graph.ops]:
-        graph = g  # plan_memory rewrote the graph (patch-based inference): what runs is the plan's graph
-    if not plan.options.include_input:
-        raise LoweringError("codegen: the plan keeps the input outside the arena "
-                            "(PlanOptions.include_input=False); generate from a plan that includes it")
-    if len(graph.inputs) != 1 or len(graph.outputs) != 1:
-        raise LoweringError(f"codegen: graph '{graph.name}' has {len(graph.inputs)} inputs and "
-                            f"{len(graph.outputs)} outputs; one of each is supported")
-    return graph
-
-
-# --------------------------------------------------------------------------- per op: choice
-def _choose(g: Graph, plan: MemoryPlan, i: int, op: Op, winograd: bool) -> LoweredOp:
-    """Kernel, layout, reason, scratch type and the shape arguments of the call (no numbers)."""
-    t = g.tensors
-    off = plan.tensor_offset
-    x, y = t[op.inputs[0]], t[op.output]
-    lo = LoweredOp(index=i, name=op.name, kind=op.kind, role=op.role, kernel="", layout="", reason="",
-                   inputs=[(n, off[n]) for n in op.inputs], output=(op.output, off[op.output]),
-                   out_bytes=y.nbytes, in_shapes=[t[n].shape for n in op.inputs], out_shape=y.shape,
-                   macs=op_macs(g, op), inplace_of=plan.inplace.get(op.output))
-    planned = plan.scratch_bytes[i]
-    lo.scratch_bytes = planned
-    a = op.attrs
-
-    if op.kind == "conv2d":
-        kh, kw = a["kernel"]
-        sh, sw = a["stride"]
-        pt, pb, pl, pr = a["padding"]
-        cin = x.shape[2]
-        if (kh, kw) == (1, 1) and (sh, sw) == (1, 1) and (pt, pb, pl, pr) == (0, 0, 0, 0):
-            lo.kernel, lo.scratch_type = "te_conv_pointwise_s8", "int16"
-            lo.layout = "NHWC pixels x in_c -> pixels x out_c; weights (out_c, in_c)"
-            lo.reason = "1x1 stride-1 conv: a GEMM over NHWC pixel rows, no im2col needed"
-            lo.scratch_fn = f"te_pointwise_scratch_bytes({cin})"
-            lo.args = {"n_pixels": x.shape[0] * x.shape[1], "in_c": cin, "out_c": y.shape[2]}
-        elif (winograd and (kh, kw) == (3, 3) and (sh, sw) == (1, 1) and cin <= WINOGRAD_MAX_IN_C
-              and winograd_scratch_bytes(cin) <= planned):
-            lo.kernel, lo.scratch_type = "te_conv_winograd3x3_s8", "int32"
-            lo.layout = "NHWC; weights pre-transformed U = G'gG'^T int32 (out_c, 4, 4, in_c)"
-            lo.reason = ("3x3 stride-1 regular conv with --winograd: F(2x2,3x3) does 16 multiplies per "
-                         "4 outputs instead of 36")
-            lo.scratch_fn = f"te_winograd_scratch_bytes({cin})"
-            lo.args = {"geom": _geom(x.shape, y.shape, (kh, kw), (sh, sw), (pt, pl))}
-        else:
-            lo.kernel, lo.scratch_type = "te_conv_im2col_s8", "int16"
-            lo.layout = "NHWC; weights OHWI; two int16 im2col columns in scratch"
-            why = "stem" if op.role == "stem" else f"{kh}x{kw} stride-{sh} conv"
-            lo.reason = f"{why}: im2col + GEMM"
-            if winograd and (kh, kw) == (3, 3) and (sh, sw) == (1, 1):
-                lo.reason += (f" (no Winograd: in_c {cin} > {WINOGRAD_MAX_IN_C}" if cin > WINOGRAD_MAX_IN_C
-                              else f" (no Winograd: it needs {winograd_scratch_bytes(cin)} B scratch, the "
-                                   f"plan reserved {planned} B") + ")"
-            lo.scratch_fn = f"te_im2col_scratch_bytes({kh}, {kw}, {cin})"
-            lo.args = {"geom": _geom(x.shape, y.shape, (kh, kw), (sh, sw), (pt, pl))}
-    elif op.kind == "depthwise_conv2d":
-        kh, kw = a["kernel"]
-        sh, sw = a["stride"]
-        pt, pb, pl, pr = a["padding"]
-        lo.args = {"geom": _geom(x.shape, y.shape, (kh, kw), (sh, sw), (pt, pl))}
-        if lo.inplace_of is not None:
-            lo.kernel, lo.scratch_type = "te_depthwise_inplace_s8", "int8"
-            lo.layout = "NHWC in place (output over input); weights (kH, kW, C); one padded channel in scratch"
-            lo.reason = (f"the plan writes the output over its input '{lo.inplace_of}' (no second "
-                         f"activation buffer: saves {y.nbytes} B)")
-            lo.scratch_fn = f"te_depthwise_scratch_bytes({x.shape[0]}, {x.shape[1]}, {pt}, {pb}, {pl}, {pr})"
-        else:
-            lo.kernel = "te_depthwise_s8"
-            lo.layout = "NHWC in -> NHWC out; weights (kH, kW, C)"
-            lo.reason = "the plan gives the output its own buffer (input still needed, or in-place off)"
-    elif op.kind == "add":
-        lo.kernel = "te_add_s8"
-        lo.layout = "elementwise over NHWC" + (f", in place over '{lo.inplace_of}'" if lo.inplace_of else "")
-        lo.reason = "residual add (TFLM int8 ADD: left shift 20, two input and one output multiplier)"
-        lo.args = {"n": y.nbytes}
-    elif op.kind in ("global_avg_pool", "avg_pool2d"):
-        h, w_, c = x.shape
-        if op.kind == "global_avg_pool":
-            k, s, pad, oh, ow = (h, w_), (1, 1), (0, 0, 0, 0), 1, 1
-            lo.reason = "global average pool = AVERAGE_POOL_2D with a full H x W kernel"
-        else:
-            k, s, pad = a["kernel"], a["stride"], a["padding"]
-            oh, ow = y.shape[0], y.shape[1]
-            lo.reason = "average pool"
-        lo.kernel, lo.layout = "te_avg_pool_s8", "NHWC"
-        lo.args = {"in_h": h, "in_w": w_, "c": c, "k_h": k[0], "k_w": k[1], "stride_h": s[0],
-                   "stride_w": s[1], "pad_top": pad[0], "pad_left": pad[2], "out_h": oh, "out_w": ow}
-    elif op.kind == "fully_connected":
-        o, n = op.weight_shape
-        lo.kernel, lo.layout = "te_fully_connected_s8", "vector in -> vector out; weights (out, in)"
-        lo.reason = "classifier"
-        lo.args = {"in_n": n, "out_n": o}
-    elif op.kind == "reshape":
-        lo.kernel = "memmove" if off[op.inputs[0]] != off[op.output] else "(none)"
-        lo.layout = "bytes unchanged"
-        lo.reason = "reshape: same bytes, new shape"
-        lo.args = {"n": y.nbytes}
-    else:  # pragma: no cover - _check_supported filters these
-        raise LoweringError(f"codegen: op '{op.name}' of kind '{op.kind}' has no kernel")
-    if lo.scratch_type is not None and planned <= 0:
-        raise LoweringError(f"codegen: op '{op.name}' ({lo.kernel}) needs scratch but the plan reserved none")
-    return lo
-
-
 # --------------------------------------------------------------------------- per op: numbers
 def _bind(g: Graph, op: Op, cname: str, lo: LoweredOp) -> None:
     """Weights in the chosen kernel's layout, requantisation and ADD parameters."""
@@ -280,11 +111,12 @@ def _bind(g: Graph, op: Op, cname: str, lo: LoweredOp) -> None:
     x, y = t[op.inputs[0]], t[op.output]
     act = (int(op.attrs.get("act_min", -128)), int(op.attrs.get("act_max", 127)))
     p = op.params
+    layout = lo.spec.weights
     if op.weight_shape is not None:
         w = p["weight"]
-        if lo.kernel == "te_conv_pointwise_s8":
+        if layout == "oi":
             lo.arrays = [CArray(f"{cname}_w", "int8_t", w.reshape(w.shape[0], -1))]
-        elif lo.kernel == "te_conv_winograd3x3_s8":
+        elif layout == "winograd":
             lo.arrays = [CArray(f"{cname}_u", "int32_t", transform_weights(w))]
         else:
             lo.arrays = [CArray(f"{cname}_w", "int8_t", w)]
@@ -307,24 +139,6 @@ def _bind(g: Graph, op: Op, cname: str, lo: LoweredOp) -> None:
         lo.args.update(act_min=act[0], act_max=act[1])
 
 
-def _plain(v):
-    """JSON-ready copy of a call's arguments (numpy integers -> int)."""
-    if isinstance(v, dict):
-        return {k: _plain(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_plain(x) for x in v]
-    return int(v) if isinstance(v, (int, np.integer)) else v
-
-
-def _geom(xs, ys, k, s, pad) -> dict:
-    for name, v in (("input", xs), ("output", ys)):
-        if max(v) > 32767:
-            raise LoweringError(f"codegen: {name} shape {v} does not fit te_conv_geom_t's int16 fields")
-    return {"in_h": xs[0], "in_w": xs[1], "in_c": xs[2], "out_h": ys[0], "out_w": ys[1], "out_c": ys[2],
-            "k_h": k[0], "k_w": k[1], "stride_h": s[0], "stride_w": s[1], "pad_top": pad[0],
-            "pad_left": pad[1]}
-
-
 def _bias_mult_shift(op: Op, cname: str) -> list[CArray]:
     p = op.params
     n = len(p["mult"])
@@ -336,72 +150,16 @@ def _bias_mult_shift(op: Op, cname: str) -> list[CArray]:
 
 
 # --------------------------------------------------------------------------- checks
-_SUPPORTED = ("conv2d", "depthwise_conv2d", "add", "global_avg_pool", "avg_pool2d", "fully_connected",
-              "reshape")
-
-
-def _check_supported(g: Graph, op: Op, quantised: bool) -> None:
+def _check_quantised(g: Graph, op: Op) -> None:
     where = f"codegen: op '{op.name}' ({op.kind})"
-    if op.kind not in _SUPPORTED:
-        raise LoweringError(f"{where} has no C kernel (supported: {', '.join(_SUPPORTED)})")
-    if op.attrs.get("in_regions") or "out_region" in op.attrs:
-        raise LoweringError(f"{where} reads a window or writes a region (patch-based inference); the C "
-                            "kernels take compact NHWC tensors only, so generate from an unpatched plan")
-    for name in (*op.inputs, op.output) if quantised else ():
+    for name in (*op.inputs, op.output):
         tt = g.tensors[name]
         if tt.scale is None or tt.zero_point is None:
             raise LoweringError(f"{where}: tensor '{name}' is not quantised (run tinyengine.quantize first)")
-    if quantised and op.weight_shape is not None:
+    if op.weight_shape is not None:
         missing = [k for k in ("weight", "mult", "shift") if k not in op.params]
         if missing:
             raise LoweringError(f"{where} has no int8 {', '.join(missing)} (quantise the graph first)")
-    if op.kind == "depthwise_conv2d" and g.tensors[op.inputs[0]].shape[2] != g.tensors[op.output].shape[2]:
-        raise LoweringError(f"{where}: depth multiplier != 1 is not supported")
-    if op.kind == "add" and g.tensors[op.inputs[0]].shape != g.tensors[op.inputs[1]].shape:
-        raise LoweringError(f"{where}: broadcasting add is not supported (shapes "
-                            f"{g.tensors[op.inputs[0]].shape} and {g.tensors[op.inputs[1]].shape})")
-
-
-def _occupied(plan: MemoryPlan, step: int, skip: str) -> list[tuple[int, int]]:
-    """Address ranges [lo, hi) in use at ``step`` by every buffer but ``skip``."""
-    out = []
-    for b in plan.buffers:
-        if b.name == skip:
-            continue
-        for a, e, s in b.intervals:
-            if a <= step <= e and s:
-                out.append((b.offset, b.offset + s))
-    return out
-
-
-def _place_scratch(g: Graph, plan: MemoryPlan, lo: LoweredOp) -> None:
-    """Bind the op's scratch to the plan's buffer, nudging it to its element alignment if needed."""
-    if lo.scratch_type is None:
-        return
-    name = f"{lo.name}.scratch"
-    buf = next((b for b in plan.buffers if b.name == name and b.kind == "scratch"), None)
-    if buf is None:
-        raise LoweringError(f"codegen: the plan has no scratch buffer '{name}' for {lo.kernel}")
-    align = SCRATCH_ALIGN[lo.scratch_type]
-    off, size = buf.offset, buf.size
-    if off % align == 0:
-        lo.scratch_offset = off
-        return
-    busy = _occupied(plan, lo.index, name)
-    ups = [align - off % align]
-    downs = [-(off % align)]
-    for d in ups + downs:
-        new = off + d
-        if new < 0 or new + size > plan.arena_bytes:
-            continue
-        if all(new + size <= a or new >= b for a, b in busy):
-            lo.scratch_offset, lo.scratch_nudge = new, d
-            return
-    raise AlignmentError(
-        f"codegen: scratch '{name}' ({lo.scratch_type}, {size} B) is planned at offset {off}, which is "
-        f"not a multiple of {align}, and the bytes next to it are in use at step {lo.index}. The planner "
-        f"must align scratch buffers: plan with PlanOptions(alignment=4) (tinyengine/planner.py _first_fit "
-        f"rounds every offset up to that multiple), so that ARENA_BYTES stays the plan's arena size")
 
 
 def _check_bounds(low: Lowering) -> None:
@@ -430,4 +188,3 @@ def _c_names(g: Graph) -> dict[str, str]:
         seen.add(name)
         out[op.name] = name
     return out
-

@@ -7,8 +7,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from tinyengine.board_port import FIRMWARE, board_macro, linker_script_text, port_defines, port_sources
-from tinyengine.boards import Board
+from boards import Board
+from tinyengine.deploy.board_port import FIRMWARE, board_macro, linker_script_text, port_defines, port_sources
 
 PORT_DIR = "src/board/port"  # inside the project
 # In a port build, the MPS2 CMSDK UART driver and the MPS2 board file are replaced by the port's.

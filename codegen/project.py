@@ -10,16 +10,16 @@ from pathlib import Path
 
 import numpy as np
 
+import firmware
+from boards import Board
+from codegen.emit import environment, model_context, model_hash, render_model
+from codegen.lower import Lowering, LoweringError, lower
 from search_spaces.arch import ArchConfig
-from tinyengine.boards import Board
-from tinyengine.graph import Graph
+from tinyengine.ir.graph import Graph
+from tinyengine.numerics.reference import quantize_input, run_graph
 from tinyengine.planner import MemoryPlan
-from tinyengine.reference import quantize_input, run_graph
 
-from .emit import environment, model_context, model_hash, render_model
-from .lower import Lowering, LoweringError, lower
-
-FIRMWARE = Path(__file__).resolve().parents[1] / "firmware"
+FIRMWARE = firmware.root()
 GENERATED = ("model.h", "model.c", "weights.h", "weights.c")
 
 
@@ -110,7 +110,7 @@ def write_firmware(root: Path, board: Board, firmware: Path = FIRMWARE) -> list[
             out.append(dst / f.name)
     (root / "boards").mkdir(exist_ok=True)
     if board.port is not None:  # the real part's board layer, manifest and memory map (port_project.py)
-        from .port_project import part_manifest, write_port_files
+        from codegen.port_project import part_manifest, write_port_files
         out += write_port_files(root, board)
         manifest = root / "boards" / f"{pio_env_names(board)['part_board']}.json"
         manifest.write_text(json.dumps(part_manifest(board), indent=1) + "\n")
@@ -134,11 +134,12 @@ def reference_io(graph: Graph, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return x, run_graph(graph, x)[graph.outputs[0]]
 
 
-def write_project(out_dir: str | Path, arch: ArchConfig | None, graph: Graph, plan: MemoryPlan, board: Board,
+def write_project(out_dir: str | Path, arch: ArchConfig | None, plan: MemoryPlan, board: Board,
                   *, winograd: bool = False, seed: int = 0, weights_from: str = "given graph",
                   firmware: Path = FIRMWARE) -> Project:
-    """Lower ``graph`` with ``plan`` and write the project under ``out_dir`` (created; files replaced)."""
-    low = lower(graph, plan, winograd=winograd)
+    """Lower ``plan.graph`` (the graph that runs) at the plan's offsets and write the project under
+    ``out_dir`` (created; files replaced)."""
+    low = lower(plan, winograd=winograd)
     if low.arena_bytes != plan.arena_bytes:  # the invariant: the arena is the planner's peak SRAM
         raise AssertionError(f"codegen: arena {low.arena_bytes} B != plan {plan.arena_bytes} B")
     headers, sources = kernel_files(firmware)
@@ -174,7 +175,7 @@ def write_project(out_dir: str | Path, arch: ArchConfig | None, graph: Graph, pl
     names = pio_env_names(board)
     port_flags = src_filter = ""
     if board.port is not None:
-        from .port_project import PORT_SRC_FILTER, port_build_flags
+        from codegen.port_project import PORT_SRC_FILTER, port_build_flags
         port_flags, src_filter = "\n    ".join(port_build_flags(board)), PORT_SRC_FILTER
     put("platformio.ini", env.get_template("platformio.ini.j2").render(
         board=board, env_name=names["default"], offline_env=names["offline"],

@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from tinyml_errors import ArchError
+
 FORMAT = "tinyml-arch/1"
 
 
-class ArchError(ValueError):
-    """A malformed or impossible architecture description."""
 
 
 def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:

@@ -1,6 +1,6 @@
 """A plain PyTorch ``nn.Module`` built from an ArchConfig (float training and the engine's importer).
 
-Module and activation names follow the engine's graph (``tinyengine.graph.build_graph``): ``stem``,
+Module and activation names follow the engine's graph (``tinyengine.ir.graph.build_graph``): ``stem``,
 ``b{i}.expand``, ``b{i}.dw``, ``b{i}.project``, ``b{i}.add``, ``feature_mix``, ``pool``, ``logits``,
 so calibration can record every graph tensor with ``forward_collect``.
 """

@@ -23,7 +23,7 @@ def plain_console(monkeypatch):
 @pytest.fixture
 def tinyengine_cli(plain_console, capsys):
     """run(argv) -> (exit status, flattened stdout, stderr) of ``tinyengine argv``."""
-    from tinyengine import cli
+    from tinyml_cli import engine as cli
 
     def run(argv):
         try:

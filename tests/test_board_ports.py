@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinyengine.board_port import board_macro
-from tinyengine.boards import load_board
+from tinyengine.deploy.board_port import board_macro
+from boards import load_board
 
 REPO = Path(__file__).resolve().parents[1]
 FW = REPO / "firmware"
@@ -62,7 +62,7 @@ def arch_json(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def nd2(arch_json) -> Path:
-    from codegen.cli import generate
+    from tinyml_cli.gen import generate
     root = arch_json.parent / "nd2"
     generate(str(arch_json), "netduinoplus2", root, seed=13, calib=4)
     return root
@@ -221,7 +221,7 @@ def test_nrf52840_register_sequence(tmp_path):
 # --------------------------------------------------------------------------- real parts, offline
 @pytest.fixture(scope="module")
 def generic_project(arch_json) -> Path:
-    from codegen.cli import generate
+    from tinyml_cli.gen import generate
     root = arch_json.parent / "generic"
     generate(str(arch_json), "stm32f746g-disco", root, seed=13, calib=4)
     return root
@@ -230,7 +230,7 @@ def generic_project(arch_json) -> Path:
 @pytest.mark.parametrize("name", REAL_BOARDS)
 def test_every_real_board_links_with_werror_at_its_memory_map(name, generic_project, tmp_path):
     _need("arm-none-eabi-gcc", "gcc-arm-none-eabi")
-    from tinyengine.firmware_build import WARN, build_qemu_firmware
+    from tinyengine.deploy.firmware_build import WARN, build_qemu_firmware
     assert "-Werror" in WARN
     board = load_board(name)
     b = build_qemu_firmware(generic_project, board, tmp_path / f"{name}.elf")
@@ -264,7 +264,7 @@ def test_build_for_the_real_f746_gives_a_flashable_elf_and_bin(generic_project, 
 
 # --------------------------------------------------------------------------- flash
 def test_flash_without_tool_or_board_is_one_clear_line(generic_project, tmp_path, monkeypatch, tinyengine_cli):
-    from tinyengine.flash import pick_tool
+    from tinyengine.deploy.flash import pick_tool
     from tinyml_errors import DeployError
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -309,9 +309,9 @@ def test_probe_gets_through_a_board_reset_mid_session(nd2, tinyengine_cli):
     board layer enables it again) just before the reference INFER: the probe still ends with the
     reference output, and its record keeps the link's figures apart from the inference's."""
     _need("qemu-system-arm", "qemu-system-arm")
-    from tinyengine.deploy_cli import build_project, probe, read_project
-    from tinyengine.protocol import ProbeClient
-    from tinyengine.qemu_run import free_tcp_port, qemu_serial, systick_hz
+    from tinyml_cli.deploy import build_project, probe, read_project
+    from tinyengine.deploy.protocol import ProbeClient
+    from tinyengine.deploy.qemu import free_tcp_port, qemu_serial, systick_hz
     root, meta, board = read_project(nd2)
     res = build_project(root, meta, board, emulated=True)
     qmp_port = free_tcp_port()

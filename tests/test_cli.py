@@ -6,14 +6,14 @@ import re
 import numpy as np
 import pytest
 
+from boards import load_board
+from boards.units import format_size
 from search_spaces.reference import from_mcunet_config
 from search_spaces.space import SearchSpace
 from search_spaces.zoo import load_zoo
-from tinyengine import cli as te_cli
-from tinyengine.boards import load_board
 from tinyengine.cost import network_costs
-from tinyengine.units import format_size
-from tinynas import cli as nas_cli
+from tinyml_cli import engine as te_cli
+from tinyml_cli import nas as nas_cli
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -278,15 +278,15 @@ def test_analyze_no_inplace_is_not_smaller(tmp_path, capsys):
 
 def test_analyze_shows_the_generated_code_kernels(tmp_path, capsys):
     """The per-op C kernel in the table and the JSON is codegen's own decision for the plan."""
-    from codegen.lower import kernel_choices
     from tinyengine.analyze import analyze
+    from tinyengine.kernels.choice import kernel_choices
 
     js = tmp_path / "a.json"
     rc, out, err = run(te_cli.main, ["analyze", "mcunet-vww1", "--json", str(js)], capsys)
     assert rc == 0, err
     layers = json.loads(js.read_text())["layers"]
     an = analyze(load_zoo("mcunet-vww1"))
-    want = [k["kernel"] for k in kernel_choices(an.graph, an.plan)]
+    want = [k["kernel"] for k in kernel_choices(an.plan)]
     assert [r["c_kernel"]["kernel"] for r in layers] == want
     kinds = {r["kind"]: r["c_kernel"]["kernel"] for r in layers}
     assert kinds["depthwise_conv2d"] == "te_depthwise_inplace_s8"

@@ -21,19 +21,22 @@ import numpy as np
 import pytest
 import torch
 
-from codegen import cli as gen_cli
+from boards import load_board
 from codegen.emit import c_array_body, c_float
-from codegen.lower import AlignmentError, CArray, LoweringError, kernel_choices, lower
+from codegen.lower import CArray, LoweringError, lower
 from codegen.project import FIRMWARE, Project, write_project
 from codegen.winograd import transform_weights, winograd_conv_reference
 from search_spaces.arch import ArchConfig, BlockConfig, StageConfig
 from search_spaces.space import SearchSpace
 from search_spaces.zoo import load_model
-from tinyengine.boards import load_board
-from tinyengine.graph import build_graph
-from tinyengine.planner import Buffer, PlanOptions, plan_memory
-from tinyengine.quantize import quantize_model
-from tinyengine.reference import run_graph
+from tinyengine.frontend.quantize import quantize_model
+from tinyengine.ir.graph import build_graph
+from tinyengine.kernels.choice import AlignmentError, kernel_choices
+from tinyengine.numerics.reference import run_graph
+from tinyengine.pipeline import plan_memory
+from tinyengine.planner import Buffer, PlanOptions
+from tinyml_cli import gen as gen_cli
+from tinyml_errors import TinyMLError
 
 WARN = ["-std=c99", "-Wall", "-Wextra", "-Werror"]
 FLAVOURS = {
@@ -97,7 +100,7 @@ def make_case(arch: ArchConfig, out: Path, seed: int = 0, winograd: bool = False
     model = gen_cli.random_model(arch, seed)
     graph = quantize_model(arch, model, gen_cli.calibration_images(arch, 8, seed))
     plan = plan_memory(graph, options)
-    proj = write_project(out, arch, graph, plan, BOARD, winograd=winograd, seed=seed)
+    proj = write_project(out, arch, plan, BOARD, winograd=winograd, seed=seed)
     return Case(arch, graph, plan, proj)
 
 
@@ -216,7 +219,7 @@ def test_winograd_transform_is_four_times_textbook_and_extreme_weights_fit():
         for c in range(3):
             np.testing.assert_array_equal(u[o, :, :, c], 4 * G @ g[o, :, :, c].astype(float) @ G.T)
     assert np.abs(u).max() == 9 * 127
-    with pytest.raises(ValueError, match="3x3"):
+    with pytest.raises(TinyMLError, match="3x3"):
         transform_weights(np.zeros((2, 5, 5, 3), np.int8))
 
 
@@ -249,15 +252,15 @@ def test_vww1_kernel_choices_and_arena_equal_the_plan(cases):
 def test_kernel_choices_work_without_quantisation_and_follow_the_plan():
     arch = load_model("mcunet-in0")
     g = build_graph(arch)
-    table = kernel_choices(g, plan_memory(g))
+    table = kernel_choices(plan_memory(g))
     assert {r["kernel"] for r in table} >= {"te_conv_im2col_s8", "te_conv_pointwise_s8",
                                             "te_depthwise_inplace_s8", "te_add_s8", "te_avg_pool_s8",
                                             "te_fully_connected_s8"}
-    off = kernel_choices(g, plan_memory(g, PlanOptions(inplace_depthwise=False, inplace_add=False)))
+    off = kernel_choices(plan_memory(g, PlanOptions(inplace_depthwise=False, inplace_add=False)))
     dw = [r for r in off if r["kind"] == "depthwise_conv2d"]
     assert dw and all(r["kernel"] == "te_depthwise_s8" and r["scratch_offset"] is None for r in dw)
     with pytest.raises(LoweringError, match="not quantised"):
-        lower(g, plan_memory(g))
+        lower(plan_memory(g))
 
 
 def test_unaligned_plan_scratch_is_nudged_or_reported():
@@ -269,12 +272,12 @@ def test_unaligned_plan_scratch_is_nudged_or_reported():
     buf = next(b for b in plan.buffers if b.name == f"{g.ops[i].name}.scratch")
     base = -(-plan.arena_bytes // 4) * 4
     buf.offset, plan.arena_bytes = base + 1, base + buf.size + 4  # free bytes above it
-    row = kernel_choices(g, plan)[i]
+    row = kernel_choices(plan)[i]
     assert (row["scratch_offset"], row["scratch_nudge"]) == (base + 4, 3)
     plan.arena_bytes = base + 1 + buf.size  # nothing free above; one byte below taken at that step
     plan.buffers.append(Buffer("blocker", [], [(i, i, 1)], kind="scratch", offset=base))
     with pytest.raises(AlignmentError, match="planner must align scratch"):
-        kernel_choices(g, plan)
+        kernel_choices(plan)
 
 
 def test_patched_and_unsupported_graphs_are_rejected():
@@ -282,12 +285,12 @@ def test_patched_and_unsupported_graphs_are_rejected():
     g = build_graph(arch)
     patched = plan_memory(g, PlanOptions(patches=2))
     with pytest.raises(LoweringError, match="patch-based"):
-        kernel_choices(g, patched)
+        kernel_choices(patched)
     with pytest.raises(LoweringError, match="include_input"):
-        kernel_choices(g, plan_memory(g, PlanOptions(include_input=False)))
+        kernel_choices(plan_memory(g, PlanOptions(include_input=False)))
     g.ops[-1].kind = "pad"
     with pytest.raises(LoweringError, match="no C kernel"):
-        kernel_choices(g, plan_memory(build_graph(arch)))
+        kernel_choices(plan_memory(g))
 
 
 def test_c_literals():
@@ -426,7 +429,7 @@ def test_winograd_stem_end_to_end(tmp_path, kernel_objects):
     """--winograd: the stride-1 3x3 stem runs te_conv_winograd3x3_s8 on U weights; host, sanitiser and
     DSP builds agree with run_graph on every tensor; without the flag the same stem uses im2col."""
     arch = winograd_arch()
-    plain = kernel_choices(build_graph(arch), plan_memory(build_graph(arch)))
+    plain = kernel_choices(plan_memory(build_graph(arch)))
     assert plain[0]["kernel"] == "te_conv_im2col_s8"
     case = make_case(arch, tmp_path / "proj", seed=4, winograd=True)
     stem = case.project.lowering.ops[0]
@@ -484,13 +487,13 @@ def test_cli_gen_rejects_mismatched_weights(tmp_path):
     sd = gen_cli.random_model(random_arch(6, 3, 3), 0).state_dict()
     torch.save(sd, tmp_path / "w.pt")
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match="does not match architecture 'mcunet-in0'.*(missing|wrong shape)"):
+    with pytest.raises(TinyMLError, match="does not match architecture 'mcunet-in0'.*(missing|wrong shape)"):
         gen_cli.generate("mcunet-in0", "qemu-m4", tmp_path / "o", weights=str(tmp_path / "w.pt"))
-    with pytest.raises(ValueError, match="not a PyTorch state_dict"):
+    with pytest.raises(TinyMLError, match="not a PyTorch state_dict"):
         gen_cli.generate("mcunet-in0", "qemu-m4", tmp_path / "o", weights=str(tmp_path / "junk.pt"))
-    with pytest.raises(ValueError, match="no such file"):
+    with pytest.raises(TinyMLError, match="no such file"):
         gen_cli.generate("mcunet-in0", "qemu-m4", tmp_path / "o", weights=str(tmp_path / "nope.pt"))
-    with pytest.raises(ValueError, match="unknown board"):
+    with pytest.raises(TinyMLError, match="unknown board"):
         gen_cli.generate("mcunet-in0", "nope", tmp_path / "o")
 
 
@@ -598,7 +601,7 @@ def test_cli_gen_calibration_data_sources(tmp_path):
     assert (tmp_path / "npy" / "src" / "weights.c").read_bytes() == (tmp_path / "fm" / "src" / "weights.c").read_bytes()
     assert (tmp_path / "rnd" / "src" / "weights.c").read_bytes() != (tmp_path / "fm" / "src" / "weights.c").read_bytes()
     np.save(tmp_path / "bad.npy", x[:, :, :4, :4])
-    with pytest.raises(ValueError, match=r"bad.npy: shape \(8, 1, 4, 4\), the model takes \(N, 1, "):
+    with pytest.raises(TinyMLError, match=r"bad.npy: shape \(8, 1, 4, 4\), the model takes \(N, 1, "):
         gen_cli.generate(str(tmp_path / "n.json"), "qemu-m4", tmp_path / "b", calib_data=str(tmp_path / "bad.npy"))
-    with pytest.raises(ValueError, match="--calib-data imagenet: give 'random', 'fashion-mnist'"):
+    with pytest.raises(TinyMLError, match="--calib-data imagenet: give 'random', 'fashion-mnist'"):
         gen_cli.generate(str(tmp_path / "n.json"), "qemu-m4", tmp_path / "b", calib_data="imagenet")

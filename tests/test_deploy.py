@@ -11,12 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from codegen.cli import generate
-from tinyengine import pio
-from tinyengine.boards import load_board
-from tinyengine.deploy_cli import build_project, read_project
-from tinyengine.protocol import ProbeClient
-from tinyengine.qemu_run import qemu_serial
+from boards import load_board
+from tinyengine.deploy import pio
+from tinyengine.deploy.protocol import ProbeClient
+from tinyengine.deploy.qemu import qemu_serial
+from tinyml_cli.deploy import build_project, read_project
+from tinyml_cli.gen import generate
+
 
 @pytest.fixture(scope="module", autouse=True)
 def _private_core(tmp_path_factory):

@@ -27,10 +27,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinyengine import kernels_ref as K
-from tinyengine.graph import Graph, Op, Tensor
-from tinyengine.planner import scratch_bytes as planner_scratch_bytes
-from tinyengine.requant import (
+from tinyengine.ir.graph import Graph, Op, Tensor
+from tinyengine.numerics import kernels_ref as K
+from tinyengine.numerics.requant import (
     INT32_MAX,
     INT32_MIN,
     multiply_by_quantized_multiplier,
@@ -39,6 +38,7 @@ from tinyengine.requant import (
     srdhm,
     wrap_int32,
 )
+from tinyengine.planner import scratch_bytes as planner_scratch_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
 FW = ROOT / "firmware"

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tinyengine.kernels_ref import (
+from tinyengine.numerics.kernels_ref import (
     add,
     add_params,
     avg_pool2d,
@@ -20,7 +20,7 @@ from tinyengine.kernels_ref import (
     pad,
     same_padding,
 )
-from tinyengine.requant import effective_scales, quantize_multipliers
+from tinyengine.numerics.requant import effective_scales, quantize_multipliers
 
 SETTINGS = settings(max_examples=60, deadline=None)
 FEW = settings(max_examples=30, deadline=None)

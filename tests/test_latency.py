@@ -7,20 +7,28 @@ import re
 import numpy as np
 import pytest
 
-from codegen.lower import kernel_choices
+from boards import load_board
 from search_spaces.space import SearchSpace
 from search_spaces.zoo import load_zoo
-from tinyengine.boards import load_board
-from tinyengine.graph import build_graph
-from tinyengine.latency import (CPI_ESTIMATE, LatencyError, LatencyModel, Sample, default_model, evaluate, fit,
-                                layer_features, read_records)
-from tinyengine.planner import plan_memory
-
+from tinyengine.ir.graph import build_graph
+from tinyengine.kernels.choice import kernel_choices
+from tinyengine.latency import (
+    CPI_ESTIMATE,
+    LatencyError,
+    LatencyModel,
+    Sample,
+    default_model,
+    evaluate,
+    fit,
+    layer_features,
+    read_records,
+)
+from tinyengine.pipeline import plan_memory
 
 
 def layers_of(arch) -> list[dict]:
     g = build_graph(arch)
-    return kernel_choices(g, plan_memory(g))
+    return kernel_choices(plan_memory(g))
 
 
 def random_layers(n_nets: int, seed: int) -> list[tuple[str, dict]]:

@@ -1,4 +1,4 @@
-"""Patch-based inference (tinyengine.patch): bit-exact outputs, region bookkeeping, planning, MACs."""
+"""Patch-based inference (tinyengine.passes.patch): bit-exact outputs, region bookkeeping, planning, MACs."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,11 +6,13 @@ import pytest
 
 from search_spaces.space import SearchSpace
 from search_spaces.zoo import load_model
-from tinyengine.cost import op_macs
-from tinyengine.graph import Graph, Op, Tensor, build_graph
-from tinyengine.patch import cut_points, input_window, patch_graph, tile_bounds
-from tinyengine.planner import PlanOptions, plan_memory
-from tinyengine.reference import run_graph
+from tinyengine.ir.graph import Graph, Op, Tensor, build_graph
+from tinyengine.ir.opcost import op_macs
+from tinyengine.numerics.reference import run_graph
+from tinyengine.passes.patch import cut_points, input_window, patch_graph, tile_bounds
+from tinyengine.pipeline import plan_memory
+from tinyengine.planner import PlanOptions
+from tinyml_errors import GraphError, PlanError
 
 
 # ----------------------------------------------------------------------------- random int8 graphs
@@ -23,7 +25,7 @@ def random_quantize(graph: Graph, rng: np.random.Generator, x: np.ndarray | None
     set op by op from the accumulator spread the sample input ``x`` produces (random if None), so
     that activations stay spread out instead of saturating or collapsing to a few values.
     """
-    from tinyengine.reference import run_op
+    from tinyengine.numerics.reference import run_op
 
     for t in graph.tensors.values():
         t.scale = float(rng.uniform(0.02, 0.1))
@@ -189,19 +191,19 @@ def test_residual_add_reads_a_window_of_the_block_input():
 
 def test_bad_splits_and_region_writers_are_rejected():
     g = build_graph(load_model("mcunet-vww1"))
-    with pytest.raises(ValueError, match="cannot patch up to op .* 'b2.project'"):
+    with pytest.raises(PlanError, match="cannot patch up to op .* 'b2.project'"):
         patch_graph(g, 2, "b2.project")  # the block input is still read by b2.add after it
-    with pytest.raises(ValueError, match="no op named"):
+    with pytest.raises(PlanError, match="no op named"):
         patch_graph(g, 2, "nope")
-    with pytest.raises(ValueError, match="do not fit"):
+    with pytest.raises(PlanError, match="do not fit"):
         patch_graph(g, 25, "b1.project")
     pg = patch_graph(g, 2, "b1.project")
     writers = [op for op in pg.graph.ops if op.output == pg.output]
     writers[1].attrs["out_region"] = writers[0].attrs["out_region"]
-    with pytest.raises(ValueError, match="overlaps"):
+    with pytest.raises(GraphError, match="overlaps"):
         pg.graph.validate()
     del writers[1].attrs["out_region"]
-    with pytest.raises(ValueError, match="a second time"):
+    with pytest.raises(GraphError, match="a second time"):
         pg.graph.validate()
 
 
@@ -253,7 +255,7 @@ def test_patching_lowers_mcunet_peaks():
 
 
 def test_cli_reports_patched_peak(tmp_path, capsys):
-    from tinyengine.cli import main
+    from tinyml_cli.engine import main
 
     plot = tmp_path / "p.png"
     js = tmp_path / "a.json"
@@ -274,8 +276,8 @@ def test_patched_ptq_model_is_bit_exact():
     import torch
 
     from search_spaces.torch_model import build_torch_model
-    from tinyengine.quantize import quantize_model
-    from tinyengine.reference import quantize_input
+    from tinyengine.frontend.quantize import quantize_model
+    from tinyengine.numerics.reference import quantize_input
 
     rng = np.random.default_rng(5)
     arch = SearchSpace(num_classes=10).sample(rng, 0.4, 48)

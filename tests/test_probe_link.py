@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from tinyengine.probe_link import LinkStats, call_with_resync, line_rate, transfer_timeout, wait_ready
-from tinyengine.protocol import Cmd, DeviceInfo, FrameDecoder, ProbeClient, ProbeError, ProbeTimeout, encode_frame
+from tinyengine.deploy.probe_link import LinkStats, call_with_resync, line_rate, transfer_timeout, wait_ready
+from tinyengine.deploy.protocol import Cmd, DeviceInfo, FrameDecoder, ProbeClient, ProbeError, ProbeTimeout, encode_frame
 
 
 def info_payload(model_hash: int) -> bytes:

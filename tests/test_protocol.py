@@ -19,9 +19,24 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from codegen.emit import model_hash
-from tinyengine.protocol import (
-    HEADER_BYTES, MAGIC, VERSION, Cmd, DeviceError, DeviceInfo, ErrorCode, FrameDecoder, Frame, Garbled,
-    ProbeClient, ProbeError, TimerKind, decode_all, encode_frame, header_check, ticks_to_instructions,
+from tinyengine.deploy.protocol import (
+    HEADER_BYTES,
+    MAGIC,
+    VERSION,
+    Cmd,
+    DeviceError,
+    DeviceInfo,
+    ErrorCode,
+    Frame,
+    FrameDecoder,
+    Garbled,
+    ProbeClient,
+    ProbeError,
+    TimerKind,
+    decode_all,
+    encode_frame,
+    header_check,
+    ticks_to_instructions,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -120,8 +135,8 @@ def small_arch():
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
-    """The generated project (codegen.cli.generate) and its lowering."""
-    from codegen.cli import generate
+    """The generated project (tinyml_cli.gen.generate) and its lowering."""
+    from tinyml_cli.gen import generate
 
     root = tmp_path_factory.mktemp("probe_model")
     arch_json = root / "probe13.json"
@@ -297,7 +312,7 @@ def _check_answers(got: bytes, want: list[tuple], reference=None) -> int:
 def test_host_firmware_answers_fuzzed_streams_exactly(seed, project, host_firmware):
     """ASan/UBSan host build of main.c + te_protocol.c (+ the model): every byte stream gets exactly the
     frames the Python model of the parser predicts, all well formed; no sanitizer report, no hang."""
-    from tinyengine.reference import run_graph
+    from tinyengine.numerics.reference import run_graph
 
     info = _run_host(host_firmware, encode_frame(Cmd.INFO, b"", 1))
     dev = DeviceInfo.parse(decode_all(info)[0][0].payload)
@@ -337,8 +352,8 @@ def test_host_firmware_pure_noise_and_half_frames(host_firmware):
 # --------------------------------------------------------------------------- (c) QEMU end to end
 @pytest.fixture(scope="module")
 def qemu_probe(project, tmp_path_factory):
-    from tinyengine.firmware_build import build_qemu_firmware
-    from tinyengine.qemu_run import qemu_serial
+    from tinyengine.deploy.firmware_build import build_qemu_firmware
+    from tinyengine.deploy.qemu import qemu_serial
 
     _need("arm-none-eabi-gcc", "gcc-arm-none-eabi")
     _need("qemu-system-arm", "qemu-system-arm")

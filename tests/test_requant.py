@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tinyengine.requant import (
+from tinyengine.numerics.requant import (
     INT32_MAX,
     INT32_MIN,
     activation_range,

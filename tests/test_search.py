@@ -11,17 +11,27 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from boards import load_board
 from search_spaces.arch import ArchConfig
 from search_spaces.space import SearchSpace
 from search_spaces.torch_model import build_torch_model
-from tinyengine.boards import load_board
 from tinyengine.cost import fast_costs
+from tinyml_cli.nas import main
+from tinyml_errors import TinyMLError
 from tinynas import search as search_mod
-from tinynas.cli import main
 from tinynas.constraints import constraints_from_args
 from tinynas.data import DatasetError, load_image_folder
-from tinynas.evolution import (EvalCache, EvoConfig, Feasibility, SearchError, evolution_search,
-                               gene_key, genes_from_json, pareto_front, random_search)
+from tinynas.evolution import (
+    EvalCache,
+    EvoConfig,
+    Feasibility,
+    SearchError,
+    evolution_search,
+    gene_key,
+    genes_from_json,
+    pareto_front,
+    random_search,
+)
 from tinynas.latency import CYCLES_PER_LAYER, cycles_per_mac, predict_latency_s
 from tinynas.train import TrainConfig
 
@@ -151,7 +161,7 @@ def test_latency_fallback_and_constraint(monkeypatch):
     n_layers = 3 + sum(3 if b.expand else 2 for b in arch.blocks())
     assert lat == pytest.approx((fast_costs(arch).macs * cycles_per_mac(board) + n_layers * CYCLES_PER_LAYER)
                                 / board.clock_hz)
-    with pytest.raises(ValueError, match="--board"):
+    with pytest.raises(TinyMLError, match="--board"):
         predict_latency_s(arch, CONS)
     # a latency limit between the smallest and largest network's estimate filters sub-networks
     lo, hi = predict_latency_s(SPACE.smallest(W, R), board), predict_latency_s(arch, board)

@@ -4,11 +4,12 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from search_spaces.arch import ArchConfig
-
-from .cost import graph_costs, op_flash, op_macs, op_params
-from .graph import Graph, build_graph
-from .patch import PatchedGraph
-from .planner import MemoryPlan, PlanOptions, plan_memory
+from tinyengine.cost import graph_costs
+from tinyengine.ir.graph import Graph, build_graph
+from tinyengine.ir.opcost import op_flash, op_macs, op_params
+from tinyengine.passes.patch import PatchedGraph
+from tinyengine.pipeline import plan_memory
+from tinyengine.planner import MemoryPlan, PlanOptions
 
 
 @dataclass
@@ -107,7 +108,7 @@ class PatchedAnalysis(Analysis):
 
 def analyze_patched(arch: ArchConfig, options: PlanOptions) -> PatchedAnalysis:
     """Analysis with MCUNetV2 patch-based inference of the prefix (``options.patches`` x same)."""
-    from .patch import patch_graph
+    from tinyengine.passes.patch import patch_graph
 
     g = build_graph(arch)
     pg = patch_graph(g, options.patches, options.patch_split, options=options)

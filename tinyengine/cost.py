@@ -20,57 +20,10 @@ import numpy as np
 
 from search_spaces.arch import ArchConfig, BlockSpec, conv_out, mid_channels_for
 from search_spaces.space import Genes, SearchSpace
-
-from .graph import Graph, Op, block_graph, build_graph
-from .planner import MemoryPlan, PlanOptions, plan_memory
-
-BIAS_BYTES = 4
-REQUANT_BYTES = 8  # int32 multiplier + int32 shift per output channel
-
-
-def op_macs(graph: Graph, op: Op) -> int:
-    if op.kind == "conv2d":
-        ho, wo, cout = graph.write_shape(op)  # a region writer computes only its region
-        _, kh, kw, cin = op.weight_shape
-        return ho * wo * cout * kh * kw * cin
-    if op.kind == "depthwise_conv2d":
-        ho, wo, c = graph.write_shape(op)
-        kh, kw, _ = op.weight_shape
-        return ho * wo * c * kh * kw
-    if op.kind == "fully_connected":
-        o, i = op.weight_shape
-        return o * i
-    return 0
-
-
-def op_params(op: Op, *, folded: bool = False) -> int:
-    """Parameters of the float model as PyTorch counts them (conv weights + BatchNorm weight and bias,
-    classifier weights + bias: the convention MCUNet/OFA publish), or with BN folded into one bias
-    per output channel (``folded=True``: what the int8 model stores)."""
-    ws = op.weight_shape
-    if ws is None:
-        return 0
-    n = 1
-    for d in ws:
-        n *= d
-    per_channel = 1 if folded or op.kind == "fully_connected" else 2
-    return n + per_channel * _out_channels(op)
-
-
-def _out_channels(op: Op) -> int:
-    ws = op.weight_shape
-    return ws[2] if op.kind == "depthwise_conv2d" else ws[0]
-
-
-def op_flash(op: Op) -> int:
-    """Bytes of flash for one op's constants: int8 weights + int32 bias + per-channel requant."""
-    ws = op.weight_shape
-    if ws is None:
-        return 0
-    w = 1
-    for d in ws:
-        w *= d
-    return w + _out_channels(op) * (BIAS_BYTES + REQUANT_BYTES)
+from tinyengine.ir.graph import Graph, block_graph, build_graph
+from tinyengine.ir.opcost import op_flash, op_macs, op_params
+from tinyengine.pipeline import plan_memory
+from tinyengine.planner import MemoryPlan, PlanOptions
 
 
 @dataclass(frozen=True)
@@ -107,7 +60,7 @@ def _block_costs(blk: BlockSpec, size: int) -> tuple[int, int, int, int]:
 def _stem_head_costs(arch_key: tuple) -> tuple[tuple[int, int, int, int], tuple[int, int, int, int]]:
     """(stem, head) costs; the head is feature-mix + pool + classifier on the last feature map."""
     res, cin, stem_c, stem_k, stem_s, last_c, last_hw, fm, ncls = arch_key
-    from .graph import head_graph, stem_graph
+    from tinyengine.ir.graph import head_graph, stem_graph
     stem = graph_costs(stem_graph(res, cin, stem_c, stem_k, stem_s))
     head = graph_costs(head_graph(last_hw, last_c, fm, ncls))
     return ((stem.macs, stem.params, stem.flash_bytes, stem.peak_sram),

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import numpy as np
 
+from tinyml_errors import DatasetError
+
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
                    "Sneaker", "Bag", "Ankle boot")
 
 
-class DatasetError(RuntimeError):
-    pass
 
 
 def _idx(path: Path, offset: int) -> np.ndarray:
@@ -31,7 +31,7 @@ def _idx(path: Path, offset: int) -> np.ndarray:
 def load_fashion_mnist(split: str = "train", *, resolution: int = 28, channels: int = 1,
                        limit: int | None = None, root: Path = FASHION_DIR) -> tuple[np.ndarray, np.ndarray]:
     if split not in ("train", "test"):
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+        raise DatasetError(f"split must be 'train' or 'test', got {split!r}")
     stem = "train" if split == "train" else "t10k"
     x = _idx(root / f"{stem}-images-idx3-ubyte.gz", 16).reshape(-1, 28, 28)
     y = _idx(root / f"{stem}-labels-idx1-ubyte.gz", 8).astype(np.int64)
@@ -58,7 +58,7 @@ def load_fashion_mnist_uint8(split: str = "train", *, limit: int | None = None,
                              root: Path = FASHION_DIR) -> tuple[np.ndarray, np.ndarray]:
     """Raw Fashion-MNIST: uint8 (N, 1, 28, 28) and int64 labels (training resizes per batch)."""
     if split not in ("train", "test"):
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+        raise DatasetError(f"split must be 'train' or 'test', got {split!r}")
     stem = "train" if split == "train" else "t10k"
     x = _idx(root / f"{stem}-images-idx3-ubyte.gz", 16).reshape(-1, 1, 28, 28)
     y = _idx(root / f"{stem}-labels-idx1-ubyte.gz", 8).astype(np.int64)

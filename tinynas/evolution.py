@@ -20,13 +20,9 @@ import numpy as np
 from search_spaces.arch import ArchConfig
 from search_spaces.space import Genes, SearchSpace
 from tinyengine.cost import batch_costs
-
-from . import latency as latency_mod
-from .constraints import Constraints
-
-
-class SearchError(ValueError):
-    """No sub-network satisfies the constraints, or a saved state does not match the run."""
+from tinyml_errors import SearchError
+from tinynas import latency as latency_mod
+from tinynas.constraints import Constraints
 
 
 # --------------------------------------------------------------------------- genes helpers
@@ -115,7 +111,7 @@ class Feasibility:
                         lows[k] = min(lows.get(k, c[k]), c[k])
         if out:
             return out
-        from tinyengine.units import format_size
+        from boards.units import format_size
         parts = [f"peak SRAM {format_size(int(lows.get('peak_sram', 0)))}",
                  f"flash {format_size(int(lows.get('flash_bytes', 0)))}"]
         if "latency_s" in lows:

@@ -18,6 +18,7 @@ from typing import Callable
 import numpy as np
 
 from search_spaces.arch import ArchConfig
+from tinyml_errors import LatencyError
 
 CYCLES_PER_MAC = {"cortex-m0plus": 5.0, "cortex-m3": 5.0, "cortex-m4": 1.6, "cortex-m7": 1.0,
                   "cortex-m33": 1.6, "cortex-m55": 0.5}
@@ -45,7 +46,7 @@ def _calibrated_model(board):
         m = default_model(board)
         if m.out_unit == "cycles":
             model = m
-    except Exception:  # not installed / not calibrated for this core: the analytic fallback applies
+    except LatencyError:  # no model for this core: the analytic fallback applies
         model = None
     _CALIBRATED[key] = model
     return model
@@ -71,7 +72,7 @@ def per_arch(board_or_constraints) -> bool:
 def _board(board_or_constraints):
     b = getattr(board_or_constraints, "board", board_or_constraints)
     if b is None or not hasattr(b, "clock_hz"):
-        raise ValueError("--latency: a latency limit needs a board (its core and clock): add --board")
+        raise LatencyError("--latency: a latency limit needs a board (its core and clock): add --board")
     return b
 
 
@@ -97,7 +98,7 @@ def predict_latency_s(arch: ArchConfig, board_or_constraints) -> float:
     if cal is not None:
         try:
             return float(cal.seconds(cal.predict_fast(arch), b.clock_hz))
-        except Exception:
+        except LatencyError:
             pass  # a kernel the model was not calibrated for: fall back for this network
     from tinyengine.cost import fast_costs
     n_layers = 3 + sum(3 if blk.expand else 2 for blk in arch.blocks())

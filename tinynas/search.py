@@ -19,20 +19,28 @@ from typing import Callable
 import numpy as np
 import torch
 
-from search_spaces.arch import ArchConfig
+from boards.units import format_size
+from search_spaces.arch import ArchConfig, ArchError
 from search_spaces.space import SearchSpace
 from search_spaces.supernet import SuperNet, recalibrate_bn
 from search_spaces.torch_model import build_torch_model
 from tinyengine.cost import fast_costs
-from tinyengine.units import format_size
-
-from . import latency as latency_mod
-from .constraints import Constraints
-from .data import DatasetError, load_fashion_mnist_uint8, load_image_folder
-from .evolution import (EvalCache, EvoConfig, Feasibility, SearchError, evolution_search,
-                        genes_from_json, pareto_front, plot_pareto, random_search)
-from .space_opt import optimize_space, plot_cdf
-from .train import TrainConfig, default_device, dist_info, evaluate, init_distributed, to_input, train
+from tinyml_errors import SearchError
+from tinynas import latency as latency_mod
+from tinynas.constraints import Constraints
+from tinynas.data import DatasetError, load_fashion_mnist_uint8, load_image_folder
+from tinynas.evolution import (
+    EvalCache,
+    EvoConfig,
+    Feasibility,
+    evolution_search,
+    genes_from_json,
+    pareto_front,
+    plot_pareto,
+    random_search,
+)
+from tinynas.space_opt import optimize_space, plot_cdf
+from tinynas.train import TrainConfig, default_device, dist_info, evaluate, init_distributed, to_input, train
 
 
 @dataclass(frozen=True)
@@ -109,7 +117,7 @@ def cpu_threads() -> int:
 
 def get_budget(name: str, overrides: dict | None = None) -> Budget:
     if name not in BUDGETS:
-        raise ValueError(f"--budget: unknown budget {name!r}; choose one of {', '.join(BUDGETS)}")
+        raise SearchError(f"--budget: unknown budget {name!r}; choose one of {', '.join(BUDGETS)}")
     b = BUDGETS[name]
     return replace(b, **overrides) if overrides else b
 
@@ -118,7 +126,7 @@ def load_data(spec: str, channels: int, budget: Budget) -> Dataset:
     """'fashion-mnist' (Debian's dataset-fashion-mnist) or an ImageFolder directory: PATH/train and
     PATH/test (or PATH/val) with one sub-directory per class, or PATH/<class> split 85/15."""
     if spec == "fashion-mnist":
-        from .data import FASHION_CLASSES
+        from tinynas.data import FASHION_CLASSES
         xtr, ytr = load_fashion_mnist_uint8("train", limit=budget.train_limit)
         xte, yte = load_fashion_mnist_uint8("test", limit=budget.test_limit)
         return Dataset(torch.from_numpy(xtr), torch.from_numpy(ytr), torch.from_numpy(xte),
@@ -164,8 +172,8 @@ def baseline_arch(space: SearchSpace, cons: Constraints) -> ArchConfig | None:
                     depth = [space.fixed_depths.get(s, d) for s in range(space.n_stages)]
                     try:
                         a = space.build(w, r, k, e, depth, name=f"mbv2-w{w:g}-r{r}-d{d}-e{space.expand_choices[ei]}")
-                    except Exception:
-                        continue
+                    except ArchError:
+                        continue  # this (depth, expand) does not build at this width: not a grid point
                     c = fast_costs(a)
                     if c.fits(cons.sram_bytes, cons.flash_bytes) and c.macs > best_macs and (
                             cons.latency_s is None or cons.board is None
@@ -180,8 +188,9 @@ def int8_accuracy(arch: ArchConfig, model: torch.nn.Module, calib: np.ndarray, x
                   y: np.ndarray, progress: bool = False):
     """Quantise with the engine and run the bit-exact NumPy reference; (graph, accuracy)."""
     from tqdm import tqdm
-    from tinyengine.quantize import quantize_model
-    from tinyengine.reference import quantize_input, dequantize_output, run_graph
+
+    from tinyengine.frontend.quantize import quantize_model
+    from tinyengine.numerics.reference import dequantize_output, quantize_input, run_graph
     graph = quantize_model(arch, model.cpu().eval(), calib)
     correct = 0
     for img, lab in tqdm(list(zip(x, y)), desc="int8 reference", disable=not progress, leave=False):
@@ -195,9 +204,9 @@ def run_search(opts: SearchOptions, log: Callable[[str], None] = print) -> dict:
     t_start = time.perf_counter()
     budget = get_budget(opts.budget, opts.overrides)
     if opts.in_channels not in (1, 3):
-        raise ValueError(f"--in-channels: must be 1 or 3, got {opts.in_channels}")
+        raise SearchError(f"--in-channels: must be 1 or 3, got {opts.in_channels}")
     if opts.cons.latency_s is not None and opts.cons.board is None:
-        raise ValueError("--latency: a latency limit needs --board (the core and clock it runs on)")
+        raise SearchError("--latency: a latency limit needs --board (the core and clock it runs on)")
     init_distributed()
     rank, world = dist_info()
     device = torch.device(opts.device) if opts.device else default_device()
@@ -339,7 +348,7 @@ def run_search(opts: SearchOptions, log: Callable[[str], None] = print) -> dict:
                           "best_so_far": rnd["best_so_far"], "best_acc_per_seed": repeats},
         "winner": winner, "baseline": baseline, "timings": timings, "timings_all_runs": cumulative,
         "evaluations_computed_this_run": cache.computed, "evaluations_from_cache": n_cached,
-        "model_int8": "model_int8.pkl: pickled tinyengine.graph.Graph (int8 weights, qparams); "
+        "model_int8": "model_int8.pkl: pickled tinyengine.ir.graph.Graph (int8 weights, qparams); "
                       "load with pickle.load",
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=1, default=_jsonable) + "\n")

@@ -29,6 +29,7 @@ from torch import nn
 
 from search_spaces.arch import ArchConfig
 from search_spaces.space import SearchSpace
+from tinyml_errors import StateError
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,7 @@ def to_input(x_u8: torch.Tensor, resolution: int, channels: int, device: torch.d
         elif x.shape[1] == 1:
             x = x.repeat(1, channels, 1, 1)
         else:
-            raise ValueError(f"images have {x.shape[1]} channels; cannot make {channels}")
+            raise StateError(f"images have {x.shape[1]} channels; cannot make {channels}")
     if shift is not None:
         m = max(1, resolution // 8)
         dx, dy = (int(v) for v in torch.randint(-m, m + 1, (2,), generator=shift))
@@ -162,7 +163,7 @@ def train(model: nn.Module, x_u8: torch.Tensor, y: torch.Tensor, resolution: int
     if ckpt is not None and ckpt.exists():
         state = torch.load(ckpt, map_location=device, weights_only=False)
         if state.get("config") != asdict(cfg):
-            raise ValueError(f"{ckpt}: checkpoint was written with other training settings "
+            raise StateError(f"{ckpt}: checkpoint was written with other training settings "
                              f"({state.get('config')}); remove it or use another --out")
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])

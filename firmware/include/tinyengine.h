@@ -11,7 +11,7 @@
  * any tap outside the input as padding, so bottom/right follow from out_h/out_w.
  * No malloc, no float. Every kernel that needs working memory takes a scratch pointer whose size is
  * given by the te_*_scratch_bytes() function next to it (the memory planner uses the same formulas:
- * tinyengine/planner.py scratch_bytes()).
+ * tinyengine/kernels/registry.py, one KernelSpec per kernel).
  * With -DTE_USE_DSP (set automatically for __ARM_FEATURE_DSP) the Cortex-M SIMD paths are used
  * (SXTB16/SMLAD); the results are identical. -DTE_NO_DSP forces the portable path on a DSP core;
  * -DTE_USE_DSP -DTE_DSP_EMULATE runs the SIMD path on a host with C models of the instructions.

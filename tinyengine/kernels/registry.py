@@ -1,0 +1,318 @@
+"""THE kernel registry: one :class:`KernelSpec` per C kernel of ``firmware/`` (the kernel contract).
+
+A spec says which ops the kernel takes (``select``: a reason, or None), the scratch it needs (bytes,
+element type, and the C expression of ``te_*_scratch_bytes()`` the generated code checks at run time),
+the shape arguments of its call, the call itself (a jinja2 snippet rendered into ``model.c``) and the
+terms its latency scales with. The memory planner, codegen's lowering, the latency model,
+``tinyengine analyze`` and the templates all read it: adding a kernel is one entry here, its C in
+``firmware/src/`` and its conformance tests.
+
+Specs are tried in registry order; the first whose ``select`` returns a reason takes the op.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+from tinyengine.ir.graph import Graph, Op
+from tinyml_errors import LoweringError
+
+# int16 scratch is read two halfwords at a time by the SIMD paths: word alignment for both.
+SCRATCH_ALIGN = {"int8": 1, "int16": 4, "int32": 4}
+
+WINOGRAD_MAX_IN_C = 1827  # te_winograd.c: int32 sums cannot overflow up to here; above, the kernel refuses
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a kernel choice depends on besides the op: the plan's aliasing and the user's options."""
+
+    inplace: bool = False            # the plan writes the op's output over its input
+    winograd: bool = False           # --winograd
+    planned_scratch: int | None = None  # bytes the plan reserved (None while planning)
+    same_offset: bool = False        # reshape: input and output at one offset
+
+
+@dataclass(frozen=True)
+class KernelSpec:
+    """One C kernel: what it accepts, its scratch, its call and its latency terms."""
+
+    name: str                                   # the C function ("memmove"/"(none)" for reshape)
+    kinds: tuple[str, ...]                      # op kinds it implements
+    layout: str                                 # data and weight layout it reads and writes
+    select: Callable[[Graph, Op, Context], str | None]
+    args: Callable[[Graph, Op], dict]           # shape arguments of the call (no numbers)
+    call: str                                   # jinja2 snippet of the call in model.c (``o``: the op view)
+    terms: Callable[[dict], dict[str, float]]   # latency terms from ``args``
+    scratch_type: str | None = None             # int8 / int16 / int32 element type of the scratch
+    scratch: Callable[[Graph, Op], int] | None = None      # bytes (mirror of the C function)
+    scratch_c: Callable[[Graph, Op], str] | None = None    # the C expression checked by te_model_check()
+    fit_key: Callable[[dict], str] | None = None           # latency fit per variant (default: the name)
+    weights: str = "none"                       # weight array layout: none | ohwi | oi | hwc | winograd
+
+    def latency_key(self, args: dict) -> str:
+        return self.fit_key(args) if self.fit_key else self.name
+
+
+# --------------------------------------------------------------------------- shapes
+def _geom(g: Graph, op: Op) -> dict:
+    x, y = g.tensors[op.inputs[0]].shape, g.tensors[op.output].shape
+    for name, v in (("input", x), ("output", y)):
+        if max(v) > 32767:
+            raise LoweringError(f"codegen: op '{op.name}': {name} shape {v} does not fit te_conv_geom_t's "
+                                "int16 fields")
+    a = op.attrs
+    (kh, kw), (sh, sw), pad = a["kernel"], a["stride"], a["padding"]
+    return {"geom": {"in_h": x[0], "in_w": x[1], "in_c": x[2], "out_h": y[0], "out_w": y[1], "out_c": y[2],
+                     "k_h": kh, "k_w": kw, "stride_h": sh, "stride_w": sw, "pad_top": pad[0],
+                     "pad_left": pad[2]}}
+
+
+def _cin(g: Graph, op: Op) -> int:
+    return g.tensors[op.inputs[0]].shape[2]
+
+
+def winograd_scratch_bytes(in_c: int) -> int:
+    """Mirror of ``te_winograd_scratch_bytes(in_c)`` (firmware/src/te_winograd.c): the transformed 4x4
+    input tile of every input channel, ``16 * in_c`` int16. The generated ``te_model_check()`` compares
+    it with the C function at run time, so a drift between the two is caught, not silently trusted."""
+    return 16 * in_c * 2
+
+
+def _pointwise_ok(op: Op) -> bool:
+    a = op.attrs
+    return tuple(a["kernel"]) == (1, 1) and tuple(a["stride"]) == (1, 1) and tuple(a["padding"]) == (0, 0, 0, 0)
+
+
+# --------------------------------------------------------------------------- conv2d
+def _sel_pointwise(g, op, ctx):
+    return "1x1 stride-1 conv: a GEMM over NHWC pixel rows, no im2col needed" if _pointwise_ok(op) else None
+
+
+def _sel_winograd(g, op, ctx):
+    a = op.attrs
+    if not (ctx.winograd and tuple(a["kernel"]) == (3, 3) and tuple(a["stride"]) == (1, 1)):
+        return None
+    cin = _cin(g, op)
+    if cin > WINOGRAD_MAX_IN_C or ctx.planned_scratch is None or winograd_scratch_bytes(cin) > ctx.planned_scratch:
+        return None
+    return "3x3 stride-1 regular conv with --winograd: F(2x2,3x3) does 16 multiplies per 4 outputs instead of 36"
+
+
+def _sel_im2col(g, op, ctx):
+    kh, kw = op.attrs["kernel"]
+    sh = op.attrs["stride"][0]
+    why = "stem" if op.role == "stem" else f"{kh}x{kw} stride-{sh} conv"
+    reason = f"{why}: im2col + GEMM"
+    if ctx.winograd and (kh, kw) == (3, 3) and tuple(op.attrs["stride"]) == (1, 1):
+        cin = _cin(g, op)
+        reason += (f" (no Winograd: in_c {cin} > {WINOGRAD_MAX_IN_C}" if cin > WINOGRAD_MAX_IN_C
+                   else f" (no Winograd: it needs {winograd_scratch_bytes(cin)} B scratch, the "
+                        f"plan reserved {ctx.planned_scratch} B") + ")"
+    return reason
+
+
+def _terms_pointwise(a):
+    p, ci, co = a["n_pixels"], a["in_c"], a["out_c"]
+    return {"macs": p * ci * co, "out": p * co, "in": p * ci, "pixels": p, "out_c": co,
+            "ci_rem4": p * co * (ci % 4), "co_odd": p * ci * (co % 2), "pix_odd": (p % 2) * ci * co}
+
+
+def _terms_im2col(a):
+    g = a["geom"]
+    p, kk, co = g["out_h"] * g["out_w"], g["k_h"] * g["k_w"] * g["in_c"], g["out_c"]
+    return {"macs": p * kk * co, "out": p * co, "col": p * kk, "pixels": p, "out_c": co,
+            "k_rem4": p * co * (kk % 4), "co_odd": p * kk * (co % 2)}
+
+
+def _terms_winograd(a):
+    g = a["geom"]
+    t, ci, co = math.ceil(g["out_h"] / 2) * math.ceil(g["out_w"] / 2), g["in_c"], g["out_c"]
+    return {"tile_mults": t * 16 * ci * co, "tile_in": t * ci, "tile_out": t * co, "tiles": t}
+
+
+# --------------------------------------------------------------------------- depthwise
+def _dw_scratch(g, op):
+    h, w, _ = g.read_shape(op, 0)
+    pt, pb, pl, pr = op.attrs["padding"]
+    return (h + pt + pb) * (w + pl + pr)  # one padded input channel, int8
+
+
+def _dw_scratch_c(g, op):
+    x = g.tensors[op.inputs[0]].shape
+    pt, pb, pl, pr = op.attrs["padding"]
+    return f"te_depthwise_scratch_bytes({x[0]}, {x[1]}, {pt}, {pb}, {pl}, {pr})"
+
+
+def _sel_dw_inplace(g, op, ctx):
+    if not ctx.inplace:
+        return None
+    src = op.inputs[0]
+    return (f"the plan writes the output over its input '{src}' (no second activation buffer: saves "
+            f"{g.tensors[op.output].nbytes} B)")
+
+
+def _sel_dw(g, op, ctx):
+    return "the plan gives the output its own buffer (input still needed, or in-place off)"
+
+
+def _terms_dw(a):
+    # Per channel: the padded copy of the plane (in place), then per output row chunks of up to 32
+    # outputs, computed two at a time sharing loads, an odd last output the slow way, one requantisation each.
+    g = a["geom"]
+    c, oh, ow = g["in_c"], g["out_h"], g["out_w"]
+    ph = g["in_h"] + 2 * g["pad_top"]
+    pw = g["in_w"] + 2 * g["pad_left"]
+    return {"pairs": c * oh * (ow // 2), "odd": c * oh * (ow % 2), "out": c * oh * ow,
+            "chunks": c * oh * math.ceil(ow / 32), "padded_in": c * ph * pw, "channels": c}
+
+
+def _dw_key(name):
+    # one fit per (kernel size, stride): each has its own unrolled row function
+    return lambda a: f"{name}/k{a['geom']['k_h']}s{a['geom']['stride_h']}"
+
+
+# --------------------------------------------------------------------------- the rest
+def _pool_args(g, op):
+    h, w_, c = g.tensors[op.inputs[0]].shape
+    y = g.tensors[op.output].shape
+    if op.kind == "global_avg_pool":
+        k, s, pad, oh, ow = (h, w_), (1, 1), (0, 0, 0, 0), 1, 1
+    else:
+        k, s, pad = op.attrs["kernel"], op.attrs["stride"], op.attrs["padding"]
+        oh, ow = y[0], y[1]
+    return {"in_h": h, "in_w": w_, "c": c, "k_h": k[0], "k_w": k[1], "stride_h": s[0], "stride_w": s[1],
+            "pad_top": pad[0], "pad_left": pad[2], "out_h": oh, "out_w": ow}
+
+
+def _sel_pool(g, op, ctx):
+    return ("global average pool = AVERAGE_POOL_2D with a full H x W kernel" if op.kind == "global_avg_pool"
+            else "average pool")
+
+
+def _fc_args(g, op):
+    o, n = op.weight_shape
+    return {"in_n": n, "out_n": o}
+
+
+_I = "{{ o.inputs[0][1] }}"
+_O = "{{ o.output[1] }}"
+_W = "{{ o.arrays[0].name }}, {{ o.arrays[1].name }}"
+
+SPECS: tuple[KernelSpec, ...] = (
+    KernelSpec(
+        "te_conv_pointwise_s8", ("conv2d",), "NHWC pixels x in_c -> pixels x out_c; weights (out_c, in_c)",
+        _sel_pointwise,
+        lambda g, op: {"n_pixels": g.tensors[op.inputs[0]].shape[0] * g.tensors[op.inputs[0]].shape[1],
+                       "in_c": _cin(g, op), "out_c": g.tensors[op.output].shape[2]},
+        f"    te_conv_pointwise_s8(TE_I8({_I}), {{{{ o.args.n_pixels }}}}, {{{{ o.args.in_c }}}}, {_W}, "
+        f"{{{{ o.args.out_c }}}},\n                         &te_quant_{{{{ o.index }}}}, TE_I8({_O}), "
+        f"TE_I16({{{{ o.scratch_offset }}}}));",
+        _terms_pointwise, "int16",
+        lambda g, op: 2 * _cin(g, op) * 2,  # two input pixels widened to int16 for the SIMD 2x2 tile
+        lambda g, op: f"te_pointwise_scratch_bytes({_cin(g, op)})", weights="oi"),
+    KernelSpec(
+        "te_conv_winograd3x3_s8", ("conv2d",), "NHWC; weights pre-transformed U = G'gG'^T int32 (out_c, 4, 4, in_c)",
+        _sel_winograd, _geom,
+        f"    if (te_conv_winograd3x3_s8(TE_I8({_I}), &te_geom_{{{{ o.index }}}}, {_W}, &te_quant_{{{{ o.index }}}},\n"
+        f"                               TE_I8({_O}), TE_I32({{{{ o.scratch_offset }}}})) != 0) "
+        f"return {{{{ o.index + 1 }}}};",
+        _terms_winograd, "int32",
+        lambda g, op: winograd_scratch_bytes(_cin(g, op)),
+        lambda g, op: f"te_winograd_scratch_bytes({_cin(g, op)})", weights="winograd"),
+    KernelSpec(
+        "te_conv_im2col_s8", ("conv2d",), "NHWC; weights OHWI; two int16 im2col columns in scratch",
+        _sel_im2col, _geom,
+        f"    te_conv_im2col_s8(TE_I8({_I}), &te_geom_{{{{ o.index }}}}, {_W}, &te_quant_{{{{ o.index }}}},\n"
+        f"                      TE_I8({_O}), TE_I16({{{{ o.scratch_offset }}}}));",
+        _terms_im2col, "int16",
+        lambda g, op: 2 * op.attrs["kernel"][0] * op.attrs["kernel"][1] * _cin(g, op) * 2,  # two int16 columns
+        lambda g, op: f"te_im2col_scratch_bytes({op.attrs['kernel'][0]}, {op.attrs['kernel'][1]}, {_cin(g, op)})",
+        weights="ohwi"),
+    KernelSpec(
+        "te_depthwise_inplace_s8", ("depthwise_conv2d",),
+        "NHWC in place (output over input); weights (kH, kW, C); one padded channel in scratch",
+        _sel_dw_inplace, _geom,
+        f"    te_depthwise_inplace_s8(TE_I8({_O}), &te_geom_{{{{ o.index }}}}, {_W}, &te_quant_{{{{ o.index }}}},\n"
+        f"                            TE_I8({{{{ o.scratch_offset }}}}));",
+        _terms_dw, "int8", _dw_scratch, _dw_scratch_c, _dw_key("te_depthwise_inplace_s8"), weights="hwc"),
+    KernelSpec(
+        "te_depthwise_s8", ("depthwise_conv2d",), "NHWC in -> NHWC out; weights (kH, kW, C)",
+        _sel_dw, _geom,
+        f"    te_depthwise_s8(TE_I8({_I}), &te_geom_{{{{ o.index }}}}, {_W}, &te_quant_{{{{ o.index }}}},\n"
+        f"                    TE_I8({_O}));",
+        _terms_dw, fit_key=_dw_key("te_depthwise_s8"), weights="hwc"),
+    KernelSpec(
+        "te_add_s8", ("add",), "elementwise over NHWC",
+        lambda g, op, ctx: "residual add (TFLM int8 ADD: left shift 20, two input and one output multiplier)",
+        lambda g, op: {"n": g.tensors[op.output].nbytes},
+        f"    te_add_s8(TE_I8({_I}), TE_I8({{{{ o.inputs[1][1] }}}}), {{{{ o.args.n }}}}, &te_add_{{{{ o.index }}}}, "
+        f"TE_I8({_O}));",
+        lambda a: {"elements": a["n"]}),
+    KernelSpec(
+        "te_avg_pool_s8", ("global_avg_pool", "avg_pool2d"), "NHWC", _sel_pool, _pool_args,
+        f"    te_avg_pool_s8(TE_I8({_I}), {{{{ o.args.in_h }}}}, {{{{ o.args.in_w }}}}, {{{{ o.args.c }}}}, "
+        f"{{{{ o.args.k_h }}}}, {{{{ o.args.k_w }}}}, {{{{ o.args.stride_h }}}}, {{{{ o.args.stride_w }}}}, "
+        f"{{{{ o.args.pad_top }}}}, {{{{ o.args.pad_left }}}},\n"
+        f"                   {{{{ o.args.out_h }}}}, {{{{ o.args.out_w }}}}, {{{{ o.args.act_min }}}}, "
+        f"{{{{ o.args.act_max }}}}, TE_I8({_O}));",
+        lambda a: {"in": a["in_h"] * a["in_w"] * a["c"], "out": a["out_h"] * a["out_w"] * a["c"]}),
+    KernelSpec(
+        "te_fully_connected_s8", ("fully_connected",), "vector in -> vector out; weights (out, in)",
+        lambda g, op, ctx: "classifier", _fc_args,
+        f"    te_fully_connected_s8(TE_I8({_I}), {{{{ o.args.in_n }}}}, {_W}, {{{{ o.args.out_n }}}},\n"
+        f"                          &te_quant_{{{{ o.index }}}}, TE_I8({_O}));",
+        lambda a: {"macs": a["in_n"] * a["out_n"], "out": a["out_n"], "in": a["in_n"]}, weights="oi"),
+    KernelSpec(
+        "(none)", ("reshape",), "bytes unchanged",
+        lambda g, op, ctx: "reshape: same bytes, new shape" if ctx.same_offset else None,
+        lambda g, op: {"n": g.tensors[op.output].nbytes},
+        "    /* nothing to do: {{ o.kernel }} */",
+        lambda a: {"bytes": a.get("n", 0)}),
+    KernelSpec(
+        "memmove", ("reshape",), "bytes unchanged",
+        lambda g, op, ctx: "reshape: same bytes, new shape",
+        lambda g, op: {"n": g.tensors[op.output].nbytes},
+        f"    memmove(TE_I8({_O}), TE_I8({_I}), {{{{ o.args.n }}}});",
+        lambda a: {"bytes": a.get("n", 0)}),
+)
+
+BY_NAME: dict[str, KernelSpec] = {s.name: s for s in SPECS}
+SUPPORTED_KINDS: tuple[str, ...] = tuple(dict.fromkeys(k for s in SPECS for k in s.kinds))
+
+
+def spec(name: str) -> KernelSpec:
+    """The spec of the C kernel ``name`` (LoweringError naming the known ones if there is none)."""
+    try:
+        return BY_NAME[name]
+    except KeyError:
+        raise LoweringError(f"no kernel '{name}' in the registry (known: {', '.join(BY_NAME)})") from None
+
+
+def select(g: Graph, op: Op, ctx: Context) -> tuple[KernelSpec, str]:
+    """The first kernel in registry order that takes ``op``, with its reason."""
+    for s in SPECS:
+        if op.kind in s.kinds:
+            reason = s.select(g, op, ctx)
+            if reason is not None:
+                return s, reason
+    raise LoweringError(f"codegen: op '{op.name}' ({op.kind}) has no C kernel "
+                        f"(supported: {', '.join(SUPPORTED_KINDS)})")
+
+
+def planned_scratch_bytes(g: Graph, op: Op, inplace: bool) -> int:
+    """Scratch the memory planner reserves for ``op``: what the kernel chosen without --winograd needs
+    (Winograd then fits in the im2col reservation or is not chosen)."""
+    if op.kind not in SUPPORTED_KINDS:
+        return 0  # an op no C kernel takes: analysis still plans it, lowering refuses it by name
+    s, _ = select(g, op, Context(inplace=inplace))
+    return s.scratch(g, op) if s.scratch else 0
+
+
+def latency_terms(kernel: str, args: dict) -> tuple[str, dict[str, float]]:
+    """(fit key, terms) of one lowered call: what the latency model regresses on."""
+    s = spec(kernel)
+    terms = dict(s.terms(args))
+    terms["call"] = 1
+    return s.latency_key(args), terms

@@ -1,0 +1,26 @@
+"""The engine's pipeline before code generation: graph -> passes -> memory plan.
+
+Passes (``tinyengine.passes``) rewrite the graph and return a new one: patch-based inference when
+``PlanOptions.patches > 1``, then the in-place aliasing decisions. The planner then plans the result
+as it is. ``MemoryPlan.graph`` is the graph that runs: codegen lowers it, nothing else.
+"""
+from __future__ import annotations
+
+from tinyengine.ir.graph import Graph
+from tinyengine.passes.inplace import annotate_inplace
+from tinyengine.passes.patch import patch_graph
+from tinyengine.planner import MemoryPlan, PlanOptions, plan_graph
+
+
+def prepare(graph: Graph, options: PlanOptions) -> Graph:
+    """The passes ``options`` ask for, in order; the input graph is left as it was."""
+    if options.patches > 1:
+        graph = patch_graph(graph, options.patches, options.patch_split, options=options).graph
+    return annotate_inplace(graph, depthwise=options.inplace_depthwise, add=options.inplace_add,
+                            include_input=options.include_input)
+
+
+def plan_memory(graph: Graph, options: PlanOptions | None = None) -> MemoryPlan:
+    """Run the passes, then plan: the peak SRAM the search constrains and the arena codegen allocates."""
+    opts = options or PlanOptions()
+    return plan_graph(prepare(graph, opts), opts)

@@ -1,0 +1,1 @@
+"""The command lines (tinyengine, tinynas): parse, call the libraries, print. The only layer that imports everything."""

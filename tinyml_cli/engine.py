@@ -1,0 +1,190 @@
+"""The ``tinyengine`` command line: ``analyze`` (memory plan, costs, kernel choices), ``gen`` (C project),
+``build`` / ``emulate`` / ``probe`` (firmware, QEMU, serial-port measurements)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from boards import list_boards, load_board
+from boards.units import format_size
+from search_spaces.zoo import load_model, zoo_names
+from tinyengine.analyze import analyze, plot_memory_profile
+from tinyengine.kernels.choice import kernel_choices
+from tinyengine.planner import PlanOptions
+from tinyml_cli.common import run_command
+from tinyml_errors import LoweringError, UsageError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tinyengine", description="TinyEngine: int8 inference engine "
+                                "for Cortex-M: analysis, memory planning and code generation.")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    a = sub.add_parser("analyze", help="per-layer MACs, params, flash, live memory and the peak SRAM",
+                       description="MODEL is a zoo name (" + ", ".join(zoo_names()) + "), an "
+                       "architecture JSON of ours, or an MCUNet net.config JSON.")
+    a.add_argument("model")
+    a.add_argument("--board", help=f"check the model against a board's limits ({', '.join(list_boards())})")
+    a.add_argument("--no-inplace", action="store_true",
+                   help="plan without in-place depthwise/add (for comparison)")
+    a.add_argument("--json", dest="json_out", help="write the analysis (layers, totals, arena layout) here")
+    a.add_argument("--plot", help="write the per-layer memory profile here (PNG; with and without in-place)")
+    a.add_argument("--quiet", action="store_true", help="totals only, no per-layer table")
+    a.add_argument("--patches", type=int, default=1, metavar="N",
+                   help="also plan MCUNetV2 patch-based inference (the early layers run in N x N patches): "
+                        "peak SRAM with and without, and the extra MACs of the recomputed halos")
+    a.add_argument("--patch-split", metavar="OP",
+                   help="last op of the patched prefix (default: the split with the lowest peak "
+                        "within 15%% extra MACs)")
+    a.add_argument("--latency-model", metavar="F",
+                   help="latency model from `tinyengine calibrate` (default with --board: the shipped QEMU "
+                        "Cortex-M4 instruction model, as estimated cycles on a real board)")
+    a.add_argument("--winograd", action="store_true",
+                   help="show the kernel choices as `tinyengine gen --winograd` would make them")
+    from tinyml_cli.gen import add_gen_parser  # codegen builds on tinyengine: import it only for the CLI
+    add_gen_parser(sub)
+    from tinyml_cli.deploy import add_deploy_parsers
+    add_deploy_parsers(sub)
+    from tinyml_cli.export import add_export_parser
+    add_export_parser(sub)
+    return p
+
+
+def _c_kernels(an, winograd: bool) -> tuple[list[dict] | None, str | None]:
+    """The generated code's kernel per op (codegen's lowering decisions), or why there are none."""
+    try:
+        return kernel_choices(an.plan, winograd=winograd), None
+    except LoweringError as e:
+        return None, str(e)
+
+
+def cmd_analyze(args: argparse.Namespace, console: Console) -> int:
+    arch = load_model(args.model)
+    if args.patches < 1:
+        raise UsageError(f"--patches must be >= 1, got {args.patches}")
+    if args.patch_split and args.patches == 1:
+        raise UsageError("--patch-split needs --patches N with N >= 2")
+    opts = PlanOptions(inplace_depthwise=not args.no_inplace, inplace_add=not args.no_inplace)
+    an = analyze(arch, opts)
+    pan = analyze(arch, replace(opts, patches=args.patches, patch_split=args.patch_split)) \
+        if args.patches > 1 else None
+    kernels, no_kernels = _c_kernels(an, args.winograd)
+    board = load_board(args.board) if args.board else None
+    lat = lat_model = None
+    if kernels and (board or args.latency_model):
+        from tinyengine.latency import LatencyModel, default_model
+        lat_model = LatencyModel.load(args.latency_model) if args.latency_model else default_model(board)
+        if board and args.latency_model:
+            lat_model = lat_model.for_board(board)
+        lat = lat_model.predict_layers(kernels)
+    if not args.quiet:
+        t = Table(title=f"{arch.name or args.model}: {arch.resolution}x{arch.resolution}x{arch.in_channels} "
+                        f"-> {arch.num_classes} classes")
+        for col, just in (("#", "right"), ("op", "left"), ("kind", "left"), ("in", "left"), ("out", "left"),
+                          ("k/s", "left"), ("MACs", "right"), ("params", "right"), ("flash", "right"),
+                          ("live act.", "right"), ("scratch", "right"), ("C kernel", "left")):
+            t.add_column(col, justify=just)
+        if lat:
+            t.add_column(f"pred. {lat_model.out_unit}", justify="right")
+        peak = an.plan.peak_step
+        for r in an.rows:
+            t.add_row(str(r.index), r.name, r.kind + (" (in-place)" if r.inplace else ""),
+                      "x".join(map(str, r.in_shape)), "x".join(map(str, r.out_shape)), r.kernel,
+                      f"{r.macs:,}", f"{r.params:,}", f"{r.flash:,}", f"{r.live_bytes:,}", f"{r.scratch:,}",
+                      kernels[r.index]["kernel"].removeprefix("te_").removesuffix("_s8") if kernels else "",
+                      *([f"{lat[r.index]:,.0f}"] if lat else []),
+                      style="bold yellow" if r.index == peak else None)
+        console.print(t)
+    if no_kernels:
+        console.print(f"[yellow]no C kernels for this graph:[/] {no_kernels}")
+    p = an.plan
+    console.print(f"[bold]MACs[/] {an.macs / 1e6:.2f}M   [bold]params[/] {an.params / 1e6:.3f}M "
+                  f"(float model, BN counted)   [bold]flash[/] {format_size(an.flash_bytes)} "
+                  f"(int8 weights + int32 bias + requant; code not included)")
+    console.print(f"[bold]peak SRAM[/] {format_size(p.peak_sram)} ({p.peak_sram:,} B, arena incl. input "
+                  f"and scratch; peak at {an.graph.ops[p.peak_step].name})   lower bound "
+                  f"{p.lower_bound:,} B   no reuse {format_size(p.naive_bytes)}   packing {p.strategy}")
+    if pan:
+        pp, pg = pan.plan, pan.patched
+        console.print(f"[bold]patched[/] {pg.n}x{pg.n} up to {pg.split_name}: [bold]peak SRAM[/] "
+                      f"{format_size(pp.peak_sram)} ({pp.peak_sram:,} B, peak at "
+                      f"{pan.graph.ops[pp.peak_step].name}), {p.peak_sram / pp.peak_sram:.2f}x lower than "
+                      f"without ({p.peak_sram:,} B)   extra MACs +{pan.extra_macs / 1e6:.2f}M "
+                      f"({100 * pan.extra_macs / an.macs:.1f}% of {an.macs / 1e6:.2f}M)")
+    if lat:
+        total = sum(lat)
+        secs = lat_model.seconds(total, board.clock_hz) if board else None
+        console.print(f"[bold]predicted latency[/] {total:,.0f} {lat_model.out_unit}"
+                      + (f" = {secs * 1e3:.1f} ms at {board.clock_hz / 1e6:g} MHz" if secs else "")
+                      + f" ({total / an.macs:.2f} per MAC; {lat_model.source})")
+    pub = arch.meta.get("published", {})
+    if pub:
+        console.print("published: " + ", ".join(f"{k}={v}" for k, v in pub.items()))
+    if args.json_out:
+        Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
+        d = an.to_dict()
+        if kernels:
+            for row, k in zip(d["layers"], kernels):
+                row["c_kernel"] = {key: k[key] for key in ("kernel", "layout", "reason", "scratch_type")}
+        if lat:
+            for row, v in zip(d["layers"], lat):
+                row["predicted_latency"] = v
+            d["totals"]["predicted_latency"] = {"value": sum(lat), "unit": lat_model.out_unit,
+                                                "model": lat_model.source}
+        if pan:
+            pd = pan.to_dict()
+            d["patched"] = {"totals": pd["totals"], "patches": pd["patches"], "arena": pd["arena"]}
+        Path(args.json_out).write_text(json.dumps(d, indent=1) + "\n")
+        console.print(f"wrote {args.json_out}")
+    if args.plot:
+        Path(args.plot).parent.mkdir(parents=True, exist_ok=True)
+        other = analyze(arch, PlanOptions(inplace_depthwise=args.no_inplace, inplace_add=args.no_inplace))
+        profiles = {"in-place": an, "no in-place": other}
+        if args.no_inplace:
+            profiles = {"no in-place": an, "in-place": other}
+        if pan:
+            profiles[f"patched {pan.patched.n}x{pan.patched.n} to {pan.patched.split_name}"] = pan
+        plot_memory_profile(profiles, args.plot, board.sram_bytes if board else None)
+        console.print(f"wrote {args.plot}")
+    if board:
+        p = pan.plan if pan else p  # deploying with patches: the patched arena is what must fit
+        over_s, over_f = p.peak_sram - board.sram_bytes, an.flash_bytes - board.flash_bytes
+        if over_s > 0 or over_f > 0:
+            what = []
+            if over_s > 0:
+                what.append(f"peak SRAM exceeds {board.name}'s {format_size(board.sram_bytes)} by {format_size(over_s)}")
+            if over_f > 0:
+                what.append(f"flash exceeds {board.name}'s {format_size(board.flash_bytes)} by {format_size(over_f)}")
+            console.print(f"[bold red]does not fit:[/] {'; '.join(what)}")
+            return 1
+        console.print(f"[green]fits {board.name}[/]: SRAM {100 * p.peak_sram / board.sram_bytes:.0f}%, "
+                      f"flash {100 * an.flash_bytes / board.flash_bytes:.0f}% (model data only)")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    console = Console()
+    if args.cmd == "analyze":
+        return run_command("tinyengine", args.cmd, lambda: cmd_analyze(args, console))
+    if args.cmd == "gen":
+        from tinyml_cli.gen import cmd_gen
+        return run_command("tinyengine", args.cmd, lambda: cmd_gen(args, console))
+    if args.cmd == "export":
+        from tinyml_cli.export import cmd_export
+        return run_command("tinyengine", args.cmd, lambda: cmd_export(args, console))
+    if args.cmd in ("build", "emulate", "probe", "calibrate", "flash"):
+        from tinyml_cli import deploy as deploy_cli
+        return run_command("tinyengine", args.cmd, lambda: getattr(deploy_cli, f"cmd_{args.cmd}")(args, console))
+    parser.error(f"unknown command {args.cmd}")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
