@@ -1,7 +1,9 @@
-"""``tinyengine build | emulate | probe``: firmware of a generated project, run on QEMU or a board.
+"""``tinyengine build | emulate | flash | probe``: firmware of a generated project, run on QEMU or a board.
 
 ``build DIR``     pio run (offline, local dev-platform armbare) and the ELF's flash/SRAM use against
-                  the board; fails naming the overflow when the model does not fit.
+                  the board (a real board: the real part, its board layer and memory map; ELF + BIN);
+                  fails naming the overflow when the model does not fit.
+``flash DIR``     build for the real part and program it with OpenOCD or pyOCD.
 ``emulate DIR``   build, start QEMU (-icount shift=0, UART on a TCP socket) and probe it.
 ``probe --port``  talk to a running firmware (/dev/ttyACM0 or socket://HOST:PORT): info, outputs
                   checked against the NumPy reference, latency table, per-layer profile, JSON record.
