@@ -10,12 +10,13 @@ import difflib
 import json
 import os
 from dataclasses import dataclass
+from importlib.resources import files
 from pathlib import Path
 
+from boards.cores import CORES
 from boards.units import parse_size
 from tinyml_errors import BoardError
 
-CORES = ("cortex-m0plus", "cortex-m3", "cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55")
 FLOAT_ABIS = ("hard", "soft")
 
 
@@ -79,7 +80,7 @@ def boards_dir() -> Path:
     override = os.environ.get("TINYML_BOARDS_DIR")
     if override:
         return Path(override)
-    return Path(__file__).resolve().parent
+    return Path(str(files(__name__)))
 
 
 def list_boards() -> list[str]:

@@ -49,6 +49,9 @@ def _split(text: str) -> tuple[Decimal, str] | None:
     return Decimal(match.group(1)), match.group(2).lower()
 
 
+MAX_SIZE = 1 << 32
+
+
 def parse_size(text: str | int, *, what: str = "size") -> int:
     """Parse a memory size such as ``320KB``, ``1.5 MB``, ``320KiB`` or ``327680`` into bytes.
 
@@ -72,6 +75,8 @@ def parse_size(text: str | int, *, what: str = "size") -> int:
     nbytes = int((number * scale).to_integral_value(rounding=ROUND_HALF_EVEN))
     if nbytes <= 0:
         raise UnitsError(f"{what}: {text!r} is not a positive size; {SIZE_HINT}")
+    if nbytes > MAX_SIZE:  # a Cortex-M addresses 4 GB in all: a larger memory is a typo
+        raise UnitsError(f"{what}: {text!r} is larger than a microcontroller's 4 GB address space")
     return nbytes
 
 

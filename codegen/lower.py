@@ -155,7 +155,7 @@ def _check_quantised(g: Graph, op: Op) -> None:
     for name in (*op.inputs, op.output):
         tt = g.tensors[name]
         if tt.scale is None or tt.zero_point is None:
-            raise LoweringError(f"{where}: tensor '{name}' is not quantised (run tinyengine.quantize first)")
+            raise LoweringError(f"{where}: tensor '{name}' is not quantised (run tinyengine.frontend.quantize first)")
     if op.weight_shape is not None:
         missing = [k for k in ("weight", "mult", "shift") if k not in op.params]
         if missing:

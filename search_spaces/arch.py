@@ -159,6 +159,8 @@ class ArchConfig:
             d = json.loads(text)
         except json.JSONDecodeError as e:
             raise ArchError(f"{where}: not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})") from None
+        except RecursionError:
+            raise ArchError(f"{where}: JSON nested too deeply to be a model description") from None
         return _parse(d, where)
 
     @classmethod
@@ -166,8 +168,8 @@ class ArchConfig:
         p = Path(path)
         try:
             text = p.read_text()
-        except OSError as e:
-            raise ArchError(f"{p}: cannot read architecture file ({e.strerror})") from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise ArchError(f"{p}: cannot read architecture file ({getattr(e, 'strerror', None) or e})") from None
         return cls.from_json(text, where=str(p))
 
     def summary(self) -> str:
@@ -234,6 +236,7 @@ _TOP_KEYS = {"format", "name", "width_mult", "resolution", "in_channels", "stem"
 
 
 def _parse(d: Any, where: str) -> ArchConfig:
+    from search_spaces.model_limits import MAX_RESOLUTION, MIN_RESOLUTION
     d = _dict(d, where)
     if "first_conv" in d and "blocks" in d:
         raise ArchError(f"{where}: this is an MCUNet/OFA 'net.config' JSON; convert it with "
@@ -276,7 +279,7 @@ def _parse(d: Any, where: str) -> ArchConfig:
     wm = d.get("width_mult")
     meta = d.get("meta", {})
     arch = ArchConfig(
-        resolution=_int(_req(d, "resolution", where), f"{where}.resolution", lo=8, hi=4096),
+        resolution=_int(_req(d, "resolution", where), f"{where}.resolution", lo=MIN_RESOLUTION, hi=MAX_RESOLUTION),
         in_channels=_int(d.get("in_channels", 3), f"{where}.in_channels", hi=64),
         stem_channels=_int(_req(stem, "out_channels", f"{where}.stem"), f"{where}.stem.out_channels"),
         stem_kernel=_int(stem.get("kernel_size", 3), f"{where}.stem.kernel_size", hi=11, odd=True),
@@ -297,6 +300,8 @@ def _parse(d: Any, where: str) -> ArchConfig:
 
 def validate(arch: ArchConfig, where: str = "arch") -> None:
     """Structural checks that hold for any ArchConfig, however it was made."""
+    from search_spaces.model_limits import check_arch
+    check_arch(arch, where)  # the limits every model input shares (search_spaces/model_limits.py)
     # Every stride-2 layer must get at least a 2x2 input: halving a 1x1 map is a wasted layer.
     sizes = arch.spatial_sizes()
     strides = [arch.stem_stride] + [b.stride for b in arch.blocks()]

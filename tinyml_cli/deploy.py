@@ -20,6 +20,7 @@ from rich.table import Table
 
 from boards import Board, load_board
 from tinyengine.deploy.pio import BuildResult, PioError, build
+from tinyengine.outdir import check_output_file, write_output
 from tinyml_errors import UsageError
 
 
@@ -36,6 +37,8 @@ def read_project(root: str | Path) -> tuple[Path, dict, Board]:
         meta = json.loads(meta_file.read_text())
     except json.JSONDecodeError as e:
         raise UsageError(f"{meta_file}: invalid JSON ({e.msg} at line {e.lineno})") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("board"), str):
+        raise UsageError(f"{meta_file}: no board named (regenerate the project with `tinyengine gen`)")
     return root, meta, load_board(meta["board"])
 
 
@@ -122,6 +125,7 @@ def add_deploy_parsers(sub) -> None:
 def cmd_calibrate(args: argparse.Namespace, console) -> int:
     from tinyengine.latency import evaluate, fit, read_records
     board = load_board(args.board)
+    check_output_file(args.out or f"latency-{board.name}.json", "--out")
     train_paths = [r for r in args.records if r not in set(args.holdout)]
     samples, meta = read_records(train_paths)
     if not samples:
@@ -326,14 +330,16 @@ def print_probe(console, rec: dict, url: str) -> None:
 
 def _save(console, rec: dict, path: str | None) -> None:
     if path:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(json.dumps(rec, indent=1) + "\n")
+        check_output_file(path, "--json")
+        write_output(path, json.dumps(rec, indent=1) + "\n", "--json")
         console.print(f"wrote {path}")
 
 
 def cmd_probe(args: argparse.Namespace, console) -> int:
     from tinyengine.deploy.protocol import ProbeClient, ProbeError
     project = meta = None
+    if args.json_out:
+        check_output_file(args.json_out, "--json")
     if args.project:
         project, meta, _ = read_project(args.project)
     try:
@@ -371,6 +377,8 @@ def cmd_emulate(args: argparse.Namespace, console) -> int:
     from tinyengine.deploy.protocol import ProbeError
     from tinyengine.deploy.qemu import QemuError
     root, meta, board = read_project(args.project)
+    if args.json_out:
+        check_output_file(args.json_out, "--json")
     try:
         res = build_project(root, meta, board, emulated=True)
     except PioError as e:

@@ -16,6 +16,7 @@ from boards.units import format_size
 from search_spaces.zoo import load_model, zoo_names
 from tinyengine.analyze import analyze, plot_memory_profile
 from tinyengine.kernels.choice import kernel_choices
+from tinyengine.outdir import check_output_file, write_output
 from tinyengine.planner import PlanOptions
 from tinyml_cli.common import run_command
 from tinyml_errors import LoweringError, UsageError
@@ -64,6 +65,9 @@ def _c_kernels(an, winograd: bool) -> tuple[list[dict] | None, str | None]:
 
 
 def cmd_analyze(args: argparse.Namespace, console: Console) -> int:
+    for flag, path in (("--json", args.json_out), ("--plot", args.plot)):
+        if path:
+            check_output_file(path, flag)
     arch = load_model(args.model)
     if args.patches < 1:
         raise UsageError(f"--patches must be >= 1, got {args.patches}")
@@ -139,7 +143,7 @@ def cmd_analyze(args: argparse.Namespace, console: Console) -> int:
         if pan:
             pd = pan.to_dict()
             d["patched"] = {"totals": pd["totals"], "patches": pd["patches"], "arena": pd["arena"]}
-        Path(args.json_out).write_text(json.dumps(d, indent=1) + "\n")
+        write_output(args.json_out, json.dumps(d, indent=1) + "\n", "--json")
         console.print(f"wrote {args.json_out}")
     if args.plot:
         Path(args.plot).parent.mkdir(parents=True, exist_ok=True)

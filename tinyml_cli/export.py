@@ -16,6 +16,7 @@ import numpy as np
 
 from boards.units import format_size
 from search_spaces.zoo import load_model
+from tinyengine.outdir import check_output_file
 from tinyml_errors import UsageError
 
 
@@ -49,7 +50,7 @@ def _default_path(path: str, stem: str, suffix: str) -> Path:
         p = p / f"{stem}{suffix}"
     if not p.parent.is_dir():
         raise UsageError(f"--{suffix[1:]} {path}: folder {p.parent} does not exist")
-    return p
+    return check_output_file(p, f"--{suffix[1:]}")
 
 
 def cmd_export(args: argparse.Namespace, console) -> int:
@@ -57,8 +58,8 @@ def cmd_export(args: argparse.Namespace, console) -> int:
 
     if args.tflite is None and args.onnx is None:
         raise UsageError("nothing to export: give --tflite [PATH] and/or --onnx [PATH]")
-    if args.calib < 1:
-        raise UsageError(f"--calib must be >= 1, got {args.calib}")
+    if not 1 <= args.calib <= 1024:
+        raise UsageError(f"--calib: must be in 1..1024, got {args.calib}")
     arch = load_model(args.model)
     stem = arch.name or Path(args.model).stem
     tfl_path = _default_path(args.tflite, stem, ".tflite") if args.tflite is not None else None

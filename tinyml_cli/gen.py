@@ -19,7 +19,9 @@ from codegen.project import Project, write_project
 from search_spaces.arch import ArchConfig
 from search_spaces.torch_model import build_torch_model
 from search_spaces.zoo import load_model
+from codegen.search_folder import check_graph_matches_arch, refuse_quantise_options
 from tinyengine.frontend.quantize import quantize_model
+from tinyengine.outdir import claim as claim_outdir
 from tinyengine.pipeline import plan_memory
 from tinyml_errors import UsageError
 
@@ -31,15 +33,18 @@ def add_gen_parser(subparsers) -> argparse.ArgumentParser:
     g.add_argument("model", help="zoo name (e.g. mcunet-vww1), path to an architecture JSON, or a "
                    "`tinynas search` output folder (its arch.json and already quantised model_int8.pkl)")
     g.add_argument("--board", required=True, help=f"board preset ({', '.join(list_boards())})")
-    g.add_argument("--out", required=True, help="project folder to write (created)")
-    g.add_argument("--weights", default="random", metavar="random|PATH",
+    g.add_argument("--out", required=True, help="project folder to write (created; or one holding an earlier "
+                   "`tinyengine gen` output, whose files it replaces)")
+    g.add_argument("--force", action="store_true", help="write into a folder that holds files gen did not write "
+                   "(they are overwritten where gen writes the same name, never deleted)")
+    g.add_argument("--weights", default=None, metavar="random|PATH",
                    help="'random' (seeded init, randomised BatchNorm statistics) or a PyTorch state_dict "
                         "saved with torch.save for this architecture (default: random)")
     g.add_argument("--seed", type=int, default=0,
                    help="seed for random weights, calibration images and the reference input (default 0)")
-    g.add_argument("--calib", type=int, default=16, metavar="N",
+    g.add_argument("--calib", type=int, default=None, metavar="N",
                    help="number of random calibration images in [0, 1) (default 16)")
-    g.add_argument("--calib-data", default="random", metavar="random|fashion-mnist|IMAGES.npy",
+    g.add_argument("--calib-data", default=None, metavar="random|fashion-mnist|IMAGES.npy",
                    help="calibration images: random in [0, 1) (default), the first N Fashion-MNIST training "
                         "images (for a network trained on it), or an .npy array (N, C, H, W) in [0, 1]")
     g.add_argument("--winograd", action="store_true",
@@ -109,21 +114,51 @@ def calibration_images(arch: ArchConfig, n: int, seed: int, source: str = "rando
     p = Path(source)
     if p.suffix != ".npy" or not p.is_file():
         raise UsageError(f"--calib-data {source}: give 'random', 'fashion-mnist' or an existing .npy file")
-    x = np.load(p)
+    try:
+        x = np.load(p, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+        raise UsageError(f"--calib-data {source}: not a readable .npy array ({e})") from None
     if x.ndim != 4 or x.shape[1:] != (c, r, r):
         raise UsageError(f"--calib-data {source}: shape {x.shape}, the model takes (N, {c}, {r}, {r})")
+    if len(x) < n or not np.issubdtype(x.dtype, np.number) or not np.isfinite(x[:n]).all():
+        raise UsageError(f"--calib-data {source}: need {n} finite images (--calib), the file has {len(x)} "
+                         f"of dtype {x.dtype}" + ("" if len(x) < n else " with NaN/inf or non-numbers"))
     return x[:n].astype(np.float32)
 
 
-def generate(model_spec: str, board_name: str, out: str | Path, *, weights: str = "random", seed: int = 0,
-             calib: int = 16, winograd: bool = False, calib_data: str = "random") -> Project:
-    """The whole pipeline behind ``tinyengine gen`` (no printing): returns the written project."""
+MAX_CALIB = 1024  # calibration images: more would allocate gigabytes of float images at large resolutions
+
+
+def generate(model_spec: str, board_name: str, out: str | Path, *, weights: str | None = None, seed: int = 0,
+             calib: int | None = None, winograd: bool = False, calib_data: str | None = None,
+             force: bool = False) -> Project:
+    """The whole pipeline behind ``tinyengine gen`` (no printing): returns the written project.
+    ``out`` is claimed first (:mod:`tinyengine.outdir`): files gen did not write stop it unless ``force``."""
     board = load_board(board_name)
+    if not 0 <= seed < 2 ** 32:
+        raise UsageError(f"--seed: must be in 0..{2 ** 32 - 1}, got {seed}")
+    if calib is not None and not 1 <= calib <= MAX_CALIB:
+        raise UsageError(f"--calib: must be in 1..{MAX_CALIB}, got {calib}")
     if Path(model_spec).is_dir():
-        return _generate_searched(Path(model_spec), board, out, seed=seed, winograd=winograd)
-    arch = load_model(model_spec)
-    if calib < 1:
-        raise UsageError(f"--calib must be >= 1, got {calib}")
+        refuse_quantise_options(Path(model_spec), weights=weights, calib=calib, calib_data=calib_data)
+        make = lambda: _generate_searched(Path(model_spec), board, out, seed=seed, winograd=winograd)  # noqa: E731
+    else:
+        arch = load_model(model_spec)
+        make = lambda: _generate_model(arch, model_spec, board, out, weights=weights or "random",  # noqa: E731
+                                       seed=seed, calib=16 if calib is None else calib, winograd=winograd,
+                                       calib_data=calib_data or "random")
+    od = claim_outdir(out, "tinyengine gen", force=force, ignore=("build", ".pio"))
+    try:
+        proj = make()
+    except BaseException:
+        od.abandon()
+        raise
+    od.commit(proj.files)
+    return proj
+
+
+def _generate_model(arch: ArchConfig, model_spec: str, board, out, *, weights: str, seed: int, calib: int,
+                    winograd: bool, calib_data: str) -> Project:
     if weights == "random":
         model, source = random_model(arch, seed), f"random (seed {seed})"
     else:
@@ -151,6 +186,7 @@ def _generate_searched(folder: Path, board, out, *, seed: int, winograd: bool) -
         graph = pickle.load(fh)  # written by tinynas.search from this code base
     if not isinstance(graph, Graph):
         raise UsageError(f"{graph_file}: not a pickled int8 tinyengine Graph ({type(graph).__name__})")
+    check_graph_matches_arch(graph, arch, arch_file, graph_file)
     plan = plan_memory(graph)
     return write_project(out, arch, plan, board, winograd=winograd, seed=seed,
                          weights_from=f"{folder} (trained by tinynas search; its int8 model as evaluated)")
@@ -166,7 +202,7 @@ def build_host(root: Path, target: str = "host", timeout: float = 600) -> subpro
 
 def cmd_gen(args: argparse.Namespace, console) -> int:
     proj = generate(args.model, args.board, args.out, weights=args.weights, seed=args.seed,
-                    calib=args.calib, winograd=args.winograd, calib_data=args.calib_data)
+                    calib=args.calib, winograd=args.winograd, calib_data=args.calib_data, force=args.force)
     low, board = proj.lowering, load_board(args.board)
     kinds: dict[str, int] = {}
     for o in low.ops:

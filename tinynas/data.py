@@ -6,6 +6,7 @@ repeated to the requested number of channels; labels as int64.
 from __future__ import annotations
 
 import gzip
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -93,9 +94,11 @@ def load_image_folder(path: str | Path, *, size: int = 64, channels: int = 3, li
     xs = np.zeros((len(files), channels, size, size), np.uint8)
     for i, (f, _) in enumerate(files):
         try:
-            with Image.open(f) as im:
-                a = np.asarray(im.convert(mode).resize((size, size), Image.BILINEAR))
-        except OSError as e:
+            with warnings.catch_warnings():  # an image over PIL's pixel limit is an error, not a warning
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                with Image.open(f) as im:
+                    a = np.asarray(im.convert(mode).resize((size, size), Image.BILINEAR))
+        except (OSError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
             raise DatasetError(f"--data: cannot read image {f} ({e})") from None
         xs[i] = a[None] if a.ndim == 2 else a.transpose(2, 0, 1)
     return xs, np.array([c for _, c in files], np.int64), names

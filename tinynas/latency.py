@@ -6,10 +6,8 @@ registered with ``set_latency_model``; tinyengine's calibrated per-kernel model
 else the analytic fallback below (and ``latency_source`` says which one was used).
 
 Fallback estimate: cycles = MACs x cycles-per-MAC of the board's core + a fixed per-layer overhead,
-seconds = cycles / clock. Cycles per MAC are rough figures for int8 CMSIS-NN-style kernels:
-Cortex-M7 (dual issue, SMLAD) ~1.0, Cortex-M4/M33 with DSP (SMLAD: 2 MACs/instruction plus
-loads/requantisation) ~1.6, Cortex-M55 (Helium) ~0.5, cores without DSP (M0+, M3) ~5.0.
-These are estimates, not measurements; the search says so when it uses them.
+seconds = cycles / clock (the core figures are in ``boards.cores``). These are estimates, not
+measurements; the search says so when it uses them.
 """
 from __future__ import annotations
 
@@ -17,13 +15,9 @@ from typing import Callable
 
 import numpy as np
 
+from boards.cores import CYCLES_PER_LAYER, CYCLES_PER_MAC, NO_DSP_CYCLES_PER_MAC
 from search_spaces.arch import ArchConfig
 from tinyml_errors import LatencyError
-
-CYCLES_PER_MAC = {"cortex-m0plus": 5.0, "cortex-m3": 5.0, "cortex-m4": 1.6, "cortex-m7": 1.0,
-                  "cortex-m33": 1.6, "cortex-m55": 0.5}
-NO_DSP_CYCLES_PER_MAC = 5.0
-CYCLES_PER_LAYER = 2000  # call, loop set-up and requantisation tails per op
 
 _MODEL: Callable[[ArchConfig, object], float] | None = None
 SOURCE_ANALYTIC = "analytic estimate (MACs x cycles/MAC of the core / clock; not calibrated)"

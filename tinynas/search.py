@@ -29,6 +29,7 @@ from tinyml_errors import SearchError
 from tinynas import latency as latency_mod
 from tinynas.constraints import Constraints
 from tinynas.data import DatasetError, load_fashion_mnist_uint8, load_image_folder
+from tinynas.run_timings import RunTimings
 from tinynas.evolution import (
     EvalCache,
     EvoConfig,
@@ -217,7 +218,7 @@ def run_search(opts: SearchOptions, log: Callable[[str], None] = print) -> dict:
     out = opts.out
     out.mkdir(parents=True, exist_ok=True)
     ck = out / "checkpoints"
-    timings: dict[str, float] = {}
+    timings = RunTimings(out)  # keeps timings.json current, so killed runs count too (tinynas/run_timings.py)
 
     # ---------------------------------------------------------------- data, stage 1
     ds = load_data(opts.data, opts.in_channels, budget)
@@ -334,7 +335,7 @@ def run_search(opts: SearchOptions, log: Callable[[str], None] = print) -> dict:
         baseline["epochs"] = bcfg.epochs
     timings["total_s"] = time.perf_counter() - t_start
     tpath = out / "timings.json"  # compute spent over all (interrupted and resumed) runs
-    cumulative = json.loads(tpath.read_text()) if tpath.exists() else {}
+    cumulative = dict(timings.base)  # earlier runs, killed ones included; this run is added below
     cumulative = {k: cumulative.get(k, 0.0) + timings.get(k, 0.0) for k in set(cumulative) | set(timings)}
     tpath.write_text(json.dumps(cumulative, indent=1) + "\n")
 
