@@ -54,7 +54,7 @@ def record(spec: str, name: str, records: Path, work: Path) -> Path:
     root = work / name
     generate(spec, BOARD, root, seed=0, force=True)  # our own scratch folder, maybe from an older version
     root, meta, board = read_project(root)
-    res = build_project(root, meta, board)
+    res = build_project(root, meta, board, emulated=True)  # the QEMU build (a real board: its stand-in)
     rec = emulate_built(res, root, meta, board, runs=1, layers=True, timeout=120)
     if not rec["checks"].get("output_equals_reference"):
         raise RuntimeError(f"{name}: output differs from the reference")

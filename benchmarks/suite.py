@@ -48,7 +48,7 @@ def firmware(spec: str, arch, work: Path) -> dict:
     root = work / Path(spec).stem
     generate(spec, board.name, root, seed=0)
     root, meta, board = read_project(root)
-    res = build_project(root, meta, board)
+    res = build_project(root, meta, board, emulated=True)  # the QEMU build (a real board: its stand-in)
     rec = emulate_built(res, root, meta, board, runs=1, layers=False, timeout=300)
     pred = default_model().predict_arch(arch)  # instructions, like the measurement
     return {"board": board.name, "fw_flash_B": res.flash_bytes, "fw_sram_B": res.ram_bytes,

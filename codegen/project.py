@@ -59,8 +59,12 @@ def pio_env_names(board: Board) -> dict[str, str]:
     the offline one for an emulated board), ``offline`` (local dev-platform armbare) and the armbare
     board id."""
     env = re.sub(r"[^0-9A-Za-z_]", "_", board.name)
-    return {"default": env, "offline": env if board.emulated else f"{env}_offline",
-            "armbare_board": board.platformio.board if board.platformio.platform == "armbare" else f"te_{env}"}
+    names = {"default": env, "offline": env if board.emulated else f"{env}_offline",
+             "armbare_board": board.platformio.board if board.platformio.platform == "armbare" else f"te_{env}"}
+    # a real board with a port: `offline` is the real part (flashable), `qemu` its MPS2 stand-in
+    names["qemu"] = f"{env}_qemu" if board.port is not None and not board.emulated else names["offline"]
+    names["part_board"] = names["armbare_board"] if board.emulated else f"te_{env}_part"
+    return names
 
 
 def armbare_board_manifest(board: Board) -> dict:
@@ -87,6 +91,11 @@ def linker_script(board: Board) -> str:
             "INCLUDE mps2-sections.ld\n")
 
 
+def standin_ld_name(board: Board) -> str:
+    """The MPS2 stand-in's linker script (ld/<board>.ld is the real part's when the board has a port)."""
+    return f"{board.name}-qemu.ld" if board.port is not None else f"{board.name}.ld"
+
+
 def write_firmware(root: Path, board: Board, firmware: Path = FIRMWARE) -> list[Path]:
     """The firmware around the model: the application (firmware/app -> src/app), the MPS2 bare-metal
     runtime (firmware/qemu -> src/board/qemu), the armbare board manifest and the linker script."""
@@ -99,12 +108,18 @@ def write_firmware(root: Path, board: Board, firmware: Path = FIRMWARE) -> list[
         for f in files:
             shutil.copyfile(f, dst / f.name)
             out.append(dst / f.name)
-    if board.qemu_machine is not None:
-        (root / "boards").mkdir(exist_ok=True)
+    (root / "boards").mkdir(exist_ok=True)
+    if board.port is not None:  # the real part's board layer, manifest and memory map (port_project.py)
+        from codegen.port_project import part_manifest, write_port_files
+        out += write_port_files(root, board)
+        manifest = root / "boards" / f"{pio_env_names(board)['part_board']}.json"
+        manifest.write_text(json.dumps(part_manifest(board), indent=1) + "\n")
+        out.append(manifest)
+    if board.qemu_machine is not None and not (board.port is not None and board.emulated):
         (root / "ld").mkdir(exist_ok=True)
         manifest = root / "boards" / f"{pio_env_names(board)['armbare_board']}.json"
         manifest.write_text(json.dumps(armbare_board_manifest(board), indent=1) + "\n")
-        ld = root / "ld" / f"{board.name}.ld"
+        ld = root / "ld" / standin_ld_name(board)
         ld.write_text(linker_script(board))
         shutil.copyfile(firmware / "qemu" / "mps2-sections.ld", root / "ld" / "mps2-sections.ld")
         out += [manifest, ld, root / "ld" / "mps2-sections.ld"]
@@ -158,9 +173,15 @@ def write_project(out_dir: str | Path, arch: ArchConfig | None, plan: MemoryPlan
     ctx = model_context(low)
     put("Makefile", env.get_template("Makefile.j2").render(kernel_srcs=kernel_srcs, **ctx))
     names = pio_env_names(board)
+    port_flags = src_filter = ""
+    if board.port is not None:
+        from codegen.port_project import PORT_SRC_FILTER, port_build_flags
+        port_flags, src_filter = "\n    ".join(port_build_flags(board)), PORT_SRC_FILTER
     put("platformio.ini", env.get_template("platformio.ini.j2").render(
         board=board, env_name=names["default"], offline_env=names["offline"],
-        armbare_board=names["armbare_board"], **ctx))
+        armbare_board=names["armbare_board"], qemu_env=names["qemu"], part_board=names["part_board"],
+        port_flags=port_flags, port_src_filter=src_filter, standin_ld=standin_ld_name(board),
+        standin=board.qemu_machine is not None and not (board.port is not None and board.emulated), **ctx))
     written += write_firmware(root, board, firmware)
     put("README.txt", env.get_template("README.txt.j2").render(board=board, weights_from=weights_from, **ctx))
     put("lowering.json", json.dumps({

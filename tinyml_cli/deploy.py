@@ -1,7 +1,9 @@
-"""``tinyengine build | emulate | probe``: firmware of a generated project, run on QEMU or a board.
+"""``tinyengine build | emulate | flash | probe``: firmware of a generated project, run on QEMU or a board.
 
 ``build DIR``     pio run (offline, local dev-platform armbare) and the ELF's flash/SRAM use against
-                  the board; fails naming the overflow when the model does not fit.
+                  the board (a real board: the real part, its board layer and memory map; ELF + BIN);
+                  fails naming the overflow when the model does not fit.
+``flash DIR``     build for the real part and program it with OpenOCD or pyOCD.
 ``emulate DIR``   build, start QEMU (-icount shift=0, UART on a TCP socket) and probe it.
 ``probe --port``  talk to a running firmware (/dev/ttyACM0 or socket://HOST:PORT): info, outputs
                   checked against the NumPy reference, latency table, per-layer profile, JSON record.
@@ -40,15 +42,18 @@ def read_project(root: str | Path) -> tuple[Path, dict, Board]:
     return root, meta, load_board(meta["board"])
 
 
-def offline_env(board: Board) -> str:
+def offline_env(board: Board, emulated: bool = False) -> str:
+    """The offline environment: the real part when the board has a port (flashable), else (or with
+    ``emulated``) the one QEMU runs."""
     from codegen.project import pio_env_names
-    return pio_env_names(board)["offline"]
+    return pio_env_names(board)["qemu" if emulated else "offline"]
 
 
-def build_project(root: Path, meta: dict, board: Board, verbose: bool = False) -> BuildResult:
-    if board.qemu_machine is None:
+def build_project(root: Path, meta: dict, board: Board, verbose: bool = False, emulated: bool = False) -> BuildResult:
+    if board.qemu_machine is None and board.port is None:
         raise UsageError(f"board {board.name} has no QEMU stand-in: build it with `pio run` and its real platform")
-    res = build(root, offline_env(board), board.name, board.flash_bytes, board.sram_bytes, verbose=verbose)
+    res = build(root, offline_env(board, emulated), board.name, board.flash_bytes, board.sram_bytes,
+                verbose=verbose)
     if res.arena_bytes is not None and res.arena_bytes != meta["arena_bytes"]:
         raise PioError(f"{res.elf}: te_arena is {res.arena_bytes} B in the linker map but the plan says "
                        f"{meta['arena_bytes']} B (one cost model: they must be equal)")
@@ -69,6 +74,9 @@ def print_build(console, res: BuildResult, meta: dict, board: Board) -> None:
     if res.arena_bytes is not None:
         console.print(f"te_arena in the linker map: {res.arena_bytes:,} B = the planner's peak SRAM")
     console.print(f"ELF: {res.elf}")
+    if board.port is not None and (res.elf.parent / "firmware.bin").is_file():
+        console.print(f"BIN: {res.elf.parent / 'firmware.bin'} (for {board.port.mcu} at flash "
+                      f"0x{board.port.flash_origin:08X}; `tinyengine flash {res.elf.parent.parent.parent.parent}`)")
 
 
 def add_deploy_parsers(sub) -> None:
@@ -84,6 +92,13 @@ def add_deploy_parsers(sub) -> None:
                        "deterministic instruction counts) with the UART on a TCP socket, and probe it.")
     e.add_argument("project")
     _probe_options(e)
+
+    f = sub.add_parser("flash", help="build the real-part firmware and write it to the board (OpenOCD/pyOCD)",
+                       description="Build DIR for the real MCU (offline, armbare) and program it through the "
+                       "board's debugger with OpenOCD (the board's configs) or pyOCD (give --target).")
+    f.add_argument("project")
+    f.add_argument("--tool", default="auto", choices=("auto", "openocd", "pyocd"))
+    f.add_argument("--target", help="pyOCD target name (pyocd list --targets)")
 
     p = sub.add_parser("probe", help="measure a running firmware over its serial port",
                        description="Talk the firmware protocol (firmware/PROTOCOL.md) to a board or QEMU.")
@@ -154,6 +169,22 @@ def cmd_build(args: argparse.Namespace, console) -> int:
     return 0
 
 
+def cmd_flash(args: argparse.Namespace, console) -> int:
+    from tinyml_errors import DeployError
+
+    from tinyengine.deploy.flash import flash
+    root, meta, board = read_project(args.project)
+    try:
+        res = build_project(root, meta, board)
+        flash(board, res.elf, args.tool, args.target)
+    except (PioError, DeployError) as e:
+        console.print(f"[bold red]flash failed:[/] {e}")
+        return 1
+    console.print(f"flashed {res.elf} to {board.description}; now: tinyengine probe --port /dev/ttyACM0 "
+                  f"--project {root}")
+    return 0
+
+
 # ----------------------------------------------------------------------------- probe
 def _stats(xs: list[float]) -> tuple[float, float, float]:
     return statistics.median(xs), min(xs), max(xs)
@@ -168,17 +199,22 @@ def _emulated(info, shift: int | None) -> bool:
 
 
 def probe(client, *, runs: int, layers: bool, timeout: float, project: Path | None = None,
-          meta: dict | None = None, icount_shift: int | None = None) -> dict:
+          meta: dict | None = None, icount_shift: int | None = None, qemu_timer_hz: int | None = None) -> dict:
     """Measure a running firmware; returns the JSON record (outputs checked when a project is given)."""
     from tinyengine.deploy.protocol import TimerKind, ticks_to_instructions
 
+    from tinyengine.deploy.probe_link import LinkStats, call_with_resync, transfer_timeout, wait_ready
+
     if runs < 1:
         raise UsageError(f"--runs must be >= 1, got {runs}")
+    link = LinkStats()
+    wait_ready(client, window=max(timeout, 5.0), stats=link)  # bytes sent while the board boots are lost
     info = client.info()
     emulated = _emulated(info, icount_shift)
     shift = icount_shift if icount_shift is not None else 0
     if emulated:
-        unit, conv = "instructions", (lambda t: ticks_to_instructions(t, shift))
+        qhz = qemu_timer_hz or 25_000_000  # the QEMU machine's SysTick (MPS2: 25 MHz)
+        unit, conv = "instructions", (lambda t: ticks_to_instructions(t, shift, qhz))
     elif info.timer == TimerKind.HOST:
         unit, conv = "ns", float
     else:
@@ -187,9 +223,11 @@ def probe(client, *, runs: int, layers: bool, timeout: float, project: Path | No
                  "timer": info.timer.name, "timer_hz": info.timer_hz, "clock_hz": info.clock_hz,
                  "emulated": emulated, "icount_shift": shift if emulated else None, "unit": unit,
                  "arena_bytes": info.arena_bytes, "weight_bytes": info.weight_bytes, "macs": info.macs,
-                 "checks": {}}
+                 "board_status": info.status, "checks": {}}
     checks = rec["checks"]
     x = None
+    wire = info.input_bytes + info.output_bytes + 8 + 32  # INFER request + response, framing included
+    infer_timeout = transfer_timeout(client, wire, timeout)
     if project is not None and meta is not None:
         want_hash = meta.get("model_hash")
         checks["model_hash"] = want_hash is None or int(want_hash) == info.model_hash
@@ -200,7 +238,8 @@ def probe(client, *, runs: int, layers: bool, timeout: float, project: Path | No
         x = (project / "reference_input.bin").read_bytes()
         want = (project / "reference_output.bin").read_bytes()
         t0 = time.monotonic()
-        y, ticks = client.infer(x, timeout=timeout)
+        y, ticks = call_with_resync(client, "INFER", lambda: client.infer(x, timeout=infer_timeout),
+                                    model_hash=info.model_hash, stats=link)
         wall = time.monotonic() - t0
         checks["output_equals_reference"] = y == want
         if y != want:
@@ -209,21 +248,32 @@ def probe(client, *, runs: int, layers: bool, timeout: float, project: Path | No
                              f"{diff} of {len(want)} bytes (reference_output.bin)")
     else:
         t0 = time.monotonic()
-        _, ticks = client.infer(bytes(info.input_bytes), timeout=timeout)
+        _, ticks = call_with_resync(client, "INFER",
+                                    lambda: client.infer(bytes(info.input_bytes), timeout=infer_timeout),
+                                    model_hash=info.model_hash, stats=link)
         wall = time.monotonic() - t0
     bench_timeout = timeout + 3 * wall * runs
     ticks_runs: list[int] = []
     while len(ticks_runs) < runs:  # BENCH takes at most bench_max runs per request
         n = min(runs - len(ticks_runs), max(1, info.bench_max))
-        ticks_runs += client.bench(n, None if info.rx_in_arena else x, timeout=bench_timeout)
+        ticks_runs += call_with_resync(
+            client, "BENCH", lambda: client.bench(n, None if info.rx_in_arena else x, timeout=bench_timeout),
+            model_hash=info.model_hash, stats=link)
     vals = [conv(t) for t in ticks_runs]
     med, lo, hi = _stats(vals)
     rec["runs"] = ticks_runs
     rec["latency"] = {"median": med, "min": lo, "max": hi, "unit": unit}
     if unit == "cycles" and info.clock_hz:
         rec["latency"]["median_ms"] = med / info.clock_hz * 1e3
+    # the INFER round trip = the bytes on the line + the inference; the timer gives the inference alone
+    rec["link"] = {**link.as_dict(), "infer_round_trip_s": round(wall, 4), "bytes_each_way": [
+        info.input_bytes + 16, info.output_bytes + 8 + 16]}
+    if unit == "cycles" and info.clock_hz:
+        inf_s = ticks / info.clock_hz
+        rec["link"].update(inference_s=round(inf_s, 6), transfer_s=round(max(wall - inf_s, 0.0), 4))
     if layers:
-        prof = client.profile(x, timeout=timeout + 3 * wall)
+        prof = call_with_resync(client, "PROFILE", lambda: client.profile(x, timeout=timeout + 3 * wall),
+                                model_hash=info.model_hash, stats=link)
         kinds = {la["index"]: la for la in (meta or {}).get("layers", [])}
         rec["layers"] = [{"index": la.index, "name": la.name, "macs": la.macs, "ticks": la.ticks,
                           unit: conv(la.ticks), "kernel": kinds.get(la.index, {}).get("kernel")}
@@ -241,6 +291,17 @@ def print_probe(console, rec: dict, url: str) -> None:
     console.print(f"[bold]{rec['model']}[/] on {rec['board']} ({rec['core']}, {'QEMU' if rec['emulated'] else url}): "
                   f"hash {rec['model_hash']}, arena {rec['arena_bytes']:,} B, weights {rec['weight_bytes']:,} B, "
                   f"{rec['macs'] / 1e6:.2f}M MACs, timer {rec['timer']}")
+    if rec.get("board_status"):
+        console.print(f"  board: {rec['board_status']}")
+    ln = rec.get("link")
+    if ln:
+        up, down = ln["bytes_each_way"]
+        line = f"  link: INFER {up:,} B up, {down:,} B down, round trip {ln['infer_round_trip_s'] * 1e3:.1f} ms"
+        if "transfer_s" in ln:
+            line += f" = transfer {ln['transfer_s'] * 1e3:.1f} ms + inference {ln['inference_s'] * 1e3:.2f} ms"
+        if ln["resyncs"]:
+            line += f"; resynchronised after {', '.join(ln['resyncs'])} (board reset or line dropped)"
+        console.print(line)
     for k, v in rec["checks"].items():
         console.print(f"  {k.replace('_', ' ')}: {'[green]yes[/]' if v else '[red]NO[/]'}")
     lat = rec["latency"]
@@ -296,14 +357,17 @@ def cmd_probe(args: argparse.Namespace, console) -> int:
 def emulate_built(res: BuildResult, root: Path, meta: dict, board: Board, *, runs: int = 1, layers: bool = True,
                   timeout: float = 60.0, console=None) -> dict:
     """Run a built firmware in QEMU (-icount shift=0) and probe it; the probe record."""
+    if res.env_name != offline_env(board, emulated=True):
+        raise PioError(f"{res.elf} is the {board.name} real-part build: build with "
+                       f"build_project(..., emulated=True) to run it in QEMU {board.qemu_machine}")
     from tinyengine.deploy.protocol import ProbeClient
-    from tinyengine.deploy.qemu import qemu_serial
+    from tinyengine.deploy.qemu import qemu_serial, systick_hz
     with qemu_serial(res.elf, board.qemu_machine, icount_shift=0) as q:
         if console is not None:
             console.print(f"QEMU {board.qemu_machine} (-icount shift=0), serial {q.url}")
         with ProbeClient.open(q.url, timeout=timeout) as client:
             rec = probe(client, runs=runs, layers=layers, timeout=timeout, project=root, meta=meta,
-                        icount_shift=0)
+                        icount_shift=0, qemu_timer_hz=systick_hz(board.qemu_machine))
     rec["firmware"] = {"flash_bytes": res.flash_bytes, "ram_bytes": res.ram_bytes, "elf": str(res.elf),
                        "machine": board.qemu_machine}
     return rec
@@ -316,7 +380,7 @@ def cmd_emulate(args: argparse.Namespace, console) -> int:
     if args.json_out:
         check_output_file(args.json_out, "--json")
     try:
-        res = build_project(root, meta, board)
+        res = build_project(root, meta, board, emulated=True)
     except PioError as e:
         console.print(f"[bold red]build failed:[/] {e}")
         return 1

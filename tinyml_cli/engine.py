@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "export":
         from tinyml_cli.export import cmd_export
         return run_command("tinyengine", args.cmd, lambda: cmd_export(args, console))
-    if args.cmd in ("build", "emulate", "probe", "calibrate"):
+    if args.cmd in ("build", "emulate", "probe", "calibrate", "flash"):
         from tinyml_cli import deploy as deploy_cli
         return run_command("tinyengine", args.cmd, lambda: getattr(deploy_cli, f"cmd_{args.cmd}")(args, console))
     parser.error(f"unknown command {args.cmd}")
