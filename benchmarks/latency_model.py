@@ -25,8 +25,8 @@ sys.path.insert(0, str(ROOT))
 from codegen.generate import generate  # noqa: E402
 from search_spaces.space import SearchSpace  # noqa: E402
 from tinyengine.cost import fast_costs  # noqa: E402
+from tinyengine.deploy.session import build_project, emulate_built, read_project  # noqa: E402
 from tinyengine.latency import evaluate, fit, read_records  # noqa: E402
-from tinyml_cli.deploy import build_project, emulate_built, read_project  # noqa: E402
 
 BOARD = "qemu-m4"
 ZOO_HELD_OUT = ("mcunet-vww1", "mcunet-in0")

@@ -32,8 +32,8 @@ from boards import load_board  # noqa: E402
 from codegen.generate import generate  # noqa: E402
 from search_spaces.zoo import load_model, zoo_names  # noqa: E402
 from tinyengine.cost import fast_costs  # noqa: E402
+from tinyengine.deploy.session import build_project, emulate_built, read_project  # noqa: E402
 from tinyengine.latency import default_model  # noqa: E402
-from tinyml_cli.deploy import build_project, emulate_built, read_project  # noqa: E402
 
 BOARDS = ("qemu-m4", "nucleo-h743zi")
 

@@ -23,8 +23,8 @@ import numpy as np  # noqa: E402
 from codegen.generate import generate  # noqa: E402
 from tinyengine.deploy.protocol import ProbeClient, ticks_to_instructions  # noqa: E402
 from tinyengine.deploy.qemu import qemu_serial  # noqa: E402
+from tinyengine.deploy.session import build_project, read_project  # noqa: E402
 from tinyengine.export.tflm import tflm_arena, tflm_invoke  # noqa: E402
-from tinyml_cli.deploy import build_project, read_project  # noqa: E402
 
 FIX = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "tflite"
 

@@ -3,7 +3,6 @@ a PlatformIO environment for the board, reference input/output bytes and a READM
 from __future__ import annotations
 
 import json
-import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +14,7 @@ from boards import Board
 from codegen.emit import environment, model_context, model_hash, render_model
 from codegen.lower import Lowering, LoweringError, lower
 from search_spaces.arch import ArchConfig
+from tinyengine.deploy.pio import pio_env_names
 from tinyengine.ir.graph import Graph
 from tinyengine.numerics.reference import quantize_input, run_graph
 from tinyengine.planner import MemoryPlan
@@ -52,19 +52,6 @@ def kernel_files(firmware: Path = FIRMWARE) -> tuple[list[Path], list[Path]]:
     if clash:
         raise LoweringError(f"codegen: kernel files {sorted(clash)} clash with generated file names")
     return headers, sources
-
-
-def pio_env_names(board: Board) -> dict[str, str]:
-    """PlatformIO environment names of a generated project: ``default`` (the board's real platform, or
-    the offline one for an emulated board), ``offline`` (local dev-platform armbare) and the armbare
-    board id."""
-    env = re.sub(r"[^0-9A-Za-z_]", "_", board.name)
-    names = {"default": env, "offline": env if board.emulated else f"{env}_offline",
-             "armbare_board": board.platformio.board if board.platformio.platform == "armbare" else f"te_{env}"}
-    # a real board with a port: `offline` is the real part (flashable), `qemu` its MPS2 stand-in
-    names["qemu"] = f"{env}_qemu" if board.port is not None and not board.emulated else names["offline"]
-    names["part_board"] = names["armbare_board"] if board.emulated else f"te_{env}_part"
-    return names
 
 
 def armbare_board_manifest(board: Board) -> dict:

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinyengine.deploy.board_port import board_macro
 from boards import load_board
+from tinyengine.deploy.board_port import board_macro
 
 REPO = Path(__file__).resolve().parents[1]
 FW = REPO / "firmware"
@@ -309,9 +309,9 @@ def test_probe_gets_through_a_board_reset_mid_session(nd2, tinyengine_cli):
     board layer enables it again) just before the reference INFER: the probe still ends with the
     reference output, and its record keeps the link's figures apart from the inference's."""
     _need("qemu-system-arm", "qemu-system-arm")
-    from tinyml_cli.deploy import build_project, probe, read_project
     from tinyengine.deploy.protocol import ProbeClient
     from tinyengine.deploy.qemu import free_tcp_port, qemu_serial, systick_hz
+    from tinyengine.deploy.session import build_project, probe, read_project
     root, meta, board = read_project(nd2)
     res = build_project(root, meta, board, emulated=True)
     qmp_port = free_tcp_port()

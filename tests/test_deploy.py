@@ -16,7 +16,7 @@ from codegen.generate import generate
 from tinyengine.deploy import pio
 from tinyengine.deploy.protocol import ProbeClient
 from tinyengine.deploy.qemu import qemu_serial
-from tinyml_cli.deploy import build_project, read_project
+from tinyengine.deploy.session import build_project, read_project
 
 
 @pytest.fixture(scope="module", autouse=True)

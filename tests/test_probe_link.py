@@ -3,11 +3,18 @@ boots, a reset in the middle of a session, a board that never answers, a board t
 another model, timeouts sized for the line rate."""
 from __future__ import annotations
 
-
 import pytest
 
 from tinyengine.deploy.probe_link import LinkStats, call_with_resync, line_rate, transfer_timeout, wait_ready
-from tinyengine.deploy.protocol import Cmd, DeviceInfo, FrameDecoder, ProbeClient, ProbeError, ProbeTimeout, encode_frame
+from tinyengine.deploy.protocol import (
+    Cmd,
+    DeviceInfo,
+    FrameDecoder,
+    ProbeClient,
+    ProbeError,
+    ProbeTimeout,
+    encode_frame,
+)
 
 
 def info_payload(model_hash: int) -> bytes:

@@ -49,7 +49,7 @@ def test_host_build_matches_tflm(name, projects, tmp_path):
 def test_qemu_m4_firmware_matches_tflm(name, projects):
     from tinyengine.deploy.protocol import ProbeClient
     from tinyengine.deploy.qemu import qemu_serial
-    from tinyml_cli.deploy import build_project, read_project
+    from tinyengine.deploy.session import build_project, read_project
     for tool in ("arm-none-eabi-gcc", "qemu-system-arm"):
         if shutil.which(tool) is None:
             pytest.fail(f"'{tool}' not found: run scripts/setup.sh as root (Debian packages "

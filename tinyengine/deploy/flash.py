@@ -9,9 +9,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from tinyml_errors import DeployError
-
 from boards import Board
+from tinyml_errors import DeployError
 
 # What OpenOCD / pyOCD print when no probe or no target answers (matched case-insensitively).
 NO_BOARD = ("open failed", "no device found", "unable to find", "no connected debug probes", "no probe",
