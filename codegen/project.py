@@ -14,6 +14,7 @@ from boards import Board
 from codegen.emit import environment, model_context, model_hash, render_model
 from codegen.lower import Lowering, LoweringError, lower
 from search_spaces.arch import ArchConfig
+from tinyengine.deploy.flags import LANG_WARN, OPT, pio_common_flags
 from tinyengine.deploy.pio import pio_env_names
 from tinyengine.ir.graph import Graph
 from tinyengine.numerics.reference import quantize_input, run_graph
@@ -158,7 +159,8 @@ def write_project(out_dir: str | Path, arch: ArchConfig | None, plan: MemoryPlan
 
     env = environment()
     ctx = model_context(low)
-    put("Makefile", env.get_template("Makefile.j2").render(kernel_srcs=kernel_srcs, **ctx))
+    put("Makefile", env.get_template("Makefile.j2").render(kernel_srcs=kernel_srcs, lang_warn=" ".join(LANG_WARN),
+                                                           opt=OPT, **ctx))
     names = pio_env_names(board)
     port_flags = src_filter = ""
     if board.port is not None:
@@ -167,7 +169,7 @@ def write_project(out_dir: str | Path, arch: ArchConfig | None, plan: MemoryPlan
     put("platformio.ini", env.get_template("platformio.ini.j2").render(
         board=board, env_name=names["default"], offline_env=names["offline"],
         armbare_board=names["armbare_board"], qemu_env=names["qemu"], part_board=names["part_board"],
-        port_flags=port_flags, port_src_filter=src_filter, standin_ld=standin_ld_name(board),
+        common_flags=pio_common_flags(board), port_flags=port_flags, port_src_filter=src_filter, standin_ld=standin_ld_name(board),
         standin=board.qemu_machine is not None and not (board.port is not None and board.emulated), **ctx))
     written += write_firmware(root, board, firmware)
     put("README.txt", env.get_template("README.txt.j2").render(board=board, weights_from=weights_from, **ctx))

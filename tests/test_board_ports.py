@@ -230,8 +230,9 @@ def generic_project(arch_json) -> Path:
 @pytest.mark.parametrize("name", REAL_BOARDS)
 def test_every_real_board_links_with_werror_at_its_memory_map(name, generic_project, tmp_path):
     _need("arm-none-eabi-gcc", "gcc-arm-none-eabi")
-    from tinyengine.deploy.firmware_build import WARN, build_qemu_firmware
-    assert "-Werror" in WARN
+    from tinyengine.deploy.firmware_build import build_qemu_firmware
+    from tinyengine.deploy.flags import LANG_WARN
+    assert "-Werror" in LANG_WARN
     board = load_board(name)
     b = build_qemu_firmware(generic_project, board, tmp_path / f"{name}.elf")
     hdr = subprocess.run(["arm-none-eabi-readelf", "-lW", str(b.elf)], capture_output=True, text=True, check=True).stdout

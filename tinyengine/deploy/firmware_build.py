@@ -10,6 +10,7 @@ from pathlib import Path
 
 import firmware
 from boards import Board, load_board
+from tinyengine.deploy.flags import LANG_WARN, OPT, QEMU_FRAME_TIMEOUT_MS, board_defines
 from tinyml_errors import DeployError
 
 FIRMWARE = firmware.root()
@@ -18,8 +19,6 @@ QEMU_RUNTIME = FIRMWARE / "qemu"
 APP_SOURCES = ("main.c", "te_protocol.c", "te_timing.c")        # board independent
 QEMU_RUNTIME_SOURCES = ("startup.c", "uart.c", "semihost.c", "timer.c")
 CC = "arm-none-eabi-gcc"
-QEMU_FRAME_TIMEOUT_MS = 25  # PROTOCOL.md: ~0.3 s of real time under -icount shift=0 (real boards: 250 ms)
-WARN = ("-std=c99", "-Wall", "-Wextra", "-Werror")
 
 
 class FirmwareBuildError(DeployError):
@@ -82,12 +81,10 @@ def project_sources(project_dir: str | Path) -> list[Path]:
 
 
 def defines(board: Board | str) -> list[str]:
-    """-D flags: board identity for INFO, the per-layer hooks, the DSP kernels where the core has them."""
+    """-D flags of the plain gcc build: the board's (``flags.board_defines``), its port's, and the QEMU
+    harness's shorter frame timeout on an emulated board."""
     b = _board(board)
-    d = [f'-DTE_BOARD_NAME="{b.name}"', f'-DTE_CORE="{b.core}"', f"-DTE_CLOCK_HZ={b.clock_hz}u",
-         '-DTE_HOOKS_HEADER="te_hooks.h"']
-    if b.dsp:
-        d.append("-DTE_USE_DSP")
+    d = board_defines(b)
     if b.port is not None:
         from tinyengine.deploy.board_port import port_defines
         d += port_defines(b)
@@ -97,7 +94,7 @@ def defines(board: Board | str) -> list[str]:
 
 
 def build_qemu_firmware(project_dir: str | Path, board: Board | str, out_elf: str | Path, *,
-                        opt: str = "-O2", extra_flags: tuple[str, ...] = (), timeout: float = 300) -> FirmwareBuild:
+                        opt: str = OPT, extra_flags: tuple[str, ...] = (), timeout: float = 300) -> FirmwareBuild:
     """Compile and link the probe firmware for ``board`` (an emulated one) into ``out_elf`` (+ ``.map``)."""
     b = _board(board)
     cc = shutil.which(CC)
@@ -115,7 +112,7 @@ def build_qemu_firmware(project_dir: str | Path, board: Board | str, out_elf: st
         incs = port_include_dirs(b) + incs
     else:
         ld = linker_script(b)
-    cmd = [cc, *WARN, opt, *b.compiler_flags(), "-ffunction-sections", "-fdata-sections", *defines(b),
+    cmd = [cc, *LANG_WARN, opt, *b.compiler_flags(), "-ffunction-sections", "-fdata-sections", *defines(b),
            *(f"-I{d}" for d in incs), *extra_flags,
            *map(str, app_sources(b) + runtime_sources(b) + project_sources(project_dir)),
            "-nostartfiles", "-specs=nano.specs", f"-L{ld.parent}", "-T", str(ld), "-Wl,--gc-sections",
