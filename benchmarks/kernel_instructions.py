@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -28,17 +27,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+import kernel_harness as T  # noqa: E402 - the C kernel conformance harness the tests use
 
-
-def _load_helpers():
-    spec = importlib.util.spec_from_file_location("te_kernel_cases", ROOT / "tests" / "test_kernels_c.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses look their module up there
-    spec.loader.exec_module(mod)
-    return mod
-
-
-T = _load_helpers()
 K = T.K
 SHIFT = 6
 INSN_PER_TICK = 40 / 2**SHIFT

@@ -22,10 +22,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tinyml_cli.gen import generate  # noqa: E402
+from codegen.generate import generate  # noqa: E402
 from search_spaces.space import SearchSpace  # noqa: E402
 from tinyengine.cost import fast_costs  # noqa: E402
-from tinyml_cli.deploy import build_project, emulate_built, read_project  # noqa: E402
+from tinyengine.deploy.session import build_project, emulate_built, read_project  # noqa: E402
 from tinyengine.latency import evaluate, fit, read_records  # noqa: E402
 
 BOARD = "qemu-m4"
@@ -52,9 +52,9 @@ def record(spec: str, name: str, records: Path, work: Path) -> Path:
     if path.is_file():
         return path
     root = work / name
-    generate(spec, BOARD, root, seed=0)
+    generate(spec, BOARD, root, seed=0, force=True)  # our own scratch folder, maybe from an older version
     root, meta, board = read_project(root)
-    res = build_project(root, meta, board)
+    res = build_project(root, meta, board, emulated=True)  # the QEMU build (a real board: its stand-in)
     rec = emulate_built(res, root, meta, board, runs=1, layers=True, timeout=120)
     if not rec["checks"].get("output_equals_reference"):
         raise RuntimeError(f"{name}: output differs from the reference")

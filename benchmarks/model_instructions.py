@@ -32,7 +32,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tinyml_cli.gen import generate  # noqa: E402
+from codegen.generate import generate  # noqa: E402
 from tinyengine.numerics.reference import run_graph  # noqa: E402
 
 RT = ROOT / "firmware" / "qemu"

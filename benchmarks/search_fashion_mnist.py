@@ -13,7 +13,6 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -24,24 +23,22 @@ from tinynas.search import SearchOptions, get_budget, run_search  # noqa: E402
 
 
 def int8_full_test(out: Path) -> dict:
-    """The pickled int8 graphs of the winner and the baseline on the whole Fashion-MNIST test set."""
-    import pickle
-
+    """The saved int8 graphs (tinyml-graph/1) of the winner and the baseline on the whole Fashion-MNIST test set."""
     import numpy as np
     from tqdm import tqdm
 
     from search_spaces.arch import ArchConfig
+    from tinyengine.ir.graph_io import load_graph
     from tinyengine.numerics.reference import dequantize_output, quantize_input, run_graph
     from tinynas.data import load_fashion_mnist
 
     res = {}
-    for tag, arch_f, graph_f in (("winner", "arch.json", "model_int8.pkl"),
-                                 ("baseline", "baseline_arch.json", "baseline_model_int8.pkl")):
+    for tag, arch_f, graph_f in (("winner", "arch.json", "model_int8.npz"),
+                                 ("baseline", "baseline_arch.json", "baseline_model_int8.npz")):
         if not (out / graph_f).exists():
             continue
         arch = ArchConfig.load(out / arch_f)
-        with open(out / graph_f, "rb") as f:
-            graph = pickle.load(f)
+        graph = load_graph(out / graph_f)
         x, y = load_fashion_mnist("test", resolution=arch.resolution, channels=arch.in_channels)
         t = time.perf_counter()
         correct = 0

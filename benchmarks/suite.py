@@ -28,11 +28,11 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import vs_tflm  # noqa: E402
 
-from tinyml_cli.gen import generate  # noqa: E402
-from search_spaces.zoo import load_model, zoo_names  # noqa: E402
 from boards import load_board  # noqa: E402
+from codegen.generate import generate  # noqa: E402
+from search_spaces.zoo import load_model, zoo_names  # noqa: E402
 from tinyengine.cost import fast_costs  # noqa: E402
-from tinyml_cli.deploy import build_project, emulate_built, read_project  # noqa: E402
+from tinyengine.deploy.session import build_project, emulate_built, read_project  # noqa: E402
 from tinyengine.latency import default_model  # noqa: E402
 
 BOARDS = ("qemu-m4", "nucleo-h743zi")
@@ -48,7 +48,7 @@ def firmware(spec: str, arch, work: Path) -> dict:
     root = work / Path(spec).stem
     generate(spec, board.name, root, seed=0)
     root, meta, board = read_project(root)
-    res = build_project(root, meta, board)
+    res = build_project(root, meta, board, emulated=True)  # the QEMU build (a real board: its stand-in)
     rec = emulate_built(res, root, meta, board, runs=1, layers=False, timeout=300)
     pred = default_model().predict_arch(arch)  # instructions, like the measurement
     return {"board": board.name, "fw_flash_B": res.flash_bytes, "fw_sram_B": res.ram_bytes,

@@ -10,16 +10,16 @@ import difflib
 import json
 import os
 from dataclasses import dataclass
+from importlib.resources import files
 from pathlib import Path
 
+from boards.cores import CORES
 from boards.units import parse_size
+from tinyml_errors import BoardError
 
-CORES = ("cortex-m0plus", "cortex-m3", "cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55")
 FLOAT_ABIS = ("hard", "soft")
 
 
-class BoardError(ValueError):
-    """A board name that does not exist, or a board file that is malformed."""
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,21 @@ class PlatformIOTarget:
     platform: str
     board: str
     framework: str | None
+
+
+@dataclass(frozen=True)
+class BoardPort:
+    """The board layer the firmware uses on the real part (``firmware/ports/<family>/``) and the part's
+    memory map: flash and SRAM origins (sizes are the board's ``flash_bytes``/``sram_bytes``)."""
+
+    family: str
+    mcu: str                    # the part, as PlatformIO names it (stm32f746ngh6)
+    flash_origin: int
+    sram_origin: int
+    openocd: tuple[str, ...]    # OpenOCD config files for `tinyengine flash` (interface, target)
+
+
+PORT_FAMILIES = ("stm32f4", "stm32f7", "stm32h7", "nrf52840")
 
 
 @dataclass(frozen=True)
@@ -50,6 +65,7 @@ class Board:
     qemu_machine: str | None
     emulated: bool
     notes: str | None = None
+    port: BoardPort | None = None
 
     def compiler_flags(self) -> list[str]:
         """The arm-none-eabi-gcc target flags for this core (``-mcpu``, ``-mthumb``, FPU and float ABI)."""
@@ -64,7 +80,7 @@ def boards_dir() -> Path:
     override = os.environ.get("TINYML_BOARDS_DIR")
     if override:
         return Path(override)
-    return Path(__file__).resolve().parent
+    return Path(str(files(__name__)))
 
 
 def list_boards() -> list[str]:
@@ -110,11 +126,11 @@ def _board_from_dict(data: object, path: Path) -> Board:
     def fail(field: str, expected: str) -> BoardError:
         return BoardError(f"{path}: field '{field}' must be {expected}, got {data.get(field)!r}")
 
-    required = {f for f in Board.__dataclass_fields__ if f != "notes"}
+    required = {f for f in Board.__dataclass_fields__ if f not in ("notes", "port")}
     for field in sorted(required):
         if field not in data:
             raise BoardError(f"{path}: missing field '{field}'")
-    unknown = sorted(set(data) - required - {"notes"})
+    unknown = sorted(set(data) - required - {"notes", "port"})
     if unknown:
         raise BoardError(f"{path}: unknown field(s) {', '.join(map(repr, unknown))}")
 
@@ -176,7 +192,38 @@ def _board_from_dict(data: object, path: Path) -> Board:
         qemu_machine=text("qemu_machine", optional=True),
         emulated=flag("emulated"),
         notes=data.get("notes"),
+        port=_port(data.get("port"), path),
     )
+
+
+def _port(value: object, path: Path) -> BoardPort | None:
+    """The optional ``port`` object: {"family": one of PORT_FAMILIES, "mcu": "...", "flash_origin": "0x...",
+    "sram_origin": "0x...", "openocd": ["interface/....cfg", "target/....cfg"]}."""
+    keys = {"family", "mcu", "flash_origin", "sram_origin", "openocd"}
+    if value is None:
+        return None
+    if not isinstance(value, dict) or set(value) != keys:
+        raise BoardError(f"{path}: field 'port' must be an object with keys {', '.join(sorted(keys))}, "
+                         f"got {value!r}")
+    if not isinstance(value["mcu"], str) or not value["mcu"].strip():
+        raise BoardError(f"{path}: field 'port.mcu' must be a non-empty string, got {value['mcu']!r}")
+    ocd = value["openocd"]
+    if not isinstance(ocd, list) or not ocd or not all(isinstance(c, str) and c.endswith(".cfg") for c in ocd):
+        raise BoardError(f"{path}: field 'port.openocd' must be a list of OpenOCD .cfg files, got {ocd!r}")
+    if value["family"] not in PORT_FAMILIES:
+        raise BoardError(f"{path}: field 'port.family' must be one of {', '.join(PORT_FAMILIES)}, "
+                         f"got {value['family']!r}")
+    origins = {}
+    for key in ("flash_origin", "sram_origin"):
+        v = value[key]
+        try:
+            if not isinstance(v, str) or not v.lower().startswith("0x"):
+                raise ValueError
+            origins[key] = int(v, 16)
+        except ValueError:
+            raise BoardError(f"{path}: field 'port.{key}' must be a hex address string like '0x08000000', "
+                             f"got {v!r}") from None
+    return BoardPort(value["family"], value["mcu"], origins["flash_origin"], origins["sram_origin"], tuple(ocd))
 
 
 def resolve_limits(
@@ -191,7 +238,7 @@ def resolve_limits(
     if preset is None:
         missing = [flag for flag, value in (("--sram", sram), ("--flash", flash)) if value is None]
         if missing:
-            raise ValueError(
+            raise BoardError(
                 f"no memory budget: missing {' and '.join(missing)}; give --board NAME "
                 f"(one of {', '.join(list_boards())}) or both --sram and --flash"
             )

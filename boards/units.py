@@ -10,6 +10,8 @@ import math
 import re
 from decimal import ROUND_HALF_EVEN, Decimal
 
+from tinyml_errors import UnitsError
+
 KIB = 1024
 MIB = 1024 * 1024
 
@@ -47,6 +49,9 @@ def _split(text: str) -> tuple[Decimal, str] | None:
     return Decimal(match.group(1)), match.group(2).lower()
 
 
+MAX_SIZE = 1 << 32
+
+
 def parse_size(text: str | int, *, what: str = "size") -> int:
     """Parse a memory size such as ``320KB``, ``1.5 MB``, ``320KiB`` or ``327680`` into bytes.
 
@@ -55,21 +60,23 @@ def parse_size(text: str | int, *, what: str = "size") -> int:
     option in the error message (e.g. ``--sram``).
     """
     if isinstance(text, bool):
-        raise ValueError(f"{what}: cannot parse {text!r} as a size; {SIZE_HINT}")
+        raise UnitsError(f"{what}: cannot parse {text!r} as a size; {SIZE_HINT}")
     if isinstance(text, int):
         if text <= 0:
-            raise ValueError(f"{what}: {text!r} is not a positive size; {SIZE_HINT}")
+            raise UnitsError(f"{what}: {text!r} is not a positive size; {SIZE_HINT}")
         return text
     parts = _split(text) if isinstance(text, str) else None
     if parts is None or parts[1] not in _SIZE_UNITS:
-        raise ValueError(f"{what}: cannot parse {text!r} as a size; {SIZE_HINT}")
+        raise UnitsError(f"{what}: cannot parse {text!r} as a size; {SIZE_HINT}")
     number, unit = parts
     scale = _SIZE_UNITS[unit]
     if scale == 1 and number != number.to_integral_value():
-        raise ValueError(f"{what}: {text!r} is not a whole number of bytes; {SIZE_HINT}")
+        raise UnitsError(f"{what}: {text!r} is not a whole number of bytes; {SIZE_HINT}")
     nbytes = int((number * scale).to_integral_value(rounding=ROUND_HALF_EVEN))
     if nbytes <= 0:
-        raise ValueError(f"{what}: {text!r} is not a positive size; {SIZE_HINT}")
+        raise UnitsError(f"{what}: {text!r} is not a positive size; {SIZE_HINT}")
+    if nbytes > MAX_SIZE:  # a Cortex-M addresses 4 GB in all: a larger memory is a typo
+        raise UnitsError(f"{what}: {text!r} is larger than a microcontroller's 4 GB address space")
     return nbytes
 
 
@@ -81,7 +88,7 @@ def format_size(nbytes: int) -> str:
     are rounded to one decimal.
     """
     if isinstance(nbytes, bool) or not isinstance(nbytes, int) or nbytes < 0:
-        raise ValueError(f"format_size: expected a non-negative integer byte count, got {nbytes!r}")
+        raise UnitsError(f"format_size: expected a non-negative integer byte count, got {nbytes!r}")
     if nbytes < KIB:
         return f"{nbytes} B"
     for unit, name in ((KIB, "KB"), (MIB, "MB")):
@@ -98,14 +105,14 @@ def parse_duration(text: str | float, what: str = "duration") -> float:
     """
     if isinstance(text, (int, float)) and not isinstance(text, bool):
         if not math.isfinite(text):
-            raise ValueError(f"{what}: cannot parse {text!r} as a duration; {DURATION_HINT}")
+            raise UnitsError(f"{what}: cannot parse {text!r} as a duration; {DURATION_HINT}")
         seconds = Decimal(text) * _DURATION_UNITS[""]
     else:
         parts = _split(text) if isinstance(text, str) else None
         if parts is None or parts[1] not in _DURATION_UNITS:
-            raise ValueError(f"{what}: cannot parse {text!r} as a duration; {DURATION_HINT}")
+            raise UnitsError(f"{what}: cannot parse {text!r} as a duration; {DURATION_HINT}")
         number, unit = parts
         seconds = number * _DURATION_UNITS[unit]
     if seconds <= 0:
-        raise ValueError(f"{what}: {text!r} is not a positive duration; {DURATION_HINT}")
+        raise UnitsError(f"{what}: {text!r} is not a positive duration; {DURATION_HINT}")
     return float(seconds)

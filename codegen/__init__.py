@@ -1,1 +1,2 @@
-"""Lowering of a planned int8 graph to C source (kernels, layouts, static arena offsets)."""
+"""Code generation: binds the kernel registry's choices to the plan's arena offsets and writes C through
+jinja2 templates (``lower``, ``emit``, ``project``); ``generate`` is the whole ``tinyengine gen`` pipeline."""

@@ -5,14 +5,15 @@ import json
 import re
 import zlib
 from functools import lru_cache
+from importlib.resources import files
 from pathlib import Path
 
 import jinja2
 import numpy as np
 
-from codegen.lower import CArray, Lowering, LoweredOp
+from codegen.lower import CArray, LoweredOp, Lowering
 
-TEMPLATES = Path(__file__).with_name("templates")
+TEMPLATES = Path(str(files("codegen") / "templates"))
 _INT32_MIN = -(1 << 31)
 
 

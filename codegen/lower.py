@@ -26,13 +26,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tinyml_errors import LoweringError
+from codegen.winograd import transform_weights
 from tinyengine.ir.graph import Graph, Op
 from tinyengine.kernels.choice import AlignmentError, KernelChoice, check_plan, choose
 from tinyengine.numerics.kernels_ref import add_params
 from tinyengine.planner import MemoryPlan
-
-from codegen.winograd import transform_weights
+from tinyml_errors import LoweringError
 
 __all__ = ["AlignmentError", "CArray", "LoweredOp", "Lowering", "LoweringError", "lower"]
 
@@ -133,11 +132,32 @@ def _bind(g: Graph, op: Op, cname: str, lo: LoweredOp) -> None:
             "b_mult": ap.input2_multiplier, "b_shift": ap.input2_shift,
             "out_mult": ap.output_multiplier, "out_shift": ap.output_shift,
             "left_shift": ap.left_shift, "act_min": act[0], "act_max": act[1]}
+    elif op.kind in ("max_pool2d", "mean", "softmax", "pad"):
+        _bind_tflite_op(op, x, y, act, lo)
     elif op.kind in ("global_avg_pool", "avg_pool2d"):
         if x.zero_point != y.zero_point or x.scale != y.scale:
             raise LoweringError(f"codegen: op '{op.name}': average pooling needs the same scale and zero "
                                 "point in and out (TFLM AVERAGE_POOL_2D)")
         lo.args.update(act_min=act[0], act_max=act[1])
+
+
+def _bind_tflite_op(op: Op, x, y, act, lo: LoweredOp) -> None:
+    from tinyengine.numerics.kernels_ref_tflite import mean_params, softmax_params
+    if op.kind == "max_pool2d":
+        if x.zero_point != y.zero_point or x.scale != y.scale:
+            raise LoweringError(f"codegen: op '{op.name}': max pooling needs the same scale and zero point in "
+                                "and out (TFLM MAX_POOL_2D)")
+        lo.args.update(act_min=act[0], act_max=act[1])
+    elif op.kind == "pad":
+        if x.zero_point != y.zero_point or x.scale != y.scale:
+            raise LoweringError(f"codegen: op '{op.name}': PAD needs the same scale and zero point in and out")
+        lo.args.update(value=int(x.zero_point))
+    elif op.kind == "mean":
+        p = mean_params(x.scale, x.zero_point, y.scale, y.zero_point, lo.args["n_pixels"])
+        lo.args.update(in_zp=int(x.zero_point), out_zp=int(y.zero_point), mult=p.mult, shift=p.shift)
+    else:
+        p = softmax_params(op.attrs.get("beta", 1.0), x.scale)
+        lo.args.update(mult=p.input_multiplier, left_shift=p.input_left_shift, diff_min=p.diff_min)
 
 
 def _bias_mult_shift(op: Op, cname: str) -> list[CArray]:
@@ -156,7 +176,7 @@ def _check_quantised(g: Graph, op: Op) -> None:
     for name in (*op.inputs, op.output):
         tt = g.tensors[name]
         if tt.scale is None or tt.zero_point is None:
-            raise LoweringError(f"{where}: tensor '{name}' is not quantised (run tinyengine.quantize first)")
+            raise LoweringError(f"{where}: tensor '{name}' is not quantised (run tinyengine.frontend.quantize first)")
     if op.weight_shape is not None:
         missing = [k for k in ("weight", "mult", "shift") if k not in op.params]
         if missing:

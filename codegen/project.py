@@ -3,7 +3,6 @@ a PlatformIO environment for the board, reference input/output bytes and a READM
 from __future__ import annotations
 
 import json
-import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,15 +10,15 @@ from pathlib import Path
 import numpy as np
 
 import firmware
-
-from search_spaces.arch import ArchConfig
 from boards import Board
-from tinyengine.ir.graph import Graph
-from tinyengine.planner import MemoryPlan
-from tinyengine.numerics.reference import quantize_input, run_graph
-
 from codegen.emit import environment, model_context, model_hash, render_model
 from codegen.lower import Lowering, LoweringError, lower
+from search_spaces.arch import ArchConfig
+from tinyengine.deploy.flags import LANG_WARN, OPT, pio_common_flags
+from tinyengine.deploy.pio import pio_env_names
+from tinyengine.ir.graph import Graph
+from tinyengine.numerics.reference import quantize_input, run_graph
+from tinyengine.planner import MemoryPlan
 
 FIRMWARE = firmware.root()
 GENERATED = ("model.h", "model.c", "weights.h", "weights.c")
@@ -56,15 +55,6 @@ def kernel_files(firmware: Path = FIRMWARE) -> tuple[list[Path], list[Path]]:
     return headers, sources
 
 
-def pio_env_names(board: Board) -> dict[str, str]:
-    """PlatformIO environment names of a generated project: ``default`` (the board's real platform, or
-    the offline one for an emulated board), ``offline`` (local dev-platform armbare) and the armbare
-    board id."""
-    env = re.sub(r"[^0-9A-Za-z_]", "_", board.name)
-    return {"default": env, "offline": env if board.emulated else f"{env}_offline",
-            "armbare_board": board.platformio.board if board.platformio.platform == "armbare" else f"te_{env}"}
-
-
 def armbare_board_manifest(board: Board) -> dict:
     """PlatformIO board manifest for the local dev-platform: the core, FPU, QEMU stand-in and the
     board's own flash/SRAM sizes (PlatformIO's size check; the linker script enforces them too)."""
@@ -89,6 +79,11 @@ def linker_script(board: Board) -> str:
             "INCLUDE mps2-sections.ld\n")
 
 
+def standin_ld_name(board: Board) -> str:
+    """The MPS2 stand-in's linker script (ld/<board>.ld is the real part's when the board has a port)."""
+    return f"{board.name}-qemu.ld" if board.port is not None else f"{board.name}.ld"
+
+
 def write_firmware(root: Path, board: Board, firmware: Path = FIRMWARE) -> list[Path]:
     """The firmware around the model: the application (firmware/app -> src/app), the MPS2 bare-metal
     runtime (firmware/qemu -> src/board/qemu), the armbare board manifest and the linker script."""
@@ -101,12 +96,18 @@ def write_firmware(root: Path, board: Board, firmware: Path = FIRMWARE) -> list[
         for f in files:
             shutil.copyfile(f, dst / f.name)
             out.append(dst / f.name)
-    if board.qemu_machine is not None:
-        (root / "boards").mkdir(exist_ok=True)
+    (root / "boards").mkdir(exist_ok=True)
+    if board.port is not None:  # the real part's board layer, manifest and memory map (port_project.py)
+        from codegen.port_project import part_manifest, write_port_files
+        out += write_port_files(root, board)
+        manifest = root / "boards" / f"{pio_env_names(board)['part_board']}.json"
+        manifest.write_text(json.dumps(part_manifest(board), indent=1) + "\n")
+        out.append(manifest)
+    if board.qemu_machine is not None and not (board.port is not None and board.emulated):
         (root / "ld").mkdir(exist_ok=True)
         manifest = root / "boards" / f"{pio_env_names(board)['armbare_board']}.json"
         manifest.write_text(json.dumps(armbare_board_manifest(board), indent=1) + "\n")
-        ld = root / "ld" / f"{board.name}.ld"
+        ld = root / "ld" / standin_ld_name(board)
         ld.write_text(linker_script(board))
         shutil.copyfile(firmware / "qemu" / "mps2-sections.ld", root / "ld" / "mps2-sections.ld")
         out += [manifest, ld, root / "ld" / "mps2-sections.ld"]
@@ -158,11 +159,18 @@ def write_project(out_dir: str | Path, arch: ArchConfig | None, plan: MemoryPlan
 
     env = environment()
     ctx = model_context(low)
-    put("Makefile", env.get_template("Makefile.j2").render(kernel_srcs=kernel_srcs, **ctx))
+    put("Makefile", env.get_template("Makefile.j2").render(kernel_srcs=kernel_srcs, lang_warn=" ".join(LANG_WARN),
+                                                           opt=OPT, **ctx))
     names = pio_env_names(board)
+    port_flags = src_filter = ""
+    if board.port is not None:
+        from codegen.port_project import PORT_SRC_FILTER, port_build_flags
+        port_flags, src_filter = "\n    ".join(port_build_flags(board)), PORT_SRC_FILTER
     put("platformio.ini", env.get_template("platformio.ini.j2").render(
         board=board, env_name=names["default"], offline_env=names["offline"],
-        armbare_board=names["armbare_board"], **ctx))
+        armbare_board=names["armbare_board"], qemu_env=names["qemu"], part_board=names["part_board"],
+        common_flags=pio_common_flags(board), port_flags=port_flags, port_src_filter=src_filter, standin_ld=standin_ld_name(board),
+        standin=board.qemu_machine is not None and not (board.port is not None and board.emulated), **ctx))
     written += write_firmware(root, board, firmware)
     put("README.txt", env.get_template("README.txt.j2").render(board=board, weights_from=weights_from, **ctx))
     put("lowering.json", json.dumps({

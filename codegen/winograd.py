@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from tinyml_errors import LoweringError
+
 # F(2x2, 3x3) matrices (Lavin & Gray); G2 is 2 * G so that every entry is an integer.
 BT = np.array([[1, 0, -1, 0],
                [0, 1, 1, 0],
@@ -28,12 +30,12 @@ def transform_weights(w_ohwi: np.ndarray) -> np.ndarray:
     """int8 OHWI (out_c, 3, 3, in_c) weights -> int32 U = G' g G'^T in layout (out_c, 4, 4, in_c)."""
     w = np.asarray(w_ohwi)
     if w.ndim != 4 or w.shape[1:3] != (3, 3):
-        raise ValueError(f"winograd: weights must be OHWI with a 3x3 kernel, got shape {w.shape}")
+        raise LoweringError(f"winograd: weights must be OHWI with a 3x3 kernel, got shape {w.shape}")
     g = w.astype(np.int64)
     # U[o, i, j, c] = sum_{y, x} G2[i, y] * g[o, y, x, c] * G2[j, x]
     u = np.einsum("iy,oyxc,jx->oijc", G2, g, G2)
     if np.abs(u).max(initial=0) > np.iinfo(np.int32).max:
-        raise ValueError("winograd: transformed weights do not fit int32")
+        raise LoweringError("winograd: transformed weights do not fit int32")
     return np.ascontiguousarray(u.astype(np.int32))
 
 

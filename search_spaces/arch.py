@@ -11,16 +11,16 @@ Every error names the offending field by its JSON path, e.g. ``stages[2].blocks[
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from search_spaces import model_limits
+from tinyml_errors import ArchError
+
 FORMAT = "tinyml-arch/1"
 
 
-class ArchError(ValueError):
-    """A malformed or impossible architecture description."""
 
 
 def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
@@ -159,6 +159,8 @@ class ArchConfig:
             d = json.loads(text)
         except json.JSONDecodeError as e:
             raise ArchError(f"{where}: not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})") from None
+        except RecursionError:
+            raise ArchError(f"{where}: JSON nested too deeply to be a model description") from None
         return _parse(d, where)
 
     @classmethod
@@ -166,8 +168,8 @@ class ArchConfig:
         p = Path(path)
         try:
             text = p.read_text()
-        except OSError as e:
-            raise ArchError(f"{p}: cannot read architecture file ({e.strerror})") from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise ArchError(f"{p}: cannot read architecture file ({getattr(e, 'strerror', None) or e})") from None
         return cls.from_json(text, where=str(p))
 
     def summary(self) -> str:
@@ -217,16 +219,8 @@ def _int(v: Any, where: str, *, lo: int = 1, hi: int | None = None, odd: bool = 
     return v
 
 
-def _pos_number(v: Any, where: str) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
-        raise ArchError(f"{where}: must be a positive number, got {v!r}")
-    return float(v)
-
-
-def _dict(v: Any, where: str) -> dict:
-    if not isinstance(v, dict):
-        raise ArchError(f"{where}: must be a JSON object, got {type(v).__name__}")
-    return v
+_pos_number = model_limits.number
+_dict = model_limits.obj
 
 
 _TOP_KEYS = {"format", "name", "width_mult", "resolution", "in_channels", "stem", "first_block",
@@ -276,7 +270,8 @@ def _parse(d: Any, where: str) -> ArchConfig:
     wm = d.get("width_mult")
     meta = d.get("meta", {})
     arch = ArchConfig(
-        resolution=_int(_req(d, "resolution", where), f"{where}.resolution", lo=8, hi=4096),
+        resolution=_int(_req(d, "resolution", where), f"{where}.resolution", lo=model_limits.MIN_RESOLUTION,
+                         hi=model_limits.MAX_RESOLUTION),
         in_channels=_int(d.get("in_channels", 3), f"{where}.in_channels", hi=64),
         stem_channels=_int(_req(stem, "out_channels", f"{where}.stem"), f"{where}.stem.out_channels"),
         stem_kernel=_int(stem.get("kernel_size", 3), f"{where}.stem.kernel_size", hi=11, odd=True),
@@ -297,6 +292,7 @@ def _parse(d: Any, where: str) -> ArchConfig:
 
 def validate(arch: ArchConfig, where: str = "arch") -> None:
     """Structural checks that hold for any ArchConfig, however it was made."""
+    model_limits.check_arch(arch, where)  # the limits every model input shares (search_spaces/model_limits.py)
     # Every stride-2 layer must get at least a 2x2 input: halving a 1x1 map is a wasted layer.
     sizes = arch.spatial_sizes()
     strides = [arch.stem_stride] + [b.stride for b in arch.blocks()]

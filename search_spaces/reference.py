@@ -11,7 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .arch import ArchConfig, ArchError, BlockConfig, StageConfig, mid_channels_for, validate
+from search_spaces import model_limits
+from search_spaces.arch import ArchConfig, ArchError, BlockConfig, StageConfig, mid_channels_for, validate
 
 
 def is_mcunet_config(d: Any) -> bool:
@@ -20,81 +21,101 @@ def is_mcunet_config(d: Any) -> bool:
 
 def from_mcunet_config(d: dict, *, name: str | None = None, where: str = "config",
                        resolution: int | None = None) -> ArchConfig:
-    """Convert one ``net.config`` dict; errors name the block index and field."""
-    def get(obj: Any, key: str, w: str) -> Any:
-        if not isinstance(obj, dict) or key not in obj:
-            raise ArchError(f"{w}: missing field '{key}'")
-        return obj[key]
-
-    fc = get(d, "first_conv", where)
-    blocks = get(d, "blocks", where)
-    if not isinstance(blocks, list) or len(blocks) < 2:
-        raise ArchError(f"{where}.blocks: need at least the first block and one more")
+    """Convert one ``net.config`` dict; errors name the block index and field, and every value passes
+    the limits of :mod:`search_spaces.model_limits` (the ones our own JSON passes)."""
+    L = model_limits
+    d = L.obj(d, where)
+    fcw = f"{where}.first_conv"
+    fc = L.obj(L.field(d, "first_conv", where), fcw)
+    blocks = L.array(L.field(d, "blocks", where), f"{where}.blocks", min_len=2)
     res = resolution if resolution is not None else d.get("resolution")
     if res is None:
         raise ArchError(f"{where}: no 'resolution' in the config; pass resolution=")
     if isinstance(res, list):
-        res = res[0]
+        res = L.array(res, f"{where}.resolution")[0]
+    res = L.integer(res, f"{where}.resolution", lo=L.MIN_RESOLUTION, hi=L.MAX_RESOLUTION)
+
+    def conv_int(m: dict, key: str, w: str, **kw) -> int:
+        return L.integer(L.field(m, key, w), f"{w}.{key}", **kw)
+
+    def kernel(m: dict, w: str) -> int:
+        return conv_int(m, "kernel_size", w, hi=L.MAX_KERNEL, odd=True)
+
+    def channels(m: dict, key: str, w: str, hi: int = L.MAX_CHANNELS) -> int:
+        return conv_int(m, key, w, hi=hi)
 
     convs = []
     for i, b in enumerate(blocks):
         w = f"{where}.blocks[{i}]"
-        m = get(b, "mobile_inverted_conv", w)
-        if m is None or m.get("name") == "ZeroLayer":
-            if b.get("shortcut") is None:
+        b = L.obj(b, w)
+        m = L.field(b, "mobile_inverted_conv", w)
+        sc = b.get("shortcut")
+        if sc is not None:
+            L.obj(sc, f"{w}.shortcut")
+        if m is None or (isinstance(m, dict) and m.get("name") == "ZeroLayer"):
+            if sc is None:
                 raise ArchError(f"{w}: a ZeroLayer block without a shortcut would cut the network")
             continue
+        wm = f"{w}.mobile_inverted_conv"
+        m = L.obj(m, wm)
         if m.get("name", "MBInvertedConvLayer") != "MBInvertedConvLayer":
-            raise ArchError(f"{w}.mobile_inverted_conv.name: unsupported layer {m.get('name')!r}")
+            raise ArchError(f"{wm}.name: unsupported layer {m.get('name')!r}")
         if m.get("use_se"):
             raise ArchError(f"{w}: squeeze-and-excitation blocks are not supported")
         act = m.get("act_func", "relu6")
         if act not in (None, "relu6"):
-            raise ArchError(f"{w}.act_func: only relu6 is supported, got {act!r}")
-        convs.append((i, m, b.get("shortcut") is not None))
+            raise ArchError(f"{wm}.act_func: only relu6 is supported, got {act!r}")
+        convs.append((i, m, wm, sc is not None))
 
-    i0, first, sc0 = convs[0]
-    w0 = f"{where}.blocks[{i0}]"
-    first_out, first_k = get(first, "out_channels", w0), get(first, "kernel_size", w0)
-    if get(first, "in_channels", w0) != get(fc, "out_channels", f"{where}.first_conv"):
+    i0, first, w0, sc0 = convs[0]
+    first_out, first_k = channels(first, "out_channels", w0), kernel(first, w0)
+    stem_out = channels(fc, "out_channels", fcw)
+    if channels(first, "in_channels", w0) != stem_out:
         raise ArchError(f"{w0}.in_channels: {first['in_channels']} does not match first_conv.out_channels "
-                        f"{fc['out_channels']}")
-    if get(first, "expand_ratio", w0) != 1 or sc0:
+                        f"{stem_out}")
+    if L.number(L.field(first, "expand_ratio", w0), f"{w0}.expand_ratio", hi=L.MAX_EXPAND) != 1 or sc0:
         raise ArchError(f"{where}.blocks[{i0}]: the first block must have expand_ratio 1 and no shortcut")
-    if get(first, "stride", f"{where}.blocks[{i0}]") != 1:
+    if conv_int(first, "stride", w0, choices=L.STRIDES) != 1:
         raise ArchError(f"{where}.blocks[{i0}]: the first block must have stride 1")
 
     stages: list[tuple[int, int, list[BlockConfig]]] = []
     cin = first_out
-    for i, m, has_sc in convs[1:]:
-        w = f"{where}.blocks[{i}]"
-        k, s, e = get(m, "kernel_size", w), get(m, "stride", w), get(m, "expand_ratio", w)
-        c_in, c_out = get(m, "in_channels", w), get(m, "out_channels", w)
+    for i, m, w, has_sc in convs[1:]:
+        k, s = kernel(m, w), conv_int(m, "stride", w, choices=L.STRIDES)
+        e = L.number(L.field(m, "expand_ratio", w), f"{w}.expand_ratio", hi=L.MAX_EXPAND)
+        e = int(e) if e.is_integer() else e
+        c_in, c_out = channels(m, "in_channels", w), channels(m, "out_channels", w)
         if c_in != cin:
             raise ArchError(f"{w}.in_channels: {c_in} does not follow the previous block's {cin} outputs")
         mid = m.get("mid_channels")
-        if mid is not None and mid == mid_channels_for(c_in, e):
-            mid = None
-        blk = BlockConfig(int(k), e, None if mid is None else int(mid))
+        if mid is not None:
+            mid = L.integer(mid, f"{w}.mid_channels", hi=L.MAX_CHANNELS)
+            if mid == mid_channels_for(c_in, e):
+                mid = None
+        blk = BlockConfig(k, e, mid)
         if has_sc:
             if not stages or s != 1 or c_out != c_in:
                 raise ArchError(f"{w}: a shortcut block needs stride 1 and in == out channels, "
                                 f"and must follow a stage's first block")
             stages[-1][2].append(blk)
         else:
-            stages.append((int(c_out), int(s), [blk]))
+            stages.append((c_out, s, [blk]))
         cin = c_out
 
     fm = d.get("feature_mix_layer")
-    cls = get(d, "classifier", where)
+    if fm is not None:
+        fm = channels(L.obj(fm, f"{where}.feature_mix_layer"), "out_channels", f"{where}.feature_mix_layer")
+    clw = f"{where}.classifier"
+    cls = L.obj(L.field(d, "classifier", where), clw)
     arch = ArchConfig(
-        resolution=int(res), in_channels=int(get(fc, "in_channels", f"{where}.first_conv")),
-        stem_channels=int(get(fc, "out_channels", f"{where}.first_conv")),
-        stem_kernel=int(fc.get("kernel_size", 3)), stem_stride=int(fc.get("stride", 2)),
-        first_channels=int(first_out), first_kernel=int(first_k),
+        resolution=res, in_channels=channels(fc, "in_channels", fcw, hi=L.MAX_IN_CHANNELS),
+        stem_channels=stem_out,
+        stem_kernel=L.integer(fc.get("kernel_size", 3), f"{fcw}.kernel_size", hi=L.MAX_KERNEL, odd=True),
+        stem_stride=L.integer(fc.get("stride", 2), f"{fcw}.stride", choices=L.STRIDES),
+        first_channels=first_out, first_kernel=first_k,
         stages=tuple(StageConfig(c, s, tuple(b)) for c, s, b in stages),
-        feature_mix_channels=None if fm is None else int(fm["out_channels"]),
-        num_classes=int(get(cls, "out_features", f"{where}.classifier")),
+        feature_mix_channels=fm,
+        num_classes=channels(cls, "out_features", clw, hi=L.MAX_CLASSES),
         name=name,
     )
     validate(arch, where)
@@ -111,4 +132,6 @@ def load_mcunet_json(path: str | Path, name: str | None = None) -> ArchConfig:
         d = json.loads(p.read_text())
     except (OSError, json.JSONDecodeError) as e:
         raise ArchError(f"{p}: cannot read MCUNet config ({e})") from None
+    except RecursionError:
+        raise ArchError(f"{p}: JSON nested too deeply to be a model description") from None
     return from_mcunet_config(d, name=name or p.stem, where=str(p))

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .arch import ArchConfig, ArchError, BlockConfig, StageConfig, make_divisible
+from search_spaces.arch import ArchConfig, ArchError, BlockConfig, StageConfig, make_divisible
 
 
 def _frange(lo: float, hi: float, step: float) -> tuple[float, ...]:

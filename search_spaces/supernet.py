@@ -16,9 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .arch import ArchConfig, ArchError, mid_channels_for
-from .space import SearchSpace
-from .torch_model import ArchNet, ConvBNAct, build_torch_model
+from search_spaces.arch import ArchConfig, ArchError, mid_channels_for
+from search_spaces.space import SearchSpace
+from search_spaces.torch_model import ArchNet, ConvBNAct, build_torch_model
 
 
 def centre_crop(weight: torch.Tensor, k: int) -> torch.Tensor:

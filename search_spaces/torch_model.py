@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .arch import ArchConfig, BlockSpec
+from search_spaces.arch import ArchConfig, BlockSpec
 
 
 class ConvBNAct(nn.Module):

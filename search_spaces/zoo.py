@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import difflib
 import json
+from importlib.resources import files
 from pathlib import Path
 
-from .arch import ArchConfig, ArchError
-from .reference import from_mcunet_config, is_mcunet_config
+from search_spaces.arch import ArchConfig, ArchError
+from search_spaces.reference import from_mcunet_config, is_mcunet_config
 
-ZOO_DIR = Path(__file__).with_name("zoo")
+ZOO_DIR = Path(str(files("search_spaces") / "zoo"))
 
 
 def zoo_names() -> list[str]:
@@ -38,6 +39,10 @@ def load_model(spec: str) -> ArchConfig:
             d = json.loads(p.read_text())
         except json.JSONDecodeError as e:
             raise ArchError(f"{spec}: not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})") from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise ArchError(f"{spec}: cannot read the file ({getattr(e, 'strerror', None) or e.reason})") from None
+        except RecursionError:
+            raise ArchError(f"{spec}: JSON nested too deeply to be a model description") from None
         if is_mcunet_config(d):
             return from_mcunet_config(d, name=p.stem, where=str(p))
         return ArchConfig.from_dict(d, where=str(p))

@@ -8,8 +8,16 @@ import math
 import numpy as np
 import pytest
 
-from search_spaces.arch import (FORMAT, ArchConfig, ArchError, BlockConfig, StageConfig, conv_out,
-                                make_divisible, validate)
+from search_spaces.arch import (
+    FORMAT,
+    ArchConfig,
+    ArchError,
+    BlockConfig,
+    StageConfig,
+    conv_out,
+    make_divisible,
+    validate,
+)
 from search_spaces.space import SearchSpace
 from search_spaces.zoo import load_zoo, zoo_names
 

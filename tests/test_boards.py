@@ -7,6 +7,7 @@ import pytest
 
 from boards import Board, BoardError, boards_dir, list_boards, load_board, resolve_limits
 from boards.units import format_size
+from tinyml_errors import TinyMLError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -203,14 +204,14 @@ def test_resolve_limits_without_board():
 
 @pytest.mark.parametrize(("sram", "flash", "missing"), [(None, None, "--sram and --flash"), ("320KB", None, "--flash"), (None, "1MB", "--sram")])
 def test_resolve_limits_names_what_is_missing(sram, flash, missing):
-    with pytest.raises(ValueError, match=f"missing {missing};.*--board"):
+    with pytest.raises(TinyMLError, match=f"missing {missing};.*--board"):
         resolve_limits(None, sram, flash)
 
 
 def test_resolve_limits_bad_strings_name_the_flag():
-    with pytest.raises(ValueError, match=r"--sram: cannot parse '320XB'"):
+    with pytest.raises(TinyMLError, match=r"--sram: cannot parse '320XB'"):
         resolve_limits("stm32f746g-disco", "320XB", None)
-    with pytest.raises(ValueError, match=r"--flash: cannot parse 'lots'"):
+    with pytest.raises(TinyMLError, match=r"--flash: cannot parse 'lots'"):
         resolve_limits(None, "320KB", "lots")
     with pytest.raises(BoardError, match="unknown board"):
         resolve_limits("no-such-board", "320KB", "1MB")

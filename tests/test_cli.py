@@ -6,13 +6,13 @@ import re
 import numpy as np
 import pytest
 
+from boards import load_board
+from boards.units import format_size
 from search_spaces.reference import from_mcunet_config
 from search_spaces.space import SearchSpace
 from search_spaces.zoo import load_zoo
-from tinyml_cli import engine as te_cli
-from boards import load_board
 from tinyengine.cost import network_costs
-from boards.units import format_size
+from tinyml_cli import engine as te_cli
 from tinyml_cli import nas as nas_cli
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -278,8 +278,8 @@ def test_analyze_no_inplace_is_not_smaller(tmp_path, capsys):
 
 def test_analyze_shows_the_generated_code_kernels(tmp_path, capsys):
     """The per-op C kernel in the table and the JSON is codegen's own decision for the plan."""
-    from tinyengine.kernels.choice import kernel_choices
     from tinyengine.analyze import analyze
+    from tinyengine.kernels.choice import kernel_choices
 
     js = tmp_path / "a.json"
     rc, out, err = run(te_cli.main, ["analyze", "mcunet-vww1", "--json", str(js)], capsys)

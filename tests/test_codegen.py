@@ -21,21 +21,24 @@ import numpy as np
 import pytest
 import torch
 
-from tinyml_cli import gen as gen_cli
+from boards import load_board
 from codegen.emit import c_array_body, c_float
+from codegen.generate import calibration_images, generate
 from codegen.lower import CArray, LoweringError, lower
-from tinyengine.kernels.choice import AlignmentError, kernel_choices
 from codegen.project import FIRMWARE, Project, write_project
 from codegen.winograd import transform_weights, winograd_conv_reference
 from search_spaces.arch import ArchConfig, BlockConfig, StageConfig
 from search_spaces.space import SearchSpace
 from search_spaces.zoo import load_model
-from boards import load_board
-from tinyengine.ir.graph import build_graph
-from tinyengine.planner import Buffer, PlanOptions
-from tinyengine.pipeline import plan_memory
 from tinyengine.frontend.quantize import quantize_model
+from tinyengine.frontend.weights import random_model
+from tinyengine.ir.graph import build_graph
+from tinyengine.kernels.choice import AlignmentError, kernel_choices
 from tinyengine.numerics.reference import run_graph
+from tinyengine.pipeline import plan_memory
+from tinyengine.planner import Buffer, PlanOptions
+from tinyml_cli import gen as gen_cli
+from tinyml_errors import TinyMLError
 
 WARN = ["-std=c99", "-Wall", "-Wextra", "-Werror"]
 FLAVOURS = {
@@ -96,8 +99,8 @@ class Case:
 
 def make_case(arch: ArchConfig, out: Path, seed: int = 0, winograd: bool = False,
               options: PlanOptions | None = None) -> Case:
-    model = gen_cli.random_model(arch, seed)
-    graph = quantize_model(arch, model, gen_cli.calibration_images(arch, 8, seed))
+    model = random_model(arch, seed)
+    graph = quantize_model(arch, model, calibration_images(arch, 8, seed))
     plan = plan_memory(graph, options)
     proj = write_project(out, arch, plan, BOARD, winograd=winograd, seed=seed)
     return Case(arch, graph, plan, proj)
@@ -218,7 +221,7 @@ def test_winograd_transform_is_four_times_textbook_and_extreme_weights_fit():
         for c in range(3):
             np.testing.assert_array_equal(u[o, :, :, c], 4 * G @ g[o, :, :, c].astype(float) @ G.T)
     assert np.abs(u).max() == 9 * 127
-    with pytest.raises(ValueError, match="3x3"):
+    with pytest.raises(TinyMLError, match="3x3"):
         transform_weights(np.zeros((2, 5, 5, 3), np.int8))
 
 
@@ -287,7 +290,7 @@ def test_patched_and_unsupported_graphs_are_rejected():
         kernel_choices(patched)
     with pytest.raises(LoweringError, match="include_input"):
         kernel_choices(plan_memory(g, PlanOptions(include_input=False)))
-    g.ops[-1].kind = "pad"
+    g.ops[-1].kind = "concatenation"  # no C kernel (PAD has one since te_pad_s8)
     with pytest.raises(LoweringError, match="no C kernel"):
         kernel_choices(plan_memory(g))
 
@@ -472,7 +475,7 @@ def test_cli_gen_random_and_state_dict_give_the_same_project(tmp_path):
                                     "--seed", "3"]), con)
     assert rc == 0 and any("arena" in line for line in con.lines)
     sd_path = tmp_path / "w.pt"
-    torch.save(gen_cli.random_model(arch, 3).state_dict(), sd_path)
+    torch.save(random_model(arch, 3).state_dict(), sd_path)
     rc = gen_cli.cmd_gen(_gen_args([str(arch_path), "--board", "qemu-m7", "--out", str(tmp_path / "b"),
                                     "--seed", "3", "--weights", str(sd_path)]), _Console())
     assert rc == 0
@@ -483,17 +486,17 @@ def test_cli_gen_random_and_state_dict_give_the_same_project(tmp_path):
 
 
 def test_cli_gen_rejects_mismatched_weights(tmp_path):
-    sd = gen_cli.random_model(random_arch(6, 3, 3), 0).state_dict()
+    sd = random_model(random_arch(6, 3, 3), 0).state_dict()
     torch.save(sd, tmp_path / "w.pt")
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match="does not match architecture 'mcunet-in0'.*(missing|wrong shape)"):
-        gen_cli.generate("mcunet-in0", "qemu-m4", tmp_path / "o", weights=str(tmp_path / "w.pt"))
-    with pytest.raises(ValueError, match="not a PyTorch state_dict"):
-        gen_cli.generate("mcunet-in0", "qemu-m4", tmp_path / "o", weights=str(tmp_path / "junk.pt"))
-    with pytest.raises(ValueError, match="no such file"):
-        gen_cli.generate("mcunet-in0", "qemu-m4", tmp_path / "o", weights=str(tmp_path / "nope.pt"))
-    with pytest.raises(ValueError, match="unknown board"):
-        gen_cli.generate("mcunet-in0", "nope", tmp_path / "o")
+    with pytest.raises(TinyMLError, match="does not match architecture 'mcunet-in0'.*(missing|wrong shape)"):
+        generate("mcunet-in0", "qemu-m4", tmp_path / "o", weights=str(tmp_path / "w.pt"))
+    with pytest.raises(TinyMLError, match="not a PyTorch state_dict"):
+        generate("mcunet-in0", "qemu-m4", tmp_path / "o", weights=str(tmp_path / "junk.pt"))
+    with pytest.raises(TinyMLError, match="no such file"):
+        generate("mcunet-in0", "qemu-m4", tmp_path / "o", weights=str(tmp_path / "nope.pt"))
+    with pytest.raises(TinyMLError, match="unknown board"):
+        generate("mcunet-in0", "nope", tmp_path / "o")
 
 
 def test_cli_gen_build_flag_builds_and_checks(tmp_path):
@@ -589,18 +592,18 @@ def test_whole_model_bit_exact_in_qemu(name, machine, flavour, cases, tmp_path):
 def test_cli_gen_calibration_data_sources(tmp_path):
     arch = random_arch(8, 1, 3)
     arch.save(tmp_path / "n.json")
-    proj = gen_cli.generate(str(tmp_path / "n.json"), "qemu-m4", tmp_path / "fm", calib=8, calib_data="fashion-mnist")
+    proj = generate(str(tmp_path / "n.json"), "qemu-m4", tmp_path / "fm", calib=8, calib_data="fashion-mnist",
+                    datasets=gen_cli.DATASETS)
     assert "calibrated on 8 fashion-mnist images" in (tmp_path / "fm" / "README.txt").read_text()
     assert proj.lowering.arena_bytes > 0
-    gen_cli.generate(str(tmp_path / "n.json"), "qemu-m4", tmp_path / "rnd", calib=8)
-    x = gen_cli.calibration_images(arch, 8, 0, "fashion-mnist")
+    generate(str(tmp_path / "n.json"), "qemu-m4", tmp_path / "rnd", calib=8)
+    x = calibration_images(arch, 8, 0, "fashion-mnist", gen_cli.DATASETS)
     np.save(tmp_path / "x.npy", x)
-    same = gen_cli.generate(str(tmp_path / "n.json"), "qemu-m4", tmp_path / "npy", calib=8,
-                            calib_data=str(tmp_path / "x.npy"))
+    generate(str(tmp_path / "n.json"), "qemu-m4", tmp_path / "npy", calib=8, calib_data=str(tmp_path / "x.npy"))
     assert (tmp_path / "npy" / "src" / "weights.c").read_bytes() == (tmp_path / "fm" / "src" / "weights.c").read_bytes()
     assert (tmp_path / "rnd" / "src" / "weights.c").read_bytes() != (tmp_path / "fm" / "src" / "weights.c").read_bytes()
     np.save(tmp_path / "bad.npy", x[:, :, :4, :4])
-    with pytest.raises(ValueError, match=r"bad.npy: shape \(8, 1, 4, 4\), the model takes \(N, 1, "):
-        gen_cli.generate(str(tmp_path / "n.json"), "qemu-m4", tmp_path / "b", calib_data=str(tmp_path / "bad.npy"))
-    with pytest.raises(ValueError, match="--calib-data imagenet: give 'random', 'fashion-mnist'"):
-        gen_cli.generate(str(tmp_path / "n.json"), "qemu-m4", tmp_path / "b", calib_data="imagenet")
+    with pytest.raises(TinyMLError, match=r"bad.npy: shape \(8, 1, 4, 4\), the model takes \(N, 1, "):
+        generate(str(tmp_path / "n.json"), "qemu-m4", tmp_path / "b", calib_data=str(tmp_path / "bad.npy"))
+    with pytest.raises(TinyMLError, match="--calib-data imagenet: give 'random', 'fashion-mnist'"):
+        generate(str(tmp_path / "n.json"), "qemu-m4", tmp_path / "b", calib_data="imagenet", datasets=gen_cli.DATASETS)

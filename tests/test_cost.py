@@ -8,10 +8,10 @@ from search_spaces.arch import ArchConfig
 from search_spaces.space import Genes, SearchSpace
 from search_spaces.zoo import load_zoo, zoo_names
 from tinyengine.cost import batch_costs, fast_costs, graph_costs, network_costs
-from tinyengine.ir.opcost import op_flash, op_macs, op_params
 from tinyengine.ir.graph import build_graph
-from tinyengine.planner import PlanOptions
+from tinyengine.ir.opcost import op_flash, op_macs, op_params
 from tinyengine.pipeline import plan_memory
+from tinyengine.planner import PlanOptions
 
 
 def tiny_arch() -> ArchConfig:

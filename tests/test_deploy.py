@@ -11,12 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from tinyml_cli.gen import generate
-from tinyengine.deploy import pio
 from boards import load_board
-from tinyml_cli.deploy import build_project, read_project
+from codegen.generate import generate
+from tinyengine.deploy import pio
 from tinyengine.deploy.protocol import ProbeClient
 from tinyengine.deploy.qemu import qemu_serial
+from tinyengine.deploy.session import build_project, read_project
+
 
 @pytest.fixture(scope="module", autouse=True)
 def _private_core(tmp_path_factory):

@@ -8,19 +8,20 @@ import sys
 
 import numpy as np
 import pytest
+import tflite_micro  # noqa: E402,F401  (a dependency: its absence is a failure, not a skip)
 from rich.console import Console
 
-from tinyml_cli.gen import calibration_images, random_model
+from codegen.generate import calibration_images
 from search_spaces.space import SearchSpace
 from search_spaces.zoo import load_zoo
 from tinyengine.export import export_tflite, tflite_summary
-from tinyengine.numerics.kernels_ref import same_padding
-from tinyengine.pipeline import plan_memory
-from tinyengine.frontend.quantize import quantize_model
-from tinyengine.numerics.reference import run_graph
-
-import tflite_micro  # noqa: E402,F401  (a dependency: its absence is a failure, not a skip)
 from tinyengine.export.tflm import tflm_arena, tflm_arena_bytes, tflm_invoke, tflm_tensors  # noqa: E402
+from tinyengine.frontend.quantize import quantize_model
+from tinyengine.frontend.weights import random_model
+from tinyengine.numerics.kernels_ref import same_padding
+from tinyengine.numerics.reference import run_graph
+from tinyengine.pipeline import plan_memory
+from tinyml_errors import TinyMLError
 
 TFL_OF = {"conv2d": "CONV_2D", "depthwise_conv2d": "DEPTHWISE_CONV_2D", "add": "ADD",
           "global_avg_pool": "AVERAGE_POOL_2D", "fully_connected": "FULLY_CONNECTED"}
@@ -96,6 +97,7 @@ def test_relu6_upper_clamp_is_exported():
     """Calibrated ReLU6 outputs rarely reach the upper clamp (6/s > 127): widen their range to 8.0 and
     scale the weights up so that the clamp at zp + round(6/s) < 127 is hit, then compare with TFLM."""
     import torch
+
     from tinyengine.frontend.archnet import import_torch
     from tinyengine.frontend.quantize import calibrate, quantize_graph
     arch = SearchSpace(num_classes=10, in_channels=3).sample(np.random.default_rng(3), 0.3, 40)
@@ -167,19 +169,19 @@ def test_export_rejects_what_tflite_cannot_express(small):
     saved = op.attrs["act_max"]
     op.attrs["act_max"] = saved - 1
     try:
-        with pytest.raises(ValueError, match=f"'{op.name}' clamps to"):
+        with pytest.raises(TinyMLError, match=f"'{op.name}' clamps to"):
             export_tflite(g)
     finally:
         op.attrs["act_max"] = saved
     op.attrs["out_region"] = (0, 1, 0, 1)
     try:
-        with pytest.raises(ValueError, match="patch-based"):
+        with pytest.raises(TinyMLError, match="patch-based"):
             export_tflite(g)
     finally:
         del op.attrs["out_region"]
-    with pytest.raises(ValueError, match="padding must be"):
+    with pytest.raises(TinyMLError, match="padding must be"):
         export_tflite(g, padding="valid")
-    with pytest.raises(ValueError, match="TFL3"):
+    with pytest.raises(TinyMLError, match="TFL3"):
         tflite_summary(b"not a flatbuffer")
     export_tflite(g)  # restored: exports again
 
@@ -187,7 +189,7 @@ def test_export_rejects_what_tflite_cannot_express(small):
 def test_missing_tflite_micro_is_named(monkeypatch):
     import tinyengine.export.tflm as tflm
     monkeypatch.setitem(sys.modules, "tflite_micro", None)
-    with pytest.raises(ValueError, match="tflite-micro"):
+    with pytest.raises(TinyMLError, match="tflite-micro"):
         tflm.tflm_arena_bytes(b"")
 
 
@@ -233,6 +235,7 @@ def test_onnx_export_computes_the_float_model(tmp_path):
     import onnx  # noqa: F401
     import torch
     from onnx.reference import ReferenceEvaluator
+
     from tinyengine.export import export_onnx
     arch = SearchSpace(num_classes=10, in_channels=3).sample(np.random.default_rng(3), 0.3, 40)
     model = random_model(arch, 3)
@@ -246,15 +249,15 @@ def test_onnx_export_computes_the_float_model(tmp_path):
 
 
 def test_cli_errors(tmp_path):
-    with pytest.raises(ValueError, match="unknown zoo model 'mcunet-in9'"):
+    with pytest.raises(TinyMLError, match="unknown zoo model 'mcunet-in9'"):
         run_export(["mcunet-in9", "--tflite", str(tmp_path / "x.tflite")])
-    with pytest.raises(ValueError, match="no such architecture file"):
+    with pytest.raises(TinyMLError, match="no such architecture file"):
         run_export([str(tmp_path / "missing.json"), "--tflite"])
-    with pytest.raises(ValueError, match="does not exist"):
+    with pytest.raises(TinyMLError, match="does not exist"):
         run_export(["mcunet-in0", "--tflite", str(tmp_path / "nodir" / "x.tflite")])
-    with pytest.raises(ValueError, match="nothing to export"):
+    with pytest.raises(TinyMLError, match="nothing to export"):
         run_export(["mcunet-in0"])
-    with pytest.raises(ValueError, match="no such file"):
+    with pytest.raises(TinyMLError, match="no such file"):
         run_export(["mcunet-in0", "--tflite", str(tmp_path / "x.tflite"), "--weights", str(tmp_path / "w.pt")])
     with pytest.raises(SystemExit):
         parser().parse_args(["export", "mcunet-in0", "--padding", "valid"])

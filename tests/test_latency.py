@@ -7,15 +7,23 @@ import re
 import numpy as np
 import pytest
 
-from tinyengine.kernels.choice import kernel_choices
+from boards import load_board
 from search_spaces.space import SearchSpace
 from search_spaces.zoo import load_zoo
-from boards import load_board
 from tinyengine.ir.graph import build_graph
-from tinyengine.latency import (CPI_ESTIMATE, LatencyError, LatencyModel, Sample, default_model, evaluate, fit,
-                                layer_features, read_records)
+from tinyengine.kernels.choice import kernel_choices
+from tinyengine.latency import (
+    CPI_ESTIMATE,
+    LatencyError,
+    LatencyModel,
+    Sample,
+    default_model,
+    evaluate,
+    fit,
+    layer_features,
+    read_records,
+)
 from tinyengine.pipeline import plan_memory
-
 
 
 def layers_of(arch) -> list[dict]:

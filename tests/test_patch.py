@@ -6,12 +6,13 @@ import pytest
 
 from search_spaces.space import SearchSpace
 from search_spaces.zoo import load_model
-from tinyengine.ir.opcost import op_macs
 from tinyengine.ir.graph import Graph, Op, Tensor, build_graph
-from tinyengine.passes.patch import cut_points, input_window, patch_graph, tile_bounds
-from tinyengine.planner import PlanOptions
-from tinyengine.pipeline import plan_memory
+from tinyengine.ir.opcost import op_macs
 from tinyengine.numerics.reference import run_graph
+from tinyengine.passes.patch import cut_points, input_window, patch_graph, tile_bounds
+from tinyengine.pipeline import plan_memory
+from tinyengine.planner import PlanOptions
+from tinyml_errors import GraphError, PlanError
 
 
 # ----------------------------------------------------------------------------- random int8 graphs
@@ -190,19 +191,19 @@ def test_residual_add_reads_a_window_of_the_block_input():
 
 def test_bad_splits_and_region_writers_are_rejected():
     g = build_graph(load_model("mcunet-vww1"))
-    with pytest.raises(ValueError, match="cannot patch up to op .* 'b2.project'"):
+    with pytest.raises(PlanError, match="cannot patch up to op .* 'b2.project'"):
         patch_graph(g, 2, "b2.project")  # the block input is still read by b2.add after it
-    with pytest.raises(ValueError, match="no op named"):
+    with pytest.raises(PlanError, match="no op named"):
         patch_graph(g, 2, "nope")
-    with pytest.raises(ValueError, match="do not fit"):
+    with pytest.raises(PlanError, match="do not fit"):
         patch_graph(g, 25, "b1.project")
     pg = patch_graph(g, 2, "b1.project")
     writers = [op for op in pg.graph.ops if op.output == pg.output]
     writers[1].attrs["out_region"] = writers[0].attrs["out_region"]
-    with pytest.raises(ValueError, match="overlaps"):
+    with pytest.raises(GraphError, match="overlaps"):
         pg.graph.validate()
     del writers[1].attrs["out_region"]
-    with pytest.raises(ValueError, match="a second time"):
+    with pytest.raises(GraphError, match="a second time"):
         pg.graph.validate()
 
 

@@ -9,8 +9,8 @@ from search_spaces.arch import ArchConfig
 from search_spaces.space import SearchSpace
 from search_spaces.zoo import load_zoo, zoo_names
 from tinyengine.ir.graph import build_graph
-from tinyengine.planner import MemoryPlan, PlanOptions, scratch_bytes
 from tinyengine.pipeline import plan_memory
+from tinyengine.planner import MemoryPlan, PlanOptions, scratch_bytes
 
 OPTIONS = {
     "default": PlanOptions(),
@@ -198,8 +198,8 @@ def test_every_buffer_offset_is_aligned_for_the_c_kernels():
     aligned offsets (odd-sized depthwise planes would otherwise push later buffers off alignment)."""
     from search_spaces.zoo import load_zoo
     from tinyengine.ir.graph import build_graph
-    from tinyengine.planner import PlanOptions
     from tinyengine.pipeline import plan_memory
+    from tinyengine.planner import PlanOptions
 
     for name in ("mcunet-in3", "mcunet-vww1"):
         for opts in (PlanOptions(), PlanOptions(patches=3), PlanOptions(alignment=8)):

@@ -20,8 +20,23 @@ from hypothesis import strategies as st
 
 from codegen.emit import model_hash
 from tinyengine.deploy.protocol import (
-    HEADER_BYTES, MAGIC, VERSION, Cmd, DeviceError, DeviceInfo, ErrorCode, FrameDecoder, Frame, Garbled,
-    ProbeClient, ProbeError, TimerKind, decode_all, encode_frame, header_check, ticks_to_instructions,
+    HEADER_BYTES,
+    MAGIC,
+    VERSION,
+    Cmd,
+    DeviceError,
+    DeviceInfo,
+    ErrorCode,
+    Frame,
+    FrameDecoder,
+    Garbled,
+    ProbeClient,
+    ProbeError,
+    TimerKind,
+    decode_all,
+    encode_frame,
+    header_check,
+    ticks_to_instructions,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -120,8 +135,8 @@ def small_arch():
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
-    """The generated project (tinyml_cli.gen.generate) and its lowering."""
-    from tinyml_cli.gen import generate
+    """The generated project (codegen.generate.generate) and its lowering."""
+    from codegen.generate import generate
 
     root = tmp_path_factory.mktemp("probe_model")
     arch_json = root / "probe13.json"

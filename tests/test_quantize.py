@@ -8,10 +8,11 @@ import torch
 from search_spaces.arch import ArchConfig, BlockConfig, StageConfig
 from search_spaces.space import SearchSpace
 from search_spaces.torch_model import build_torch_model
-from tinyengine.ir.graph import Graph, Op, Tensor
 from tinyengine.frontend.archnet import fold_bn, import_torch
 from tinyengine.frontend.quantize import calibrate, quantize_graph, quantize_model
+from tinyengine.ir.graph import Graph, Op, Tensor
 from tinyengine.numerics.reference import predict, quantize_input, run_graph
+from tinyml_errors import GraphError, ModelImportError
 
 
 def _randomise_bn(model: torch.nn.Module, seed: int = 0) -> None:
@@ -142,16 +143,16 @@ def test_errors_name_the_tensor_and_op():
     arch = SearchSpace(num_classes=4, in_channels=1).smallest(0.3, 32)
     model = build_torch_model(arch)
     g = import_torch(arch, model)
-    with pytest.raises(ValueError, match="tensor 'input'.*not quantised"):
+    with pytest.raises(GraphError, match="tensor 'input'.*not quantised"):
         run_graph(g, np.zeros((32, 32, 1), np.int8))
     gq = quantize_graph(g, calibrate(model, torch.rand(4, 1, 32, 32)))
-    with pytest.raises(ValueError, match=r"input 'input' must be int8 of shape \(32, 32, 1\)"):
+    with pytest.raises(GraphError, match=r"input 'input' must be int8 of shape \(32, 32, 1\)"):
         run_graph(gq, np.zeros((32, 32, 3), np.int8))
-    with pytest.raises(ValueError, match="no calibration range for tensor 'stem'"):
+    with pytest.raises(ModelImportError, match="no calibration range for tensor 'stem'"):
         quantize_graph(import_torch(arch, model), {"input": (0.0, 1.0)})
-    with pytest.raises(ValueError, match="NCHW"):
+    with pytest.raises(ModelImportError, match="NCHW"):
         calibrate(model, np.zeros((32, 32)))
-    with pytest.raises(ValueError, match="expected an image of shape"):
+    with pytest.raises(GraphError, match="expected an image of shape"):
         quantize_input(gq, np.zeros((5, 5)))
 
 
@@ -159,5 +160,5 @@ def test_import_rejects_mismatched_model():
     a = SearchSpace(num_classes=4, in_channels=1).smallest(0.3, 32)
     b = ArchConfig(**{**a.__dict__, "stages": a.stages[:-1] + (StageConfig(
         a.stages[-1].out_channels, 1, (BlockConfig(5, 3),)),)})
-    with pytest.raises(ValueError, match="expects weights"):
+    with pytest.raises(ModelImportError, match="expects weights"):
         import_torch(b, build_torch_model(a))

@@ -237,7 +237,7 @@ def test_shortcut_right_after_the_first_block():
 
 @pytest.mark.parametrize(("mutate", "texts"), [
     (lambda d: d["blocks"][2]["mobile_inverted_conv"].__setitem__("in_channels", 24),
-     ("cfg.blocks[2].in_channels",)),
+     ("cfg.blocks[2].mobile_inverted_conv.in_channels",)),
     (lambda d: d["blocks"][1]["mobile_inverted_conv"].__setitem__("use_se", True), ("cfg.blocks[1]", "squeeze")),
     (lambda d: d["blocks"][1]["mobile_inverted_conv"].__setitem__("act_func", "h_swish"),
      ("cfg.blocks[1]", "h_swish")),

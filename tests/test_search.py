@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import pickle
 from dataclasses import replace
 
 import numpy as np
@@ -11,17 +10,28 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from boards import load_board
 from search_spaces.arch import ArchConfig
 from search_spaces.space import SearchSpace
 from search_spaces.torch_model import build_torch_model
-from boards import load_board
 from tinyengine.cost import fast_costs
-from tinynas import search as search_mod
+from tinyengine.ir.graph_io import load_graph
 from tinyml_cli.nas import main
+from tinyml_errors import TinyMLError
+from tinynas import search as search_mod
 from tinynas.constraints import constraints_from_args
 from tinynas.data import DatasetError, load_image_folder
-from tinynas.evolution import (EvalCache, EvoConfig, Feasibility, SearchError, evolution_search,
-                               gene_key, genes_from_json, pareto_front, random_search)
+from tinynas.evolution import (
+    EvalCache,
+    EvoConfig,
+    Feasibility,
+    SearchError,
+    evolution_search,
+    gene_key,
+    genes_from_json,
+    pareto_front,
+    random_search,
+)
 from tinynas.latency import CYCLES_PER_LAYER, cycles_per_mac, predict_latency_s
 from tinynas.train import TrainConfig
 
@@ -151,7 +161,7 @@ def test_latency_fallback_and_constraint(monkeypatch):
     n_layers = 3 + sum(3 if b.expand else 2 for b in arch.blocks())
     assert lat == pytest.approx((fast_costs(arch).macs * cycles_per_mac(board) + n_layers * CYCLES_PER_LAYER)
                                 / board.clock_hz)
-    with pytest.raises(ValueError, match="--board"):
+    with pytest.raises(TinyMLError, match="--board"):
         predict_latency_s(arch, CONS)
     # a latency limit between the smallest and largest network's estimate filters sub-networks
     lo, hi = predict_latency_s(SPACE.smallest(W, R), board), predict_latency_s(arch, board)
@@ -211,14 +221,13 @@ def test_smoke_search_end_to_end_and_resume(tmp_path, monkeypatch, capsys):
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "expected time ~" in printed and "overall |" in printed and "binds" in printed
-    for f in ("arch.json", "weights.pt", "model_int8.pkl", "report.md", "pareto.json", "pareto.png",
+    for f in ("arch.json", "weights.pt", "model_int8.npz", "report.md", "pareto.json", "pareto.png",
               "search_state.json", "eval_cache.json", "summary.json", "checkpoints/supernet.pt",
               "baseline_arch.json", "space.json"):
         assert (out / f).exists(), f
     arch = ArchConfig.load(out / "arch.json")
     build_torch_model(arch).load_state_dict(torch.load(out / "weights.pt"), strict=True)
-    with open(out / "model_int8.pkl", "rb") as fh:
-        graph = pickle.load(fh)
+    graph = load_graph(out / "model_int8.npz")
     assert graph.ops and graph.inputs
     s = json.loads((out / "summary.json").read_text())
     c = fast_costs(arch)

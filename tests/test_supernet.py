@@ -9,6 +9,7 @@ from search_spaces.arch import ArchError
 from search_spaces.space import SearchSpace
 from search_spaces.supernet import DynamicBatchNorm2d, SuperNet, centre_crop, recalibrate_bn
 from search_spaces.torch_model import build_torch_model
+from tinyml_errors import TinyMLError
 from tinynas.train import TrainConfig, train
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -150,12 +151,12 @@ def test_training_resume_equals_uninterrupted(tmp_path):
     ref = run(tmp_path / "a.pt")
     with pytest.raises(KeyboardInterrupt):
         run(tmp_path / "b.pt", interrupt_after=2)
-    assert torch.load(tmp_path / "b.pt", weights_only=False)["epoch"] == 2
+    assert torch.load(tmp_path / "b.pt", weights_only=True)["epoch"] == 2
     torch.manual_seed(123)  # a different global state must not matter: the checkpoint restores it
     resumed = run(tmp_path / "b.pt")
     for (k, a), b in zip(ref.state_dict().items(), resumed.state_dict().values()):
         torch.testing.assert_close(a, b, msg=k)
-    hist = torch.load(tmp_path / "b.pt", weights_only=False)["history"]
+    hist = torch.load(tmp_path / "b.pt", weights_only=True)["history"]
     assert [h["epoch"] for h in hist] == [1, 2, 3] and hist[0]["phase"] == "largest"
 
 
@@ -163,5 +164,5 @@ def test_resume_rejects_other_settings(tmp_path):
     x, y = _tiny_data(16)
     net = build_torch_model(SPACE.smallest(W, R))
     train(net, x, y, R, 1, TrainConfig(epochs=1, batch_size=16), tmp_path / "c.pt", progress=False)
-    with pytest.raises(ValueError, match="other training settings"):
+    with pytest.raises(TinyMLError, match="other training settings"):
         train(net, x, y, R, 1, TrainConfig(epochs=2, batch_size=16), tmp_path / "c.pt", progress=False)

@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from boards.units import format_size, parse_duration, parse_size
+from tinyml_errors import UnitsError
 
 VALID_SIZES = [
     ("320KB", 327680),
@@ -68,7 +69,7 @@ INVALID_SIZES = [
 
 @pytest.mark.parametrize("text", INVALID_SIZES)
 def test_parse_size_invalid_names_flag_and_text(text):
-    with pytest.raises(ValueError) as info:
+    with pytest.raises(UnitsError) as info:
         parse_size(text, what="--flash")
     message = str(info.value)
     assert message.startswith("--flash: ")
@@ -78,12 +79,12 @@ def test_parse_size_invalid_names_flag_and_text(text):
 
 @pytest.mark.parametrize("value", [0, -1, True, None, 1.5])
 def test_parse_size_rejects_non_string_garbage(value):
-    with pytest.raises(ValueError, match="--sram"):
+    with pytest.raises(UnitsError, match="--sram"):
         parse_size(value, what="--sram")
 
 
 def test_parse_size_default_what():
-    with pytest.raises(ValueError, match=r"^size: cannot parse '320XB'"):
+    with pytest.raises(UnitsError, match=r"^size: cannot parse '320XB'"):
         parse_size("320XB")
 
 
@@ -110,7 +111,7 @@ def test_format_size(nbytes, expected):
 
 @pytest.mark.parametrize("nbytes", [-1, 1.5, "1KB", True])
 def test_format_size_rejects_non_byte_counts(nbytes):
-    with pytest.raises(ValueError):
+    with pytest.raises(UnitsError):
         format_size(nbytes)
 
 
@@ -156,7 +157,7 @@ def test_parse_duration_valid(text, seconds):
     "text", ["", "fast", "200 min", "200mss", "0", "0ms", "-5ms", "nan", "inf", "1e3ms", float("inf"), float("nan"), -3, None]
 )
 def test_parse_duration_invalid_names_flag_and_text(text):
-    with pytest.raises(ValueError) as info:
+    with pytest.raises(UnitsError) as info:
         parse_duration(text, "--latency")
     message = str(info.value)
     assert message.startswith("--latency: ")

@@ -4,13 +4,12 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from search_spaces.arch import ArchConfig
-
 from tinyengine.cost import graph_costs
-from tinyengine.ir.opcost import op_flash, op_macs, op_params
 from tinyengine.ir.graph import Graph, build_graph
+from tinyengine.ir.opcost import op_flash, op_macs, op_params
 from tinyengine.passes.patch import PatchedGraph
-from tinyengine.planner import MemoryPlan, PlanOptions
 from tinyengine.pipeline import plan_memory
+from tinyengine.planner import MemoryPlan, PlanOptions
 
 
 @dataclass
@@ -72,7 +71,12 @@ def analyze(arch: ArchConfig, options: PlanOptions | None = None) -> Analysis:
     """Per-layer figures and the memory plan; with ``options.patches > 1`` see ``analyze_patched``."""
     if options is not None and options.patches > 1:
         return analyze_patched(arch, options)
-    g = build_graph(arch)
+    return analyze_graph(build_graph(arch), arch, options)
+
+
+def analyze_graph(g: Graph, arch, options: PlanOptions | None = None) -> Analysis:
+    """``analyze`` of a graph already built (an imported model: ``arch`` is then a
+    ``model_source.ImportedModel``)."""
     plan = plan_memory(g, options)
     rows = []
     for i, op in enumerate(g.ops):

@@ -20,11 +20,11 @@ import numpy as np
 
 from search_spaces.arch import ArchConfig, BlockSpec, conv_out, mid_channels_for
 from search_spaces.space import Genes, SearchSpace
-
 from tinyengine.ir.graph import Graph, block_graph, build_graph
 from tinyengine.ir.opcost import op_flash, op_macs, op_params
-from tinyengine.planner import MemoryPlan, PlanOptions
 from tinyengine.pipeline import plan_memory
+from tinyengine.planner import MemoryPlan, PlanOptions
+
 
 @dataclass(frozen=True)
 class Costs:

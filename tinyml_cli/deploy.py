@@ -1,7 +1,9 @@
-"""``tinyengine build | emulate | probe``: firmware of a generated project, run on QEMU or a board.
+"""``tinyengine build | emulate | flash | probe``: firmware of a generated project, run on QEMU or a board.
 
 ``build DIR``     pio run (offline, local dev-platform armbare) and the ELF's flash/SRAM use against
-                  the board; fails naming the overflow when the model does not fit.
+                  the board (a real board: the real part, its board layer and memory map; ELF + BIN);
+                  fails naming the overflow when the model does not fit.
+``flash DIR``     build for the real part and program it with OpenOCD or pyOCD.
 ``emulate DIR``   build, start QEMU (-icount shift=0, UART on a TCP socket) and probe it.
 ``probe --port``  talk to a running firmware (/dev/ttyACM0 or socket://HOST:PORT): info, outputs
                   checked against the NumPy reference, latency table, per-layer profile, JSON record.
@@ -10,48 +12,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import time
-from pathlib import Path
 
 from rich.table import Table
 
 from boards import Board, load_board
-from tinyengine.deploy.pio import BuildResult, PioError, build
-from boards.units import format_size
+from tinyengine.deploy.pio import BuildResult, PioError
+from tinyengine.deploy.session import build_project, emulate_built, probe, read_project
+from tinyengine.outdir import check_output_file, write_output
+from tinyml_errors import UsageError
 
 
 # ----------------------------------------------------------------------------- project
-def read_project(root: str | Path) -> tuple[Path, dict, Board]:
-    """(folder, lowering.json, board) of a project written by ``tinyengine gen``; ValueError otherwise."""
-    root = Path(root)
-    meta_file = root / "lowering.json"
-    if not root.is_dir():
-        raise ValueError(f"{root}: no such project folder (write one with `tinyengine gen MODEL --out {root}`)")
-    if not meta_file.is_file():
-        raise ValueError(f"{root}: not a generated project (no lowering.json; see `tinyengine gen`)")
-    try:
-        meta = json.loads(meta_file.read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{meta_file}: invalid JSON ({e.msg} at line {e.lineno})") from None
-    return root, meta, load_board(meta["board"])
-
-
-def offline_env(board: Board) -> str:
-    from codegen.project import pio_env_names
-    return pio_env_names(board)["offline"]
-
-
-def build_project(root: Path, meta: dict, board: Board, verbose: bool = False) -> BuildResult:
-    if board.qemu_machine is None:
-        raise ValueError(f"board {board.name} has no QEMU stand-in: build it with `pio run` and its real platform")
-    res = build(root, offline_env(board), board.name, board.flash_bytes, board.sram_bytes, verbose=verbose)
-    if res.arena_bytes is not None and res.arena_bytes != meta["arena_bytes"]:
-        raise PioError(f"{res.elf}: te_arena is {res.arena_bytes} B in the linker map but the plan says "
-                       f"{meta['arena_bytes']} B (one cost model: they must be equal)")
-    return res
-
-
 def print_build(console, res: BuildResult, meta: dict, board: Board) -> None:
     t = Table(title=f"{meta['model']} firmware for {board.name} (pio run -e {res.env_name}, offline)")
     for col in ("", "firmware (ELF)", "board", "use", "planner"):
@@ -66,6 +38,9 @@ def print_build(console, res: BuildResult, meta: dict, board: Board) -> None:
     if res.arena_bytes is not None:
         console.print(f"te_arena in the linker map: {res.arena_bytes:,} B = the planner's peak SRAM")
     console.print(f"ELF: {res.elf}")
+    if board.port is not None and (res.elf.parent / "firmware.bin").is_file():
+        console.print(f"BIN: {res.elf.parent / 'firmware.bin'} (for {board.port.mcu} at flash "
+                      f"0x{board.port.flash_origin:08X}; `tinyengine flash {res.elf.parent.parent.parent.parent}`)")
 
 
 def add_deploy_parsers(sub) -> None:
@@ -81,6 +56,13 @@ def add_deploy_parsers(sub) -> None:
                        "deterministic instruction counts) with the UART on a TCP socket, and probe it.")
     e.add_argument("project")
     _probe_options(e)
+
+    f = sub.add_parser("flash", help="build the real-part firmware and write it to the board (OpenOCD/pyOCD)",
+                       description="Build DIR for the real MCU (offline, armbare) and program it through the "
+                       "board's debugger with OpenOCD (the board's configs) or pyOCD (give --target).")
+    f.add_argument("project")
+    f.add_argument("--tool", default="auto", choices=("auto", "openocd", "pyocd"))
+    f.add_argument("--target", help="pyOCD target name (pyocd list --targets)")
 
     p = sub.add_parser("probe", help="measure a running firmware over its serial port",
                        description="Talk the firmware protocol (firmware/PROTOCOL.md) to a board or QEMU.")
@@ -107,10 +89,11 @@ def add_deploy_parsers(sub) -> None:
 def cmd_calibrate(args: argparse.Namespace, console) -> int:
     from tinyengine.latency import evaluate, fit, read_records
     board = load_board(args.board)
+    check_output_file(args.out or f"latency-{board.name}.json", "--out")
     train_paths = [r for r in args.records if r not in set(args.holdout)]
     samples, meta = read_records(train_paths)
     if not samples:
-        raise ValueError("calibrate: the records hold no layer timings")
+        raise UsageError("calibrate: the records hold no layer timings")
     model = fit(samples, target=board.name, core=meta["core"] or board.core, unit=meta["unit"])
     t = Table(title=f"latency model for {board.name} ({meta['unit']}, {len(samples)} layers of "
                     f"{len(train_paths)} records)")
@@ -150,93 +133,38 @@ def cmd_build(args: argparse.Namespace, console) -> int:
     return 0
 
 
+def cmd_flash(args: argparse.Namespace, console) -> int:
+    from tinyengine.deploy.flash import flash
+    from tinyml_errors import DeployError
+    root, meta, board = read_project(args.project)
+    try:
+        res = build_project(root, meta, board)
+        flash(board, res.elf, args.tool, args.target)
+    except (PioError, DeployError) as e:
+        console.print(f"[bold red]flash failed:[/] {e}")
+        return 1
+    console.print(f"flashed {res.elf} to {board.description}; now: tinyengine probe --port /dev/ttyACM0 "
+                  f"--project {root}")
+    return 0
+
+
 # ----------------------------------------------------------------------------- probe
-def _stats(xs: list[float]) -> tuple[float, float, float]:
-    return statistics.median(xs), min(xs), max(xs)
-
-
-def _emulated(info, shift: int | None) -> bool:
-    """QEMU has no DWT: a Cortex-M3/M4/M7 firmware that fell back to SysTick is running emulated."""
-    from tinyengine.deploy.protocol import TimerKind
-    if shift is not None:
-        return True
-    return info.timer == TimerKind.SYSTICK and any(c in info.core for c in ("m3", "m4", "m7"))
-
-
-def probe(client, *, runs: int, layers: bool, timeout: float, project: Path | None = None,
-          meta: dict | None = None, icount_shift: int | None = None) -> dict:
-    """Measure a running firmware; returns the JSON record (outputs checked when a project is given)."""
-    from tinyengine.deploy.protocol import TimerKind, ticks_to_instructions
-
-    if runs < 1:
-        raise ValueError(f"--runs must be >= 1, got {runs}")
-    info = client.info()
-    emulated = _emulated(info, icount_shift)
-    shift = icount_shift if icount_shift is not None else 0
-    if emulated:
-        unit, conv = "instructions", (lambda t: ticks_to_instructions(t, shift))
-    elif info.timer == TimerKind.HOST:
-        unit, conv = "ns", float
-    else:
-        unit, conv = "cycles", float
-    rec: dict = {"board": info.board, "core": info.core, "model": info.model, "model_hash": f"{info.model_hash:08x}",
-                 "timer": info.timer.name, "timer_hz": info.timer_hz, "clock_hz": info.clock_hz,
-                 "emulated": emulated, "icount_shift": shift if emulated else None, "unit": unit,
-                 "arena_bytes": info.arena_bytes, "weight_bytes": info.weight_bytes, "macs": info.macs,
-                 "checks": {}}
-    checks = rec["checks"]
-    x = None
-    if project is not None and meta is not None:
-        want_hash = meta.get("model_hash")
-        checks["model_hash"] = want_hash is None or int(want_hash) == info.model_hash
-        if not checks["model_hash"]:
-            raise ValueError(f"the firmware on {client.name} runs model hash {info.model_hash:08x} "
-                             f"({info.model}), but {project} is {int(want_hash):08x}: flash the project first")
-        checks["arena_bytes"] = info.arena_bytes == meta["arena_bytes"]
-        x = (project / "reference_input.bin").read_bytes()
-        want = (project / "reference_output.bin").read_bytes()
-        t0 = time.monotonic()
-        y, ticks = client.infer(x, timeout=timeout)
-        wall = time.monotonic() - t0
-        checks["output_equals_reference"] = y == want
-        if y != want:
-            diff = sum(a != b for a, b in zip(y, want)) + abs(len(y) - len(want))
-            raise ValueError(f"output of {info.model} on {client.name} differs from the NumPy reference in "
-                             f"{diff} of {len(want)} bytes (reference_output.bin)")
-    else:
-        t0 = time.monotonic()
-        _, ticks = client.infer(bytes(info.input_bytes), timeout=timeout)
-        wall = time.monotonic() - t0
-    bench_timeout = timeout + 3 * wall * runs
-    ticks_runs: list[int] = []
-    while len(ticks_runs) < runs:  # BENCH takes at most bench_max runs per request
-        n = min(runs - len(ticks_runs), max(1, info.bench_max))
-        ticks_runs += client.bench(n, None if info.rx_in_arena else x, timeout=bench_timeout)
-    vals = [conv(t) for t in ticks_runs]
-    med, lo, hi = _stats(vals)
-    rec["runs"] = ticks_runs
-    rec["latency"] = {"median": med, "min": lo, "max": hi, "unit": unit}
-    if unit == "cycles" and info.clock_hz:
-        rec["latency"]["median_ms"] = med / info.clock_hz * 1e3
-    if layers:
-        prof = client.profile(x, timeout=timeout + 3 * wall)
-        kinds = {la["index"]: la for la in (meta or {}).get("layers", [])}
-        rec["layers"] = [{"index": la.index, "name": la.name, "macs": la.macs, "ticks": la.ticks,
-                          unit: conv(la.ticks), "kernel": kinds.get(la.index, {}).get("kernel")}
-                         for la in prof.layers]
-        rec["profile_total_ticks"] = prof.total_ticks
-    if project is not None:
-        rec["project"] = str(project)
-        if meta:
-            rec["lowering"] = meta.get("layers", [])
-    return rec
-
-
 def print_probe(console, rec: dict, url: str) -> None:
     unit = rec["unit"]
     console.print(f"[bold]{rec['model']}[/] on {rec['board']} ({rec['core']}, {'QEMU' if rec['emulated'] else url}): "
                   f"hash {rec['model_hash']}, arena {rec['arena_bytes']:,} B, weights {rec['weight_bytes']:,} B, "
                   f"{rec['macs'] / 1e6:.2f}M MACs, timer {rec['timer']}")
+    if rec.get("board_status"):
+        console.print(f"  board: {rec['board_status']}")
+    ln = rec.get("link")
+    if ln:
+        up, down = ln["bytes_each_way"]
+        line = f"  link: INFER {up:,} B up, {down:,} B down, round trip {ln['infer_round_trip_s'] * 1e3:.1f} ms"
+        if "transfer_s" in ln:
+            line += f" = transfer {ln['transfer_s'] * 1e3:.1f} ms + inference {ln['inference_s'] * 1e3:.2f} ms"
+        if ln["resyncs"]:
+            line += f"; resynchronised after {', '.join(ln['resyncs'])} (board reset or line dropped)"
+        console.print(line)
     for k, v in rec["checks"].items():
         console.print(f"  {k.replace('_', ' ')}: {'[green]yes[/]' if v else '[red]NO[/]'}")
     lat = rec["latency"]
@@ -265,14 +193,16 @@ def print_probe(console, rec: dict, url: str) -> None:
 
 def _save(console, rec: dict, path: str | None) -> None:
     if path:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(json.dumps(rec, indent=1) + "\n")
+        check_output_file(path, "--json")
+        write_output(path, json.dumps(rec, indent=1) + "\n", "--json")
         console.print(f"wrote {path}")
 
 
 def cmd_probe(args: argparse.Namespace, console) -> int:
     from tinyengine.deploy.protocol import ProbeClient, ProbeError
     project = meta = None
+    if args.json_out:
+        check_output_file(args.json_out, "--json")
     if args.project:
         project, meta, _ = read_project(args.project)
     try:
@@ -287,28 +217,14 @@ def cmd_probe(args: argparse.Namespace, console) -> int:
     return 0
 
 
-def emulate_built(res: BuildResult, root: Path, meta: dict, board: Board, *, runs: int = 1, layers: bool = True,
-                  timeout: float = 60.0, console=None) -> dict:
-    """Run a built firmware in QEMU (-icount shift=0) and probe it; the probe record."""
-    from tinyengine.deploy.protocol import ProbeClient
-    from tinyengine.deploy.qemu import qemu_serial
-    with qemu_serial(res.elf, board.qemu_machine, icount_shift=0) as q:
-        if console is not None:
-            console.print(f"QEMU {board.qemu_machine} (-icount shift=0), serial {q.url}")
-        with ProbeClient.open(q.url, timeout=timeout) as client:
-            rec = probe(client, runs=runs, layers=layers, timeout=timeout, project=root, meta=meta,
-                        icount_shift=0)
-    rec["firmware"] = {"flash_bytes": res.flash_bytes, "ram_bytes": res.ram_bytes, "elf": str(res.elf),
-                       "machine": board.qemu_machine}
-    return rec
-
-
 def cmd_emulate(args: argparse.Namespace, console) -> int:
     from tinyengine.deploy.protocol import ProbeError
     from tinyengine.deploy.qemu import QemuError
     root, meta, board = read_project(args.project)
+    if args.json_out:
+        check_output_file(args.json_out, "--json")
     try:
-        res = build_project(root, meta, board)
+        res = build_project(root, meta, board, emulated=True)
     except PioError as e:
         console.print(f"[bold red]build failed:[/] {e}")
         return 1
@@ -316,7 +232,7 @@ def cmd_emulate(args: argparse.Namespace, console) -> int:
                   f"(arena {meta['arena_bytes']:,} B)")
     try:
         rec = emulate_built(res, root, meta, board, runs=args.runs, layers=args.layers, timeout=args.timeout,
-                            console=console)
+                            log=console.print)
     except (ProbeError, QemuError) as e:
         console.print(f"[bold red]emulation failed:[/] {e}")
         return 1

@@ -11,15 +11,19 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from search_spaces.arch import ArchError
-from search_spaces.zoo import load_model, zoo_names
-
-from tinyengine.analyze import analyze, plot_memory_profile
-from boards import BoardError, list_boards, load_board
-from tinyengine.kernels.choice import kernel_choices
-from tinyengine.planner import PlanOptions
-from tinyml_errors import LoweringError
+from boards import list_boards, load_board
 from boards.units import format_size
+from search_spaces.zoo import load_model, zoo_names
+from tinyengine.analyze import analyze, analyze_graph, plot_memory_profile
+from tinyengine.frontend.model_source import is_model_file, load_model_file
+from tinyengine.kernels.choice import kernel_choices
+from tinyengine.outdir import check_output_file, write_output
+from tinyengine.planner import PlanOptions
+from tinyml_cli.common import run_command
+from tinyml_cli.deploy import add_deploy_parsers
+from tinyml_cli.export import add_export_parser
+from tinyml_cli.gen import add_gen_parser
+from tinyml_errors import LoweringError, UsageError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", required=True)
     a = sub.add_parser("analyze", help="per-layer MACs, params, flash, live memory and the peak SRAM",
                        description="MODEL is a zoo name (" + ", ".join(zoo_names()) + "), an "
-                       "architecture JSON of ours, or an MCUNet net.config JSON.")
+                       "architecture JSON of ours, an MCUNet net.config JSON, an int8 .tflite or a float .onnx.")
     a.add_argument("model")
     a.add_argument("--board", help=f"check the model against a board's limits ({', '.join(list_boards())})")
     a.add_argument("--no-inplace", action="store_true",
@@ -47,11 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "Cortex-M4 instruction model, as estimated cycles on a real board)")
     a.add_argument("--winograd", action="store_true",
                    help="show the kernel choices as `tinyengine gen --winograd` would make them")
-    from tinyml_cli.gen import add_gen_parser  # codegen builds on tinyengine: import it only for the CLI
     add_gen_parser(sub)
-    from tinyml_cli.deploy import add_deploy_parsers
     add_deploy_parsers(sub)
-    from tinyml_cli.export import add_export_parser
     add_export_parser(sub)
     return p
 
@@ -65,27 +66,38 @@ def _c_kernels(an, winograd: bool) -> tuple[list[dict] | None, str | None]:
 
 
 def cmd_analyze(args: argparse.Namespace, console: Console) -> int:
-    arch = load_model(args.model)
+    for flag, path in (("--json", args.json_out), ("--plot", args.plot)):
+        if path:
+            check_output_file(path, flag)
+    imported = load_model_file(args.model) if is_model_file(args.model) else None
+    arch = imported[1] if imported else load_model(args.model)
+    if imported and args.patches > 1:
+        raise UsageError(f"--patches: patch-based planning works on our architectures, not on an imported "
+                         f"{Path(args.model).suffix} model")
     if args.patches < 1:
-        raise ValueError(f"--patches must be >= 1, got {args.patches}")
+        raise UsageError(f"--patches must be >= 1, got {args.patches}")
     if args.patch_split and args.patches == 1:
-        raise ValueError("--patch-split needs --patches N with N >= 2")
+        raise UsageError("--patch-split needs --patches N with N >= 2")
     opts = PlanOptions(inplace_depthwise=not args.no_inplace, inplace_add=not args.no_inplace)
-    an = analyze(arch, opts)
+    an = analyze_graph(imported[0], arch, opts) if imported else analyze(arch, opts)
     pan = analyze(arch, replace(opts, patches=args.patches, patch_split=args.patch_split)) \
         if args.patches > 1 else None
     kernels, no_kernels = _c_kernels(an, args.winograd)
     board = load_board(args.board) if args.board else None
     lat = lat_model = None
     if kernels and (board or args.latency_model):
-        from tinyengine.latency import LatencyModel, default_model
+        from tinyengine.latency import LatencyError, LatencyModel, default_model
         lat_model = LatencyModel.load(args.latency_model) if args.latency_model else default_model(board)
         if board and args.latency_model:
             lat_model = lat_model.for_board(board)
-        lat = lat_model.predict_layers(kernels)
+        try:
+            lat = lat_model.predict_layers(kernels)
+        except LatencyError as e:  # e.g. an imported model's kernels the shipped model was not fitted on
+            console.print(f"[yellow]no latency prediction:[/] {e}")
+            lat = None
     if not args.quiet:
-        t = Table(title=f"{arch.name or args.model}: {arch.resolution}x{arch.resolution}x{arch.in_channels} "
-                        f"-> {arch.num_classes} classes")
+        t = Table(title=f"{arch.name or args.model}: {'x'.join(map(str, an.graph.tensors[an.graph.inputs[0]].shape))}"
+                        f" -> {arch.num_classes} classes")
         for col, just in (("#", "right"), ("op", "left"), ("kind", "left"), ("in", "left"), ("out", "left"),
                           ("k/s", "left"), ("MACs", "right"), ("params", "right"), ("flash", "right"),
                           ("live act.", "right"), ("scratch", "right"), ("C kernel", "left")):
@@ -140,11 +152,12 @@ def cmd_analyze(args: argparse.Namespace, console: Console) -> int:
         if pan:
             pd = pan.to_dict()
             d["patched"] = {"totals": pd["totals"], "patches": pd["patches"], "arena": pd["arena"]}
-        Path(args.json_out).write_text(json.dumps(d, indent=1) + "\n")
+        write_output(args.json_out, json.dumps(d, indent=1) + "\n", "--json")
         console.print(f"wrote {args.json_out}")
     if args.plot:
         Path(args.plot).parent.mkdir(parents=True, exist_ok=True)
-        other = analyze(arch, PlanOptions(inplace_depthwise=args.no_inplace, inplace_add=args.no_inplace))
+        other_opts = PlanOptions(inplace_depthwise=args.no_inplace, inplace_add=args.no_inplace)
+        other = analyze_graph(imported[0], arch, other_opts) if imported else analyze(arch, other_opts)
         profiles = {"in-place": an, "no in-place": other}
         if args.no_inplace:
             profiles = {"no in-place": an, "in-place": other}
@@ -172,21 +185,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     console = Console()
-    try:
-        if args.cmd == "analyze":
-            return cmd_analyze(args, console)
-        if args.cmd == "gen":
-            from tinyml_cli.gen import cmd_gen
-            return cmd_gen(args, console)
-        if args.cmd == "export":
-            from tinyml_cli.export import cmd_export
-            return cmd_export(args, console)
-        if args.cmd in ("build", "emulate", "probe", "calibrate"):
-            from tinyml_cli import deploy as deploy_cli
-            return getattr(deploy_cli, f"cmd_{args.cmd}")(args, console)
-    except (ValueError, ArchError, BoardError) as e:
-        print(f"tinyengine {args.cmd}: error: {e}", file=sys.stderr)
-        return 2
+    if args.cmd == "analyze":
+        return run_command("tinyengine", args.cmd, lambda: cmd_analyze(args, console))
+    if args.cmd == "gen":
+        from tinyml_cli.gen import cmd_gen
+        return run_command("tinyengine", args.cmd, lambda: cmd_gen(args, console))
+    if args.cmd == "export":
+        from tinyml_cli.export import cmd_export
+        return run_command("tinyengine", args.cmd, lambda: cmd_export(args, console))
+    if args.cmd in ("build", "emulate", "probe", "calibrate", "flash"):
+        from tinyml_cli import deploy as deploy_cli
+        return run_command("tinyengine", args.cmd, lambda: getattr(deploy_cli, f"cmd_{args.cmd}")(args, console))
     parser.error(f"unknown command {args.cmd}")
     return 2
 

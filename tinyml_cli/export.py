@@ -14,9 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from search_spaces.zoo import load_model
-
 from boards.units import format_size
+from search_spaces.zoo import load_model
+from tinyengine.frontend.model_source import is_model_file, load_model_file
+from tinyengine.outdir import check_output_file
+from tinyml_errors import UsageError
 
 
 def add_export_parser(subparsers) -> argparse.ArgumentParser:
@@ -24,7 +26,8 @@ def add_export_parser(subparsers) -> argparse.ArgumentParser:
         "export", help="export a model to TFLite (int8 .tflite) and/or ONNX (float)",
         description="Quantise MODEL as `tinyengine gen` does and write it as an int8 .tflite (runs in "
                     "TFLite Micro, bit-exact with our reference) and/or export the float model as ONNX.")
-    e.add_argument("model", help="zoo name (e.g. mcunet-vww1) or path to an architecture JSON")
+    e.add_argument("model", help="zoo name (e.g. mcunet-vww1), path to an architecture JSON, an int8 .tflite or a "
+                   "float .onnx (their int8 graph, re-exported)")
     e.add_argument("--tflite", nargs="?", const="", metavar="PATH",
                    help="write the int8 TFLite flatbuffer (default PATH: MODEL.tflite)")
     e.add_argument("--onnx", nargs="?", const="", metavar="PATH",
@@ -48,22 +51,32 @@ def _default_path(path: str, stem: str, suffix: str) -> Path:
     if p.is_dir():
         p = p / f"{stem}{suffix}"
     if not p.parent.is_dir():
-        raise ValueError(f"--{suffix[1:]} {path}: folder {p.parent} does not exist")
-    return p
+        raise UsageError(f"--{suffix[1:]} {path}: folder {p.parent} does not exist")
+    return check_output_file(p, f"--{suffix[1:]}")
 
 
 def cmd_export(args: argparse.Namespace, console) -> int:
-    from tinyml_cli.gen import calibration_images, load_weights, random_model
+    from codegen.generate import calibration_images
+    from tinyengine.frontend.weights import load_weights, random_model
 
     if args.tflite is None and args.onnx is None:
-        raise ValueError("nothing to export: give --tflite [PATH] and/or --onnx [PATH]")
-    if args.calib < 1:
-        raise ValueError(f"--calib must be >= 1, got {args.calib}")
-    arch = load_model(args.model)
-    stem = arch.name or Path(args.model).stem
+        raise UsageError("nothing to export: give --tflite [PATH] and/or --onnx [PATH]")
+    if not 1 <= args.calib <= 1024:
+        raise UsageError(f"--calib: must be in 1..1024, got {args.calib}")
+    imported = None
+    if is_model_file(args.model):  # an int8 .tflite or float .onnx: its int8 graph, re-exported
+        if args.onnx is not None:
+            raise UsageError(f"--onnx: {args.model} is an imported model file; --onnx exports the float "
+                             "PyTorch model of one of our architectures")
+        imported = load_model_file(args.model, calib=args.calib, seed=args.seed)[0]
+        stem = Path(args.model).stem + "_int8"
+    else:
+        arch = load_model(args.model)
+        stem = arch.name or Path(args.model).stem
     tfl_path = _default_path(args.tflite, stem, ".tflite") if args.tflite is not None else None
     onnx_path = _default_path(args.onnx, stem, ".onnx") if args.onnx is not None else None
-    model = random_model(arch, args.seed) if args.weights == "random" else load_weights(arch, args.weights)
+    model = None if imported else (random_model(arch, args.seed) if args.weights == "random"
+                                   else load_weights(arch, args.weights))
 
     if onnx_path is not None:
         from tinyengine.export import export_onnx
@@ -74,9 +87,9 @@ def cmd_export(args: argparse.Namespace, console) -> int:
         return 0
 
     from tinyengine.export import export_tflite, tflite_summary
-    from tinyengine.pipeline import plan_memory
     from tinyengine.frontend.quantize import quantize_model
-    graph = quantize_model(arch, model, calibration_images(arch, args.calib, args.seed))
+    from tinyengine.pipeline import plan_memory
+    graph = imported or quantize_model(arch, model, calibration_images(arch, args.calib, args.seed))
     graph.name = stem
     data = export_tflite(graph, padding=args.padding)
     tfl_path.write_bytes(data)
@@ -90,8 +103,8 @@ def cmd_export(args: argparse.Namespace, console) -> int:
     if not args.check:
         return 0
 
-    from tinyengine.numerics.reference import run_graph
     from tinyengine.export.tflm import tflm_arena, tflm_tensors
+    from tinyengine.numerics.reference import run_graph
     x = np.random.default_rng(args.seed).integers(-128, 128, graph.tensors[graph.inputs[0]].shape,
                                                   dtype=np.int16).astype(np.int8)
     ref = run_graph(graph, x)

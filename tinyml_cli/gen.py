@@ -1,45 +1,40 @@
-"""``tinyengine gen``: model (zoo name or arch JSON) + weights -> int8 graph -> memory plan -> C project.
+"""``tinyengine gen``: the parser and the printing; the pipeline is ``codegen.generate``.
 
-Wired into ``tinyengine/cli.py`` with ``add_gen_parser(subparsers)``; ``cmd_gen(args, console)`` returns
-the exit status and raises ValueError (with one clear message) for bad input.
+Wired into ``tinyml_cli/engine.py`` with ``add_gen_parser(subparsers)``; ``cmd_gen(args, console)`` returns
+the exit status and raises a TinyMLError (one clear message) for bad input.
 """
 from __future__ import annotations
 
 import argparse
-import shutil
-import subprocess
-from pathlib import Path
 
 import numpy as np
-import torch
 
-from search_spaces.arch import ArchConfig
-from search_spaces.torch_model import build_torch_model
-from search_spaces.zoo import load_model
 from boards import list_boards, load_board
-from tinyengine.pipeline import plan_memory
-from tinyengine.frontend.quantize import quantize_model
 from boards.units import format_size
-
-from codegen.project import Project, write_project
+from codegen.generate import build_host, generate
+from tinyml_errors import UsageError
 
 
 def add_gen_parser(subparsers) -> argparse.ArgumentParser:
     g = subparsers.add_parser(
         "gen", help="generate the C project (model.c/model.h/weights.c, kernels, Makefile, platformio.ini)",
         description="Quantise MODEL, plan its memory and write a self-contained C project for BOARD.")
-    g.add_argument("model", help="zoo name (e.g. mcunet-vww1), path to an architecture JSON, or a "
-                   "`tinynas search` output folder (its arch.json and already quantised model_int8.pkl)")
+    g.add_argument("model", help="zoo name (e.g. mcunet-vww1), path to an architecture JSON, a "
+                   "`tinynas search` output folder (its arch.json and already quantised model_int8.npz), an "
+                   "int8 .tflite (imported as is) or a float .onnx (quantised with --calib/--calib-data)")
     g.add_argument("--board", required=True, help=f"board preset ({', '.join(list_boards())})")
-    g.add_argument("--out", required=True, help="project folder to write (created)")
-    g.add_argument("--weights", default="random", metavar="random|PATH",
+    g.add_argument("--out", required=True, help="project folder to write (created; or one holding an earlier "
+                   "`tinyengine gen` output, whose files it replaces)")
+    g.add_argument("--force", action="store_true", help="write into a folder that holds files gen did not write "
+                   "(they are overwritten where gen writes the same name, never deleted)")
+    g.add_argument("--weights", default=None, metavar="random|PATH",
                    help="'random' (seeded init, randomised BatchNorm statistics) or a PyTorch state_dict "
                         "saved with torch.save for this architecture (default: random)")
     g.add_argument("--seed", type=int, default=0,
                    help="seed for random weights, calibration images and the reference input (default 0)")
-    g.add_argument("--calib", type=int, default=16, metavar="N",
+    g.add_argument("--calib", type=int, default=None, metavar="N",
                    help="number of random calibration images in [0, 1) (default 16)")
-    g.add_argument("--calib-data", default="random", metavar="random|fashion-mnist|IMAGES.npy",
+    g.add_argument("--calib-data", default=None, metavar="random|fashion-mnist|IMAGES.npy",
                    help="calibration images: random in [0, 1) (default), the first N Fashion-MNIST training "
                         "images (for a network trained on it), or an .npy array (N, C, H, W) in [0, 1]")
     g.add_argument("--winograd", action="store_true",
@@ -49,124 +44,10 @@ def add_gen_parser(subparsers) -> argparse.ArgumentParser:
     return g
 
 
-def random_model(arch: ArchConfig, seed: int) -> torch.nn.Module:
-    """A freshly initialised network with randomised BatchNorm statistics and affine terms (seeded),
-    so that folded weights and activation ranges look like a trained model's, not an identity BN's."""
-    torch.manual_seed(seed)
-    model = build_torch_model(arch)
-    gen = torch.Generator().manual_seed(seed + 1)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                n = m.num_features
-                m.running_mean.copy_(torch.rand(n, generator=gen) * 0.4 - 0.2)
-                m.running_var.copy_(torch.rand(n, generator=gen) * 1.5 + 0.5)
-                m.weight.copy_(torch.rand(n, generator=gen) + 0.5)
-                m.bias.copy_(torch.rand(n, generator=gen) * 0.4 - 0.2)
-    return model.eval()
-
-
-def load_weights(arch: ArchConfig, path: str | Path) -> torch.nn.Module:
-    """The network of ``arch`` with a state_dict from ``path`` loaded strictly; a ValueError that lists
-    missing keys, unexpected keys and shape mismatches otherwise."""
-    p = Path(path)
-    if not p.is_file():
-        raise ValueError(f"--weights {path}: no such file (give 'random' or a state_dict saved with torch.save)")
-    try:
-        sd = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any unreadable file gets the same clear message
-        raise ValueError(f"--weights {path}: not a PyTorch state_dict file ({type(e).__name__}: {e})") from None
-    if isinstance(sd, dict) and isinstance(sd.get("state_dict"), dict):
-        sd = sd["state_dict"]
-    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
-        raise ValueError(f"--weights {path}: expected a state_dict (a dict of tensors), got {type(sd).__name__}")
-    model = build_torch_model(arch)
-    want = model.state_dict()
-    missing = [k for k in want if k not in sd]
-    unexpected = [k for k in sd if k not in want]
-    shapes = [f"{k} {tuple(sd[k].shape)} (model has {tuple(want[k].shape)})"
-              for k in want if k in sd and tuple(sd[k].shape) != tuple(want[k].shape)]
-    if missing or unexpected or shapes:
-        parts = []
-        for what, items in (("missing", missing), ("unexpected", unexpected), ("wrong shape", shapes)):
-            if items:
-                more = f" and {len(items) - 5} more" if len(items) > 5 else ""
-                parts.append(f"{what}: {', '.join(items[:5])}{more}")
-        raise ValueError(f"--weights {path} does not match architecture '{arch.name or 'model'}': "
-                         + "; ".join(parts))
-    model.load_state_dict(sd, strict=True)
-    return model.eval()
-
-
-def calibration_images(arch: ArchConfig, n: int, seed: int, source: str = "random") -> np.ndarray:
-    """``n`` float images (N, C, R, R) in [0, 1] for post-training quantisation."""
-    r, c = arch.resolution, arch.in_channels
-    if source == "random":
-        return np.random.default_rng(seed).random((n, c, r, r), dtype=np.float32)
-    if source == "fashion-mnist":
-        from tinynas.data import load_fashion_mnist
-        return load_fashion_mnist("train", resolution=r, channels=c, limit=n)[0]
-    p = Path(source)
-    if p.suffix != ".npy" or not p.is_file():
-        raise ValueError(f"--calib-data {source}: give 'random', 'fashion-mnist' or an existing .npy file")
-    x = np.load(p)
-    if x.ndim != 4 or x.shape[1:] != (c, r, r):
-        raise ValueError(f"--calib-data {source}: shape {x.shape}, the model takes (N, {c}, {r}, {r})")
-    return x[:n].astype(np.float32)
-
-
-def generate(model_spec: str, board_name: str, out: str | Path, *, weights: str = "random", seed: int = 0,
-             calib: int = 16, winograd: bool = False, calib_data: str = "random") -> Project:
-    """The whole pipeline behind ``tinyengine gen`` (no printing): returns the written project."""
-    board = load_board(board_name)
-    if Path(model_spec).is_dir():
-        return _generate_searched(Path(model_spec), board, out, seed=seed, winograd=winograd)
-    arch = load_model(model_spec)
-    if calib < 1:
-        raise ValueError(f"--calib must be >= 1, got {calib}")
-    if weights == "random":
-        model, source = random_model(arch, seed), f"random (seed {seed})"
-    else:
-        model, source = load_weights(arch, weights), str(weights)
-    graph = quantize_model(arch, model, calibration_images(arch, calib, seed, calib_data))
-    if not arch.name:
-        graph.name = Path(model_spec).stem
-    plan = plan_memory(graph)
-    return write_project(out, arch, plan, board, winograd=winograd, seed=seed,
-                         weights_from=f"{source}; calibrated on {calib} {calib_data} images")
-
-
-def _generate_searched(folder: Path, board, out, *, seed: int, winograd: bool) -> Project:
-    """A `tinynas search` output: the int8 graph it evaluated (so the firmware computes exactly the
-    int8 accuracy the search reported), with its architecture."""
-    import pickle
-
-    from tinyengine.ir.graph import Graph
-    arch_file, graph_file = folder / "arch.json", folder / "model_int8.pkl"
-    for f in (arch_file, graph_file):
-        if not f.is_file():
-            raise ValueError(f"{folder}: not a `tinynas search` output folder ({f.name} is missing)")
-    arch = ArchConfig.load(arch_file)
-    with open(graph_file, "rb") as fh:
-        graph = pickle.load(fh)  # written by tinynas.search from this code base
-    if not isinstance(graph, Graph):
-        raise ValueError(f"{graph_file}: not a pickled int8 tinyengine Graph ({type(graph).__name__})")
-    plan = plan_memory(graph)
-    return write_project(out, arch, plan, board, winograd=winograd, seed=seed,
-                         weights_from=f"{folder} (trained by tinynas search; its int8 model as evaluated)")
-
-
-def build_host(root: Path, target: str = "host", timeout: float = 600) -> subprocess.CompletedProcess:
-    """``make <target>`` in a generated project; a ValueError naming the Debian package if a tool is missing."""
-    for tool, pkg in (("make", "make"), ("gcc", "gcc")):
-        if shutil.which(tool) is None:
-            raise ValueError(f"'{tool}' not found: install the Debian package '{pkg}'")
-    return subprocess.run(["make", "-C", str(root), target], capture_output=True, text=True, timeout=timeout)
-
-
 def cmd_gen(args: argparse.Namespace, console) -> int:
     proj = generate(args.model, args.board, args.out, weights=args.weights, seed=args.seed,
-                    calib=args.calib, winograd=args.winograd, calib_data=args.calib_data)
+                    calib=args.calib, winograd=args.winograd, calib_data=args.calib_data, force=args.force,
+                    datasets=DATASETS)
     low, board = proj.lowering, load_board(args.board)
     kinds: dict[str, int] = {}
     for o in low.ops:
@@ -194,3 +75,14 @@ def cmd_gen(args: argparse.Namespace, console) -> int:
     else:
         console.print(f"build and check on the host: make -C {root} check")
     return 0
+
+
+def fashion_mnist_images(h: int, w: int, c: int, n: int) -> np.ndarray:
+    """The first ``n`` Fashion-MNIST training images as (n, c, h, w) floats (calibration of imported models)."""
+    if h != w:
+        raise UsageError(f"--calib-data fashion-mnist needs a square input, the model takes {h}x{w}")
+    from tinynas.data import load_fashion_mnist
+    return load_fashion_mnist("train", resolution=h, channels=c, limit=n)[0]
+
+
+DATASETS = {"fashion-mnist": fashion_mnist_images}  # named --calib-data sets

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -11,15 +12,17 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from search_spaces.arch import ArchError
-from search_spaces.space import SearchSpace
-from boards import BoardError, list_boards
+from boards import list_boards
 from boards.units import format_size
-from tinyml_errors import TinyMLError
-
+from search_spaces.space import SearchSpace
+from tinyengine.outdir import check_output_file, claim, write_output
+from tinyml_cli.common import run_command
+from tinyml_errors import UsageError
+from tinynas.cli_checks import check_device, check_range, check_space_args
 from tinynas.constraints import constraints_from_args
-from tinynas.data import DatasetError
+from tinynas.data_check import check_image_folder
 from tinynas.space_opt import optimize_space, plot_cdf
+from tinynas.state_check import check_state
 
 
 def _float_list(flag: str):
@@ -91,7 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--budget", default="default",
                    help="default (a usable model; the expected time is printed first) | smoke (a pipeline "
                         "check in seconds, not a model) | quick | full")
-    q.add_argument("--out", required=True, help="output directory (also the resume state)")
+    q.add_argument("--out", required=True, help="output directory (also the resume state): a new or empty "
+                   "folder, or one holding this command's earlier (or interrupted) output")
+    q.add_argument("--force", action="store_true", help="write into a folder that holds files the search did "
+                   "not write (they are overwritten where the search writes the same name, never deleted)")
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--device", help="torch device (default: cuda when present, else cpu)")
     q.add_argument("--threads", type=int, help="CPU threads for torch (default: all cores, 1 per spare "
@@ -103,24 +109,28 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_search(args: argparse.Namespace, console: Console) -> int:
     from tinynas.search import BUDGETS, SearchOptions, run_search
     if args.budget not in BUDGETS:
-        raise ValueError(f"--budget: unknown budget {args.budget!r}; choose one of {', '.join(BUDGETS)}")
+        raise UsageError(f"--budget: unknown budget {args.budget!r}; choose one of {', '.join(BUDGETS)}")
     from tinynas.vww import is_vww, parse_spec
     if is_vww(args.data):
         parse_spec(args.data)  # a bad canvas or target is named before anything runs
-    elif args.data != "fashion-mnist" and not Path(args.data).is_dir():
-        raise ValueError(f"--data: {args.data!r} is neither 'fashion-mnist', 'fashion-vww[:CANVAS[:TARGET]]' "
-                         "nor a directory")
+    else:
+        check_image_folder(args.data)
+    check_device(args.device)
+    check_range("--seed", args.seed, 0, 2 ** 32 - 1)
     if args.in_channels not in (1, 3):
-        raise ValueError(f"--in-channels: must be 1 or 3, got {args.in_channels}")
+        raise UsageError(f"--in-channels: must be 1 or 3, got {args.in_channels}")
     if args.threads is not None and args.threads < 1:
-        raise ValueError(f"--threads: must be at least 1, got {args.threads}")
+        raise UsageError(f"--threads: must be at least 1, got {args.threads}")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
-        raise ValueError(f"--out: {out} exists and is not a directory")
+        raise UsageError(f"--out: {out} exists and is not a directory")
     cons = constraints_from_args(args.board, args.sram, args.flash, args.latency,
                                  sram_reserve=args.sram_reserve, flash_reserve=args.flash_reserve)
     if cons.latency_s is not None and cons.board is None:
-        raise ValueError("--latency: a latency limit needs --board (the core and clock it runs on)")
+        raise UsageError("--latency: a latency limit needs --board (the core and clock it runs on)")
+    first_rank = os.environ.get("RANK", "0") == "0"  # under torchrun, rank 0 owns the folder
+    od = claim(out, "tinynas search", force=args.force, in_progress=True) if first_rank else None
+    check_state(out, skip=set(od.foreign) if od is not None else set())
     console.print(f"[bold]TinyNAS search[/] ({args.budget}) under {cons.describe()} -> {out}")
     if cons.latency_s is not None:
         from tinynas.latency import latency_source
@@ -128,7 +138,14 @@ def cmd_search(args: argparse.Namespace, console: Console) -> int:
     opts = SearchOptions(cons, out, data=args.data, budget=args.budget, in_channels=args.in_channels,
                          seed=args.seed, device=args.device, threads=args.threads,
                          progress=not args.no_progress)
-    s = run_search(opts, log=lambda m: console.print(m, highlight=False))
+    try:
+        s = run_search(opts, log=lambda m: console.print(m, highlight=False))
+    except BaseException:
+        if od is not None:
+            od.abandon()
+        raise
+    if od is not None:
+        od.commit()
     if not s:
         return 0
     w = s["winner"]
@@ -139,6 +156,10 @@ def cmd_search(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_space(args: argparse.Namespace, console: Console) -> int:
+    check_space_args(args)
+    for flag, path in (("--json", args.json_out), ("--plot", args.plot)):
+        if path:
+            check_output_file(path, flag)
     cons = constraints_from_args(args.board, args.sram, args.flash, sram_reserve=args.sram_reserve,
                                  flash_reserve=args.flash_reserve)
     kw = {"num_classes": args.num_classes, "in_channels": args.in_channels}
@@ -147,7 +168,7 @@ def cmd_space(args: argparse.Namespace, console: Console) -> int:
     if args.resolutions:
         bad = [r for r in args.resolutions if not float(r).is_integer()]
         if bad:
-            raise ValueError(f"--resolutions: resolutions must be whole pixels, got {bad}")
+            raise UsageError(f"--resolutions: resolutions must be whole pixels, got {bad}")
         kw["resolution_choices"] = tuple(int(r) for r in args.resolutions)
     space = SearchSpace(**kw)
     console.print(f"[bold]TinyNAS stage 1[/]: {len(space.width_choices)} widths x "
@@ -176,7 +197,7 @@ def cmd_space(args: argparse.Namespace, console: Console) -> int:
 
     if args.json_out:
         Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json_out).write_text(json.dumps(res.to_dict(), indent=1) + "\n")
+        write_output(args.json_out, json.dumps(res.to_dict(), indent=1) + "\n", "--json")
         console.print(f"wrote {args.json_out}")
     if res.choice is None:
         lo_s = min(res.stats, key=lambda s: s.min_peak_sram)
@@ -221,14 +242,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(_attach_values(list(sys.argv[1:] if argv is None else argv)))
     console = Console()
-    try:
-        if args.cmd == "space":
-            return cmd_space(args, console)
-        if args.cmd == "search":
-            return cmd_search(args, console)
-    except (ValueError, ArchError, BoardError, DatasetError, TinyMLError) as e:  # one clear line, no traceback
-        print(f"tinynas {args.cmd}: error: {e}", file=sys.stderr)
-        return 2
+    if args.cmd == "space":
+        return run_command("tinynas", args.cmd, lambda: cmd_space(args, console))
+    if args.cmd == "search":
+        return run_command("tinynas", args.cmd, lambda: cmd_search(args, console),
+                           interrupted=f"interrupted; run the same command again to resume from {args.out} "
+                                       "(work since its last saved state is redone)")
     parser.error(f"unknown command {args.cmd}")
     return 2
 

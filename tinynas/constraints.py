@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 from boards import Board, resolve_limits
 from boards.units import format_size, parse_duration, parse_size
+from tinyml_errors import UsageError
 
 
 @dataclass(frozen=True)
@@ -44,8 +45,8 @@ def constraints_from_args(board: str | None, sram: str | None, flash: str | None
     rs = parse_size(sram_reserve, what="--sram-reserve") if sram_reserve not in (None, "0") else 0
     rf = parse_size(flash_reserve, what="--flash-reserve") if flash_reserve not in (None, "0") else 0
     if rs >= s:
-        raise ValueError(f"--sram-reserve: {format_size(rs)} leaves nothing of the {format_size(s)} SRAM")
+        raise UsageError(f"--sram-reserve: {format_size(rs)} leaves nothing of the {format_size(s)} SRAM")
     if rf >= f:
-        raise ValueError(f"--flash-reserve: {format_size(rf)} leaves nothing of the {format_size(f)} flash")
+        raise UsageError(f"--flash-reserve: {format_size(rf)} leaves nothing of the {format_size(f)} flash")
     lat = parse_duration(latency, what="--latency") if latency is not None else None
     return Constraints(s - rs, f - rf, lat, b, rs, rf)

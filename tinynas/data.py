@@ -6,17 +6,18 @@ repeated to the requested number of channels; labels as int64.
 from __future__ import annotations
 
 import gzip
+import warnings
 from pathlib import Path
 
 import numpy as np
+
+from tinyml_errors import DatasetError
 
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
                    "Sneaker", "Bag", "Ankle boot")
 
 
-class DatasetError(RuntimeError):
-    pass
 
 
 def _idx(path: Path, offset: int) -> np.ndarray:
@@ -31,7 +32,7 @@ def _idx(path: Path, offset: int) -> np.ndarray:
 def load_fashion_mnist(split: str = "train", *, resolution: int = 28, channels: int = 1,
                        limit: int | None = None, root: Path = FASHION_DIR) -> tuple[np.ndarray, np.ndarray]:
     if split not in ("train", "test"):
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+        raise DatasetError(f"split must be 'train' or 'test', got {split!r}")
     stem = "train" if split == "train" else "t10k"
     x = _idx(root / f"{stem}-images-idx3-ubyte.gz", 16).reshape(-1, 28, 28)
     y = _idx(root / f"{stem}-labels-idx1-ubyte.gz", 8).astype(np.int64)
@@ -58,7 +59,7 @@ def load_fashion_mnist_uint8(split: str = "train", *, limit: int | None = None,
                              root: Path = FASHION_DIR) -> tuple[np.ndarray, np.ndarray]:
     """Raw Fashion-MNIST: uint8 (N, 1, 28, 28) and int64 labels (training resizes per batch)."""
     if split not in ("train", "test"):
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+        raise DatasetError(f"split must be 'train' or 'test', got {split!r}")
     stem = "train" if split == "train" else "t10k"
     x = _idx(root / f"{stem}-images-idx3-ubyte.gz", 16).reshape(-1, 1, 28, 28)
     y = _idx(root / f"{stem}-labels-idx1-ubyte.gz", 8).astype(np.int64)
@@ -93,9 +94,11 @@ def load_image_folder(path: str | Path, *, size: int = 64, channels: int = 3, li
     xs = np.zeros((len(files), channels, size, size), np.uint8)
     for i, (f, _) in enumerate(files):
         try:
-            with Image.open(f) as im:
-                a = np.asarray(im.convert(mode).resize((size, size), Image.BILINEAR))
-        except OSError as e:
+            with warnings.catch_warnings():  # an image over PIL's pixel limit is an error, not a warning
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                with Image.open(f) as im:
+                    a = np.asarray(im.convert(mode).resize((size, size), Image.BILINEAR))
+        except (OSError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
             raise DatasetError(f"--data: cannot read image {f} ({e})") from None
         xs[i] = a[None] if a.ndim == 2 else a.transpose(2, 0, 1)
     return xs, np.array([c for _, c in files], np.int64), names

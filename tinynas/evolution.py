@@ -20,13 +20,9 @@ import numpy as np
 from search_spaces.arch import ArchConfig
 from search_spaces.space import Genes, SearchSpace
 from tinyengine.cost import batch_costs
-
+from tinyml_errors import SearchError
 from tinynas import latency as latency_mod
 from tinynas.constraints import Constraints
-
-
-class SearchError(ValueError):
-    """No sub-network satisfies the constraints, or a saved state does not match the run."""
 
 
 # --------------------------------------------------------------------------- genes helpers

@@ -6,10 +6,8 @@ registered with ``set_latency_model``; tinyengine's calibrated per-kernel model
 else the analytic fallback below (and ``latency_source`` says which one was used).
 
 Fallback estimate: cycles = MACs x cycles-per-MAC of the board's core + a fixed per-layer overhead,
-seconds = cycles / clock. Cycles per MAC are rough figures for int8 CMSIS-NN-style kernels:
-Cortex-M7 (dual issue, SMLAD) ~1.0, Cortex-M4/M33 with DSP (SMLAD: 2 MACs/instruction plus
-loads/requantisation) ~1.6, Cortex-M55 (Helium) ~0.5, cores without DSP (M0+, M3) ~5.0.
-These are estimates, not measurements; the search says so when it uses them.
+seconds = cycles / clock (the core figures are in ``boards.cores``). These are estimates, not
+measurements; the search says so when it uses them.
 """
 from __future__ import annotations
 
@@ -17,12 +15,9 @@ from typing import Callable
 
 import numpy as np
 
+from boards.cores import CYCLES_PER_LAYER, CYCLES_PER_MAC, NO_DSP_CYCLES_PER_MAC
 from search_spaces.arch import ArchConfig
-
-CYCLES_PER_MAC = {"cortex-m0plus": 5.0, "cortex-m3": 5.0, "cortex-m4": 1.6, "cortex-m7": 1.0,
-                  "cortex-m33": 1.6, "cortex-m55": 0.5}
-NO_DSP_CYCLES_PER_MAC = 5.0
-CYCLES_PER_LAYER = 2000  # call, loop set-up and requantisation tails per op
+from tinyml_errors import LatencyError
 
 _MODEL: Callable[[ArchConfig, object], float] | None = None
 SOURCE_ANALYTIC = "analytic estimate (MACs x cycles/MAC of the core / clock; not calibrated)"
@@ -45,7 +40,7 @@ def _calibrated_model(board):
         m = default_model(board)
         if m.out_unit == "cycles":
             model = m
-    except Exception:  # not installed / not calibrated for this core: the analytic fallback applies
+    except LatencyError:  # no model for this core: the analytic fallback applies
         model = None
     _CALIBRATED[key] = model
     return model
@@ -71,7 +66,7 @@ def per_arch(board_or_constraints) -> bool:
 def _board(board_or_constraints):
     b = getattr(board_or_constraints, "board", board_or_constraints)
     if b is None or not hasattr(b, "clock_hz"):
-        raise ValueError("--latency: a latency limit needs a board (its core and clock): add --board")
+        raise LatencyError("--latency: a latency limit needs a board (its core and clock): add --board")
     return b
 
 
@@ -97,7 +92,7 @@ def predict_latency_s(arch: ArchConfig, board_or_constraints) -> float:
     if cal is not None:
         try:
             return float(cal.seconds(cal.predict_fast(arch), b.clock_hz))
-        except Exception:
+        except LatencyError:
             pass  # a kernel the model was not calibrated for: fall back for this network
     from tinyengine.cost import fast_costs
     n_layers = 3 + sum(3 if blk.expand else 2 for blk in arch.blocks())

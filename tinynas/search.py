@@ -10,27 +10,36 @@ Every long step checkpoints into OUT and is skipped or resumed when OUT already 
 from __future__ import annotations
 
 import json
-import pickle
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 
-from search_spaces.arch import ArchConfig
+from boards.units import format_size
+from search_spaces.arch import ArchConfig, ArchError
 from search_spaces.space import SearchSpace
 from search_spaces.supernet import SuperNet, recalibrate_bn
 from search_spaces.torch_model import build_torch_model
 from tinyengine.cost import fast_costs
-from boards.units import format_size
-
+from tinyengine.ir.graph_io import save_graph
+from tinyml_errors import SearchError
 from tinynas import latency as latency_mod
 from tinynas.constraints import Constraints
 from tinynas.data import DatasetError, load_fashion_mnist_uint8, load_image_folder
-from tinynas.evolution import (EvalCache, EvoConfig, Feasibility, SearchError, evolution_search,
-                        genes_from_json, pareto_front, plot_pareto, random_search)
+from tinynas.evolution import (
+    EvalCache,
+    EvoConfig,
+    Feasibility,
+    evolution_search,
+    genes_from_json,
+    pareto_front,
+    plot_pareto,
+    random_search,
+)
+from tinynas.run_timings import RunTimings
 from tinynas.space_opt import optimize_space, plot_cdf
 from tinynas.train import TrainConfig, default_device, dist_info, evaluate, init_distributed, to_input, train
 
@@ -119,7 +128,7 @@ def cpu_threads() -> int:
 
 def get_budget(name: str, overrides: dict | None = None) -> Budget:
     if name not in BUDGETS:
-        raise ValueError(f"--budget: unknown budget {name!r}; choose one of {', '.join(BUDGETS)}")
+        raise SearchError(f"--budget: unknown budget {name!r}; choose one of {', '.join(BUDGETS)}")
     b = BUDGETS[name]
     return replace(b, **overrides) if overrides else b
 
@@ -181,8 +190,8 @@ def baseline_arch(space: SearchSpace, cons: Constraints) -> ArchConfig | None:
                     depth = [space.fixed_depths.get(s, d) for s in range(space.n_stages)]
                     try:
                         a = space.build(w, r, k, e, depth, name=f"mbv2-w{w:g}-r{r}-d{d}-e{space.expand_choices[ei]}")
-                    except Exception:
-                        continue
+                    except ArchError:
+                        continue  # this (depth, expand) does not build at this width: not a grid point
                     c = fast_costs(a)
                     if c.fits(cons.sram_bytes, cons.flash_bytes) and c.macs > best_macs and (
                             cons.latency_s is None or cons.board is None
@@ -206,8 +215,9 @@ def int8_accuracy(arch: ArchConfig, model: torch.nn.Module, calib: np.ndarray, x
                   y: np.ndarray, progress: bool = False):
     """Quantise with the engine and run the bit-exact NumPy reference; (graph, accuracy)."""
     from tqdm import tqdm
+
     from tinyengine.frontend.quantize import quantize_model
-    from tinyengine.numerics.reference import quantize_input, dequantize_output, run_graph
+    from tinyengine.numerics.reference import dequantize_output, quantize_input, run_graph
     graph = quantize_model(arch, model.cpu().eval(), calib)
     correct = 0
     for img, lab in tqdm(list(zip(x, y)), desc="int8 reference", disable=not progress, leave=False):
@@ -221,9 +231,9 @@ def run_search(opts: SearchOptions, log: Callable[[str], None] = print) -> dict:
     t_start = time.perf_counter()
     budget = get_budget(opts.budget, opts.overrides)
     if opts.in_channels not in (1, 3):
-        raise ValueError(f"--in-channels: must be 1 or 3, got {opts.in_channels}")
+        raise SearchError(f"--in-channels: must be 1 or 3, got {opts.in_channels}")
     if opts.cons.latency_s is not None and opts.cons.board is None:
-        raise ValueError("--latency: a latency limit needs --board (the core and clock it runs on)")
+        raise SearchError("--latency: a latency limit needs --board (the core and clock it runs on)")
     init_distributed()
     rank, world = dist_info()
     device = torch.device(opts.device) if opts.device else default_device()
@@ -238,7 +248,7 @@ def run_search(opts: SearchOptions, log: Callable[[str], None] = print) -> dict:
                              "budget_fields": budget_fingerprint(budget), "in_channels": opts.in_channels,
                              "seed": opts.seed})
     ck = out / "checkpoints"
-    timings: dict[str, float] = {}
+    timings = RunTimings(out)  # keeps timings.json current, so killed runs count too (tinynas/run_timings.py)
 
     # ---------------------------------------------------------------- data, stage 1
     ds = load_data(opts.data, opts.in_channels, budget)
@@ -378,7 +388,7 @@ def run_search(opts: SearchOptions, log: Callable[[str], None] = print) -> dict:
         baseline["epochs"] = bcfg.epochs
     timings["total_s"] = time.perf_counter() - t_start
     tpath = out / "timings.json"  # compute spent over all (interrupted and resumed) runs
-    cumulative = json.loads(tpath.read_text()) if tpath.exists() else {}
+    cumulative = dict(timings.base)  # earlier runs, killed ones included; this run is added below
     cumulative = {k: cumulative.get(k, 0.0) + timings.get(k, 0.0) for k in set(cumulative) | set(timings)}
     tpath.write_text(json.dumps(cumulative, indent=1) + "\n")
 
@@ -392,8 +402,8 @@ def run_search(opts: SearchOptions, log: Callable[[str], None] = print) -> dict:
                           "best_so_far": rnd["best_so_far"], "best_acc_per_seed": repeats},
         "winner": winner, "baseline": baseline, "timings": timings, "timings_all_runs": cumulative,
         "evaluations_computed_this_run": cache.computed, "evaluations_from_cache": n_cached,
-        "model_int8": "model_int8.pkl: pickled tinyengine.ir.graph.Graph (int8 weights, qparams); "
-                      "load with pickle.load",
+        "model_int8": "model_int8.npz: the int8 tinyengine Graph in the tinyml-graph/1 format (no pickle); "
+                      "load with tinyengine.ir.graph_io.load_graph",
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=1, default=_jsonable) + "\n")
     (out / "report.md").write_text(_report(summary, arch, base_arch))
@@ -414,7 +424,8 @@ def _finish(arch: ArchConfig, net, tag: str, ds: Dataset, x_tr, budget: Budget, 
     """Float test accuracy, int8 quantisation and int8 accuracy on the NumPy reference, costs."""
     R, C = arch.resolution, opts.in_channels
     done = out / f"{tag}_result.json"
-    if done.exists():  # resumed run: this model was already evaluated and quantised
+    graph_file = out / ("model_int8.npz" if tag == "winner" else f"{tag}_model_int8.npz")
+    if done.exists() and graph_file.exists():  # resumed run: this model was already evaluated and quantised
         rec = json.loads(done.read_text())
         if rec.get("arch") == arch.summary():
             log(f"{tag}: results from {done}")
@@ -428,8 +439,7 @@ def _finish(arch: ArchConfig, net, tag: str, ds: Dataset, x_tr, budget: Budget, 
     graph, acc8 = int8_accuracy(arch, net, calib, xq, ds.y_test[:n8].numpy(), progress=opts.progress)
     net.to(device)
     timings[f"{tag}_int8_s"] = time.perf_counter() - t
-    with open(out / ("model_int8.pkl" if tag == "winner" else f"{tag}_model_int8.pkl"), "wb") as f:
-        pickle.dump(graph, f)
+    save_graph(graph, graph_file)  # JSON + arrays, no pickle (tinyengine.ir.graph_io)
     c = fast_costs(arch)
     rec = {"arch": arch.summary(), "float_test_acc": acc, "float_test_images": len(ds.y_test),
            "int8_test_acc": acc8, "float_acc_on_int8_images": acc_f_sub, "int8_test_images": n8,
@@ -486,7 +496,7 @@ def _report(s: dict, arch: ArchConfig, base: ArchConfig | None) -> str:
     lines += ["", "## Timings (this run / summed over all runs of this OUT)", ""]
     lines += [f"- {k}: {v:.1f} s / {s['timings_all_runs'].get(k, v):.1f} s" for k, v in s["timings"].items()]
     lines += ["", "## Files", "",
-              "arch.json, weights.pt (state_dict for build_torch_model), model_int8.pkl (pickled int8 Graph), "
+              "arch.json, weights.pt (state_dict for build_torch_model), model_int8.npz (int8 Graph, tinyml-graph/1, no pickle), "
               "baseline_*, pareto.json/png, space.json/space_cdf.png, search_state.json, eval_cache.json, "
               "checkpoints/, summary.json", "",
               "![pareto](pareto.png)", ""]

@@ -15,7 +15,7 @@ import numpy as np
 from search_spaces.arch import ArchConfig
 from search_spaces.space import SearchSpace
 from tinyengine.cost import batch_costs
-
+from tinyml_errors import SearchError
 from tinynas.constraints import Constraints
 
 
@@ -98,9 +98,9 @@ def optimize_space(space: SearchSpace, cons: Constraints, *, samples: int = 1000
     """Score every (W, R) of ``space``; pick the largest mean MACs among spaces with enough fits.
     With ``latency`` (seconds for an ArchConfig) and ``cons.latency_s``, fitting also means fast enough."""
     if samples < 1:
-        raise ValueError(f"--samples must be at least 1, got {samples}")
+        raise SearchError(f"--samples must be at least 1, got {samples}")
     if not 0.0 <= min_fit_ratio < 1.0:
-        raise ValueError(f"--min-fit must be in [0, 1), got {min_fit_ratio}")
+        raise SearchError(f"--min-fit must be in [0, 1), got {min_fit_ratio}")
     stats = []
     grid = [(wi, w, ri, r) for wi, w in enumerate(space.width_choices)
             for ri, r in enumerate(space.resolution_choices)]

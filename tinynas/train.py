@@ -29,6 +29,7 @@ from torch import nn
 
 from search_spaces.arch import ArchConfig
 from search_spaces.space import SearchSpace
+from tinyml_errors import StateError
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,7 @@ def to_input(x_u8: torch.Tensor, resolution: int, channels: int, device: torch.d
         elif x.shape[1] == 1:
             x = x.repeat(1, channels, 1, 1)
         else:
-            raise ValueError(f"images have {x.shape[1]} channels; cannot make {channels}")
+            raise StateError(f"images have {x.shape[1]} channels; cannot make {channels}")
     if shift is not None:  # per image: its own shift (up to 1/8 of the side) and a horizontal flip
         m = max(1, resolution // 8)
         d = torch.randint(-m, m + 1, (x.shape[0], 2), generator=shift).tolist()
@@ -123,16 +124,34 @@ def _cosine(total_steps: int):
 
 
 def _rng_states() -> dict:
-    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
+    """RNG states as tensors, ints and tuples only, so the checkpoint loads with ``weights_only=True``."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    return {"torch": torch.get_rng_state(), "python": random.getstate(),
+            "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(gauss)),
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
 
 
 def _set_rng_states(s: dict) -> None:
     torch.set_rng_state(s["torch"])
-    np.random.set_state(s["numpy"])
+    kind, keys, pos, has_gauss, gauss = s["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
     random.setstate(s["python"])
     if s.get("cuda") is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(s["cuda"])
+
+
+def load_checkpoint(ckpt: Path, device: torch.device | str = "cpu") -> dict:
+    """A training checkpoint, loaded with ``weights_only=True``: tensors and plain data only, so a crafted
+    file cannot run code (it gets a StateError instead)."""
+    try:
+        state = torch.load(ckpt, map_location=device, weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any unreadable or unsafe file gets the same clear message
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise StateError(f"{ckpt}: not a checkpoint this version can load safely ({first[:200]}); "
+                         "remove it (training restarts) or use another --out") from None
+    if not isinstance(state, dict) or not {"model", "optimizer", "scheduler", "epoch", "rng"} <= set(state):
+        raise StateError(f"{ckpt}: not a training checkpoint (missing keys); remove it or use another --out")
+    return state
 
 
 def train(model: nn.Module, x_u8: torch.Tensor, y: torch.Tensor, resolution: int, channels: int,
@@ -169,9 +188,9 @@ def train(model: nn.Module, x_u8: torch.Tensor, y: torch.Tensor, resolution: int
     start = 0
     ckpt = Path(checkpoint) if checkpoint else None
     if ckpt is not None and ckpt.exists():
-        state = torch.load(ckpt, map_location=device, weights_only=False)
+        state = load_checkpoint(ckpt, device)
         if state.get("config") != asdict(cfg):
-            raise ValueError(f"{ckpt}: checkpoint was written with other training settings "
+            raise StateError(f"{ckpt}: checkpoint was written with other training settings "
                              f"({state.get('config')}); remove it or use another --out")
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])

@@ -2,8 +2,8 @@
  * The board abstraction the probe application (main.c) needs: a byte-oriented serial port and a clock
  * in milliseconds for the protocol's timeouts. One implementation per board family:
  *   board_qemu.c            QEMU MPS2 (AN385/AN386/AN500): CMSDK UART0, polled (firmware/qemu/uart.c)
- *   board_stm32.c (to do)   STM32 Nucleo/Discovery: USART/ST-LINK VCP or USB CDC (/dev/ttyACM0);
- *                           implement the four functions below, nothing else in firmware/app changes
+ *   firmware/ports/<family>/ real MCUs (STM32F4/F7/H7, nRF52840): clocks, the debugger's VCP UART,
+ *                           register level (firmware/ports/README.md)
  *   firmware/test/protocol_host.c   host build: stdin/stdout, for sanitiser and fuzz tests
  * Board identity comes from -D defines (the build takes them from boards/<name>.json).
  */
@@ -27,5 +27,7 @@ void board_init(void);                          /* serial port up (clocks, pins,
 void board_write(const uint8_t *data, size_t n); /* blocking transmit */
 int board_try_getc(void);                       /* 0..255, TE_BOARD_NONE or TE_BOARD_CLOSED */
 uint32_t board_now_ms(void);                    /* free-running milliseconds (may wrap) */
+/* Optional: one line for INFO (clock reached, ready waits that timed out); main.c has a weak "" default. */
+const char *te_board_status(void);
 
 #endif /* TE_BOARD_H */

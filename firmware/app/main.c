@@ -95,10 +95,18 @@ static uint32_t str_bytes(const char *s)
     return 1u + (uint32_t)(n > 255u ? 255u : n);
 }
 
+/* Boards without a port (MPS2, host) have nothing to add; a port overrides this. */
+__attribute__((weak)) const char *te_board_status(void)
+{
+    return "";
+}
+
 static void do_info(uint8_t seq)
 {
     te_proto_writer_t w;
-    const uint32_t len = TE_INFO_FIXED_BYTES + str_bytes(TE_BOARD_NAME) + str_bytes(TE_CORE) + str_bytes(TE_MODEL_NAME);
+    const char *status = te_board_status();
+    const uint32_t len = TE_INFO_FIXED_BYTES + str_bytes(TE_BOARD_NAME) + str_bytes(TE_CORE) + str_bytes(TE_MODEL_NAME) +
+                         str_bytes(status);
     uint16_t flags = 0u;
 #ifdef TE_USE_DSP
     flags |= 1u;
@@ -111,7 +119,7 @@ static void do_info(uint8_t seq)
     te_proto_put_u8(&w, (uint8_t)te_time_kind());
     te_proto_put_u16(&w, flags);
     te_proto_put_u32(&w, te_time_hz());
-    te_proto_put_u32(&w, TE_CLOCK_HZ);
+    te_proto_put_u32(&w, te_core_clock_hz());
     te_proto_put_u32(&w, TE_MODEL_HASH);
     te_proto_put_u32(&w, TE_ARENA_BYTES);
     te_proto_put_u32(&w, TE_WEIGHT_BYTES);
@@ -137,6 +145,7 @@ static void do_info(uint8_t seq)
     put_str(&w, TE_BOARD_NAME);
     put_str(&w, TE_CORE);
     put_str(&w, TE_MODEL_NAME);
+    put_str(&w, status);
     te_proto_end(&w);
 }
 

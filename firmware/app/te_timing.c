@@ -9,6 +9,11 @@ static te_timer_kind_t s_kind = TE_TIMER_SYSTICK;
 #if defined(TE_TIMING_HOST)
 #include <time.h>
 
+__attribute__((weak)) uint32_t te_core_clock_hz(void)
+{
+    return TE_CLOCK_HZ;
+}
+
 static uint64_t s_t0;
 
 static uint64_t host_ns(void)
@@ -81,9 +86,15 @@ te_timer_kind_t te_time_init(void)
     return s_kind;
 }
 
-uint32_t te_time_hz(void)
+/* A board port (firmware/ports) defines the clock it actually reached. */
+__attribute__((weak)) uint32_t te_core_clock_hz(void)
 {
     return TE_CLOCK_HZ;
+}
+
+uint32_t te_time_hz(void)
+{
+    return te_core_clock_hz();
 }
 
 uint64_t te_time_now(void)

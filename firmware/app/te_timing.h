@@ -29,6 +29,7 @@ typedef enum {
 te_timer_kind_t te_time_init(void); /* picks and starts the timer; call once */
 te_timer_kind_t te_time_kind(void);
 uint32_t te_time_hz(void);          /* ticks per second of te_time_now() */
+uint32_t te_core_clock_hz(void);    /* the core clock reached: a board port's, else TE_CLOCK_HZ (weak) */
 uint64_t te_time_now(void);         /* monotonic ticks; a compiler barrier */
 uint32_t te_time_ms(void);          /* milliseconds (wrapping), for protocol timeouts */
 

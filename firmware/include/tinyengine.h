@@ -11,7 +11,7 @@
  * any tap outside the input as padding, so bottom/right follow from out_h/out_w.
  * No malloc, no float. Every kernel that needs working memory takes a scratch pointer whose size is
  * given by the te_*_scratch_bytes() function next to it (the memory planner uses the same formulas:
- * tinyengine/planner.py scratch_bytes()).
+ * tinyengine/kernels/registry.py, one KernelSpec per kernel).
  * With -DTE_USE_DSP (set automatically for __ARM_FEATURE_DSP) the Cortex-M SIMD paths are used
  * (SXTB16/SMLAD); the results are identical. -DTE_NO_DSP forces the portable path on a DSP core;
  * -DTE_USE_DSP -DTE_DSP_EMULATE runs the SIMD path on a host with C models of the instructions.
@@ -108,6 +108,24 @@ void te_avg_pool_s8(const int8_t *in, int in_h, int in_w, int c, int k_h, int k_
 /* Fully connected: in (in_n) -> out (out_n), weights (out_n, in_n), per-channel requant. */
 void te_fully_connected_s8(const int8_t *in, int in_n, const int8_t *w, const int32_t *bias, int out_n,
                            const te_quant_t *q, int8_t *out);
+
+/* Ops of imported .tflite models (te_pool_softmax.c; TFLite Micro's int8 arithmetic).
+ * Max pooling (MAX_POOL_2D): the largest tap inside the input (padding ignored), clamped to
+ * [act_min, act_max]; input and output share scale and zero point. */
+void te_max_pool_s8(const int8_t *in, int in_h, int in_w, int c, int k_h, int k_w, int stride_h,
+                    int stride_w, int pad_top, int pad_left, int out_h, int out_w, int32_t act_min,
+                    int32_t act_max, int8_t *out);
+/* MEAN over H and W (QuantizedMeanOrSum): n_pixels x c -> c; mult/shift carry s_in / s_out and 1/n. */
+void te_mean_hw_s8(const int8_t *in, int n_pixels, int c, int32_t in_zp, int32_t mult, int32_t shift,
+                   int32_t out_zp, int8_t *out);
+/* SOFTMAX over each row of `depth` values (gemmlowp fixed point; output scale 1/256, zero point -128).
+ * input_mult/input_left_shift: beta * s_in in Q5.26; diff_min: differences below it give -128. */
+void te_softmax_s8(const int8_t *in, int rows, int depth, int32_t input_mult, int32_t input_left_shift,
+                   int32_t diff_min, int8_t *out);
+/* PAD of H and W: in (in_h, in_w, c) -> out (in_h + pad_top + pad_bottom, in_w + pad_left + pad_right, c),
+ * the border filled with `value` (the zero point). `out` must not overlap `in`. */
+void te_pad_s8(const int8_t *in, int in_h, int in_w, int c, int pad_top, int pad_bottom, int pad_left,
+               int pad_right, int32_t value, int8_t *out);
 
 #ifdef __cplusplus
 }

@@ -63,15 +63,7 @@ void uart_put_u64(uint64_t v)
 
 void uart_put_u32(uint32_t v)
 {
-    char buf[10];
-    int n = 0;
-    do {
-        buf[n++] = (char)('0' + (int)(v % 10u));
-        v /= 10u;
-    } while (v != 0u);
-    while (n > 0) {
-        uart_putc(buf[--n]);
-    }
+    uart_put_u64(v);
 }
 
 void uart_put_i32(int32_t v)

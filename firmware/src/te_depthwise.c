@@ -80,20 +80,14 @@ static void dw_store(const int32_t *acc, int n, const dw_out_t *o, int8_t *out, 
     if (o->rq.fast && lo == -128 && hi == 127) { /* no fused clamp: SSAT #8 */
         const int32_t mult = o->rq.mult, hpos = o->rq.hpos, em1 = o->rq.em1;
         for (int i = 0; i < n; i++) {
-            int32_t v = te_add_wrap(te_rq_fast(te_add_wrap(acc[i], base), mult, hpos, em1), zp);
-            v = v < -128 ? -128 : v;
-            v = v > 127 ? 127 : v;
-            out[(size_t)i * (size_t)C] = (int8_t)v;
+            out[(size_t)i * (size_t)C] = te_out_s8(te_rq_fast(te_add_wrap(acc[i], base), mult, hpos, em1), zp, -128, 127);
         }
         return;
     }
     if (o->rq.fast) {
         const int32_t mult = o->rq.mult, hpos = o->rq.hpos, em1 = o->rq.em1;
         for (int i = 0; i < n; i++) {
-            int32_t v = te_add_wrap(te_rq_fast(te_add_wrap(acc[i], base), mult, hpos, em1), zp);
-            v = v < lo ? lo : v;
-            v = v > hi ? hi : v;
-            out[(size_t)i * (size_t)C] = (int8_t)v;
+            out[(size_t)i * (size_t)C] = te_out_s8(te_rq_fast(te_add_wrap(acc[i], base), mult, hpos, em1), zp, lo, hi);
         }
         return;
     }

@@ -263,10 +263,7 @@ static TE_NOINLINE void requant_slow(const int32_t *s, int n, int32_t mult, int3
 /* Fast requantisation (te_rq_scale for shift <= -2) + zero point + clamp. */
 TE_INLINE int8_t rq_fast(int32_t acc, int32_t mult, int32_t hpos, int32_t em1, int32_t zp, int32_t lo, int32_t hi)
 {
-    int32_t v = te_add_wrap(te_rq_fast(acc, mult, hpos, em1), zp);
-    v = v < lo ? lo : v;
-    v = v > hi ? hi : v;
-    return (int8_t)v;
+    return te_out_s8(te_rq_fast(acc, mult, hpos, em1), zp, lo, hi);
 }
 
 /* Output parameters of a GEMM call, copied out of te_quant_t once (the int8 stores could otherwise

@@ -272,14 +272,21 @@ TE_INLINE int32_t te_mbqm(int32_t acc, int32_t mult, int32_t shift)
     return te_rdbpot(te_srdhm((int32_t)((uint32_t)acc << left), mult), right);
 }
 
+/* THE output stage of every kernel: a requantised value + out_zp (mod 2^32), clamped to
+ * [act_min, act_max], as int8. Each requantisation below ends here. */
+TE_INLINE int8_t te_out_s8(int32_t scaled, int32_t out_zp, int32_t act_min, int32_t act_max)
+{
+    int32_t v = te_add_wrap(scaled, out_zp);
+    v = v < act_min ? act_min : v;
+    v = v > act_max ? act_max : v;
+    return (int8_t)v;
+}
+
 /* int32 accumulator (bias included) -> int8: requantise, add out_zp (mod 2^32), clamp. */
 TE_INLINE int8_t te_requant_s8(int32_t acc, int32_t mult, int32_t shift, int32_t out_zp, int32_t act_min,
                                int32_t act_max)
 {
-    int32_t v = te_add_wrap(te_mbqm(acc, mult, shift), out_zp);
-    v = v < act_min ? act_min : v;
-    v = v > act_max ? act_max : v;
-    return (int8_t)v;
+    return te_out_s8(te_mbqm(acc, mult, shift), out_zp, act_min, act_max);
 }
 
 /* ------------------------------------------------------------------------------------------------
@@ -341,10 +348,7 @@ TE_INLINE int32_t te_rq_scale(const te_rq_t *r, int32_t acc)
 
 TE_INLINE int8_t te_rq_s8(const te_rq_t *r, int32_t acc, int32_t out_zp, int32_t act_min, int32_t act_max)
 {
-    int32_t v = te_add_wrap(te_rq_scale(r, acc), out_zp);
-    v = v < act_min ? act_min : v;
-    v = v > act_max ? act_max : v;
-    return (int8_t)v;
+    return te_out_s8(te_rq_scale(r, acc), out_zp, act_min, act_max);
 }
 
 TE_INLINE int32_t te_bias(const int32_t *bias, int c)

@@ -270,6 +270,28 @@ int te_case_run(const uint8_t *rec, size_t avail, const te_case_env_t *env, te_c
         te_fully_connected_s8(in, h[H_N], w, bias, g.out_c, &q, (int8_t *)out);
         after(env);
         break;
+    case TE_OP_MAXPOOL:
+        before(env);
+        te_max_pool_s8(in, g.in_h, g.in_w, g.in_c, g.k_h, g.k_w, g.stride_h, g.stride_w, g.pad_top, g.pad_left,
+                       g.out_h, g.out_w, q.act_min, q.act_max, (int8_t *)out);
+        after(env);
+        break;
+    case TE_OP_MEAN:
+        before(env);
+        te_mean_hw_s8(in, h[H_N], h[H_IN_C], h[H_IN_ZP], h[H_OUT_MULT], h[H_OUT_SHIFT], h[H_OUT_ZP], (int8_t *)out);
+        after(env);
+        break;
+    case TE_OP_PAD:
+        before(env);
+        te_pad_s8(in, g.in_h, g.in_w, g.in_c, g.pad_top, h[H_PAD_BOTTOM], g.pad_left, h[H_PAD_RIGHT], q.in_zp,
+                  (int8_t *)out);
+        after(env);
+        break;
+    case TE_OP_SOFTMAX:
+        before(env);
+        te_softmax_s8(in, h[H_IN_H], h[H_N], h[H_A_MULT], h[H_A_SHIFT], h[H_B_MULT], (int8_t *)out);
+        after(env);
+        break;
     default:
         res->rc = -2;
         return -2;

@@ -28,6 +28,10 @@ enum te_case_op {
     TE_OP_ADD = 6,        /* variant 0: separate out; 1: out = a; 2: out = b */
     TE_OP_AVGPOOL = 7,
     TE_OP_FC = 8,
+    TE_OP_MAXPOOL = 9,
+    TE_OP_MEAN = 10,      /* n = pixels, in_c = channels, out_mult/out_shift, in_zp/out_zp */
+    TE_OP_SOFTMAX = 11,   /* in_h = rows, n = depth, a_mult/a_shift = input mult/left shift, b_mult = diff_min */
+    TE_OP_PAD = 12,       /* geometry + pad_bottom/pad_right, value = in_zp */
 };
 
 enum te_case_field {

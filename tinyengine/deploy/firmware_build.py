@@ -10,6 +10,8 @@ from pathlib import Path
 
 import firmware
 from boards import Board, load_board
+from tinyengine.deploy.flags import LANG_WARN, OPT, QEMU_FRAME_TIMEOUT_MS, board_defines
+from tinyml_errors import DeployError
 
 FIRMWARE = firmware.root()
 APP = FIRMWARE / "app"
@@ -17,11 +19,9 @@ QEMU_RUNTIME = FIRMWARE / "qemu"
 APP_SOURCES = ("main.c", "te_protocol.c", "te_timing.c")        # board independent
 QEMU_RUNTIME_SOURCES = ("startup.c", "uart.c", "semihost.c", "timer.c")
 CC = "arm-none-eabi-gcc"
-QEMU_FRAME_TIMEOUT_MS = 25  # PROTOCOL.md: ~0.3 s of real time under -icount shift=0 (real boards: 250 ms)
-WARN = ("-std=c99", "-Wall", "-Wextra", "-Werror")
 
 
-class FirmwareBuildError(RuntimeError):
+class FirmwareBuildError(DeployError):
     """The toolchain is missing or the compile/link failed (the message holds the command and its output)."""
 
 
@@ -37,9 +37,12 @@ def _board(board: Board | str) -> Board:
 
 
 def app_sources(board: Board | str) -> list[Path]:
-    """firmware/app sources for ``board``: the application plus its board layer (QEMU MPS2 for emulated
-    boards; a real board needs firmware/app/board_<family>.c, not written yet)."""
+    """firmware/app sources for ``board``: the application plus its board layer (firmware/ports/<family>
+    for a board with a port, e.g. the real parts and netduinoplus2; else QEMU MPS2's board_qemu.c)."""
     b = _board(board)
+    if b.port is not None:  # a real MCU's board layer (firmware/ports), also on its emulation
+        from tinyengine.deploy.board_port import port_sources
+        return [APP / f for f in APP_SOURCES] + port_sources(b)
     if not b.emulated:
         raise FirmwareBuildError(f"board '{b.name}': no board layer for real hardware yet "
                                  f"(add firmware/app/board_<family>.c implementing board.h)")
@@ -47,7 +50,10 @@ def app_sources(board: Board | str) -> list[Path]:
 
 
 def runtime_sources(board: Board | str) -> list[Path]:
-    """Startup code, UART and SysTick of the emulated MPS2 boards."""
+    """Startup code, UART and SysTick of the emulated MPS2 boards (a port keeps all but the UART)."""
+    if _board(board).port is not None:
+        from tinyengine.deploy.board_port import runtime_sources as port_runtime
+        return port_runtime()
     return [QEMU_RUNTIME / f for f in QEMU_RUNTIME_SOURCES]
 
 
@@ -75,19 +81,20 @@ def project_sources(project_dir: str | Path) -> list[Path]:
 
 
 def defines(board: Board | str) -> list[str]:
-    """-D flags: board identity for INFO, the per-layer hooks, the DSP kernels where the core has them."""
+    """-D flags of the plain gcc build: the board's (``flags.board_defines``), its port's, and the QEMU
+    harness's shorter frame timeout on an emulated board."""
     b = _board(board)
-    d = [f'-DTE_BOARD_NAME="{b.name}"', f'-DTE_CORE="{b.core}"', f"-DTE_CLOCK_HZ={b.clock_hz}u",
-         '-DTE_HOOKS_HEADER="te_hooks.h"']
-    if b.dsp:
-        d.append("-DTE_USE_DSP")
+    d = board_defines(b)
+    if b.port is not None:
+        from tinyengine.deploy.board_port import port_defines
+        d += port_defines(b)
     if b.emulated:  # virtual time under -icount runs ~10x slower than real time while the UART is polled
         d.append(f"-DTE_PROTO_TIMEOUT_MS={QEMU_FRAME_TIMEOUT_MS}u")
     return d
 
 
 def build_qemu_firmware(project_dir: str | Path, board: Board | str, out_elf: str | Path, *,
-                        opt: str = "-O2", extra_flags: tuple[str, ...] = (), timeout: float = 300) -> FirmwareBuild:
+                        opt: str = OPT, extra_flags: tuple[str, ...] = (), timeout: float = 300) -> FirmwareBuild:
     """Compile and link the probe firmware for ``board`` (an emulated one) into ``out_elf`` (+ ``.map``)."""
     b = _board(board)
     cc = shutil.which(CC)
@@ -97,9 +104,16 @@ def build_qemu_firmware(project_dir: str | Path, board: Board | str, out_elf: st
     out_elf = Path(out_elf)
     out_elf.parent.mkdir(parents=True, exist_ok=True)
     map_file = out_elf.with_suffix(".map")
-    ld = linker_script(b)
-    cmd = [cc, *WARN, opt, *b.compiler_flags(), "-ffunction-sections", "-fdata-sections", *defines(b),
-           *(f"-I{d}" for d in include_dirs(project_dir)), *extra_flags,
+    incs = include_dirs(project_dir)
+    if b.port is not None:  # the part's memory map, beside the ELF
+        from tinyengine.deploy.board_port import linker_script_text, port_include_dirs
+        ld = out_elf.with_suffix(".ld")
+        ld.write_text(linker_script_text(b, str(QEMU_RUNTIME / "mps2-sections.ld")))
+        incs = port_include_dirs(b) + incs
+    else:
+        ld = linker_script(b)
+    cmd = [cc, *LANG_WARN, opt, *b.compiler_flags(), "-ffunction-sections", "-fdata-sections", *defines(b),
+           *(f"-I{d}" for d in incs), *extra_flags,
            *map(str, app_sources(b) + runtime_sources(b) + project_sources(project_dir)),
            "-nostartfiles", "-specs=nano.specs", f"-L{ld.parent}", "-T", str(ld), "-Wl,--gc-sections",
            f"-Wl,-Map={map_file}", "-o", str(out_elf)]

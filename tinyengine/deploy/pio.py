@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import firmware
+from tinyml_errors import DeployError
 
 ARMBARE = firmware.root() / "platformio" / "platform-armbare"
 SCONS_PIO_VERSION = "4.41101.0"  # what PlatformIO Core 6.2 requires (~4.41101.0 = SCons 4.11.1)
@@ -27,7 +28,7 @@ TOOLCHAIN_PIO_VERSION = "1.120201.0"  # GCC 12.2.1, as PlatformIO numbers its to
 DEBIAN = {"arm-none-eabi-gcc": "gcc-arm-none-eabi", "qemu-system-arm": "qemu-system-arm"}
 
 
-class PioError(RuntimeError):
+class PioError(DeployError):
     """PlatformIO could not be set up or the build failed; the message says what and where."""
 
 
@@ -199,3 +200,16 @@ def build(project: Path, env_name: str, board_name: str, flash: int, sram: int,
                                                        ".isr_vector", ".vectors"))
     ram_b = sum(v for k, v in secs.items() if k in (".data", ".bss", ".stack", ".heap", ".noinit"))
     return BuildResult(env_name, elf, flash_b, ram_b, arena_from_map(elf.parent / "firmware.map"), secs, log)
+
+
+def pio_env_names(board) -> dict[str, str]:
+    """PlatformIO environment names of a generated project: ``default`` (the board's real platform, or
+    the offline one for an emulated board), ``offline`` (local dev-platform armbare) and the armbare
+    board id."""
+    env = re.sub(r"[^0-9A-Za-z_]", "_", board.name)
+    names = {"default": env, "offline": env if board.emulated else f"{env}_offline",
+             "armbare_board": board.platformio.board if board.platformio.platform == "armbare" else f"te_{env}"}
+    # a real board with a port: `offline` is the real part (flashable), `qemu` its MPS2 stand-in
+    names["qemu"] = f"{env}_qemu" if board.port is not None and not board.emulated else names["offline"]
+    names["part_board"] = names["armbare_board"] if board.emulated else f"te_{env}_part"
+    return names

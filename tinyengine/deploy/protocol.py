@@ -10,6 +10,9 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any, Iterable
 
+import tinyml_errors
+from tinyml_errors import TinyMLError
+
 MAGIC = b"\xa5\x5a"
 VERSION = 1
 HEADER = struct.Struct("<2sBBBBIH")  # magic, version, cmd, seq, flags, payload length, header check
@@ -178,11 +181,11 @@ def decode_all(data: bytes, max_payload: int = HOST_MAX_PAYLOAD) -> tuple[list[F
 
 
 # --------------------------------------------------------------------------- errors
-class ProtocolError(Exception):
+class ProtocolError(TinyMLError):
     """A malformed or unexpected response."""
 
 
-class ProbeError(Exception):
+class ProbeError(tinyml_errors.ProbeError):
     """A request failed; the message names the port and the command."""
 
     def __init__(self, port: str, command: str, message: str):
@@ -232,6 +235,7 @@ class DeviceInfo:
     board: str
     core: str
     model: str
+    status: str = ""  # a board port's line: clock reached, ready waits that timed out (optional 4th string)
 
     @property
     def dsp(self) -> bool:
@@ -260,13 +264,17 @@ class DeviceInfo:
                 raise ProtocolError("INFO payload truncated in its strings")
             strings.append(s.decode("utf-8", "replace"))
             off += 1 + n
+        status = ""
+        if off < len(payload) and off + 1 + payload[off] <= len(payload):  # firmware without a port omits it
+            status = payload[off + 1:off + 1 + payload[off]].decode("utf-8", "replace")
         rank = min(v[15], 4)
         return cls(protocol_version=v[0], timer=TimerKind(v[1]), flags=v[2], timer_hz=v[3], clock_hz=v[4],
                    model_hash=v[5], arena_bytes=v[6], weight_bytes=v[7], macs=v[8], max_payload=v[9],
                    num_layers=v[10], input_bytes=v[11], input_shape=(v[12], v[13], v[14]),
                    output_shape=tuple(v[16:16 + rank]), input_scale=v[20], input_zero_point=v[21],
                    output_bytes=v[22], output_scale=v[23], output_zero_point=v[24], bench_max=v[25],
-                   model_status=v[26], frame_timeout_ms=v[27], board=strings[0], core=strings[1], model=strings[2])
+                   model_status=v[26], frame_timeout_ms=v[27], board=strings[0], core=strings[1], model=strings[2],
+                   status=status)
 
 
 @dataclass(frozen=True)
@@ -289,9 +297,11 @@ class Profile:
         return [la.ticks for la in self.layers]
 
 
-def ticks_to_instructions(ticks: int, icount_shift: int = 0) -> float:
-    """QEMU (-icount shift=N, 25 MHz SysTick): instructions = ticks * 40 / 2**N."""
-    return ticks * 40 / (1 << icount_shift)
+def ticks_to_instructions(ticks: int, icount_shift: int = 0, timer_hz: int = 25_000_000) -> float:
+    """QEMU -icount shift=N: every instruction is 2**N ns of virtual time, so a SysTick at ``timer_hz``
+    (MPS2: 25 MHz, 40 instructions per tick at shift 0; netduinoplus2: 168 MHz) gives
+    instructions = ticks * 1e9 / timer_hz / 2**N."""
+    return ticks * 1e9 / timer_hz / (1 << icount_shift)
 
 
 # --------------------------------------------------------------------------- client

@@ -19,11 +19,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from tinyml_errors import DeployError
+
 QEMU = "qemu-system-arm"
 DEBIAN_PACKAGE = "qemu-system-arm"
 
 
-class QemuError(RuntimeError):
+# SysTick (CLKSOURCE = processor clock) of each machine: MPS2 images 25 MHz; netduinoplus2 168 MHz
+# (its SYSCLK is fixed in QEMU whatever RCC is told). Under -icount shift=N: instructions =
+# ticks * 1e9 / hz / 2**N.
+SYSTICK_HZ = {"netduinoplus2": 168_000_000}
+MPS2_SYSTICK_HZ = 25_000_000
+
+
+def systick_hz(machine: str) -> int:
+    return SYSTICK_HZ.get(machine, MPS2_SYSTICK_HZ)
+
+
+class QemuError(DeployError):
     """QEMU is missing, did not start, or stopped early."""
 
 

@@ -32,22 +32,20 @@ ONNX (``export_onnx``): the float PyTorch model via ``torch.onnx.export`` (needs
 """
 from __future__ import annotations
 
-import warnings
-from pathlib import Path
-
 import numpy as np
 
 from tinyengine.ir.graph import Graph, Op
 from tinyengine.numerics.kernels_ref import same_padding
 from tinyengine.numerics.requant import activation_range
+from tinyml_errors import ExportError
 
 
 def _schema():
     try:
-        from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as fb
         import flatbuffers
+        from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as fb
     except ImportError as e:  # pragma: no cover - depends on the environment
-        raise ValueError("TFLite export needs the PyPI packages 'tflite-micro' and 'flatbuffers' "
+        raise ExportError("TFLite export needs the PyPI packages 'tflite-micro' and 'flatbuffers' "
                          f"(pip install tflite-micro): {e}") from None
     return fb, flatbuffers
 
@@ -56,6 +54,9 @@ _ACT = {None: "NONE", "none": "NONE", "relu": "RELU", "relu6": "RELU6", "relu_n1
 # builtin op -> version (the int8 per-channel variants TFLite's converter writes)
 _VERSIONS = {"CONV_2D": 3, "DEPTHWISE_CONV_2D": 3, "ADD": 2, "AVERAGE_POOL_2D": 2,
              "FULLY_CONNECTED": 4, "PAD": 2, "RESHAPE": 1}
+
+
+from tinyengine.export.tflite_ops import VERSIONS as _EXTRA_VERSIONS  # noqa: E402  (MAX_POOL_2D, MEAN, SOFTMAX)
 
 
 class _Writer:
@@ -97,7 +98,7 @@ class _Writer:
             return self.index[name]
         t = self.g.tensors[name]
         if t.scale is None or t.zero_point is None:
-            raise ValueError(f"export: tensor '{name}' is not quantised (quantise the graph first)")
+            raise ExportError(f"export: tensor '{name}' is not quantised (quantise the graph first)")
         shp = (1, *t.shape) if shape is None else shape
         i = self._add_tensor(name, shp, self.fb.TensorType.INT8, self._quant([t.scale], [t.zero_point]))
         self.index.setdefault(name, i)
@@ -144,7 +145,7 @@ class _Writer:
             c = fb.OperatorCodeT()
             c.builtinCode = getattr(fb.BuiltinOperator, name)
             c.deprecatedBuiltinCode = min(c.builtinCode, 127)
-            c.version = _VERSIONS.get(name, 1)
+            c.version = _VERSIONS.get(name, _EXTRA_VERSIONS.get(name, 1))
             codes.append(c)
         m.operatorCodes = codes
         m.buffers = [_AlignedBuffer(fb, d) for d in self.buffers]
@@ -180,12 +181,12 @@ def _fused(w: _Writer, op: Op, out_name: str) -> int:
     act = op.attrs.get("activation")
     key = None if act is None else str(act).lower()
     if key not in _ACT:
-        raise ValueError(f"export: op '{op.name}' has activation {act!r}, which TFLite cannot fuse")
+        raise ExportError(f"export: op '{op.name}' has activation {act!r}, which TFLite cannot fuse")
     out = w.g.tensors[out_name]
     want = activation_range(key, out.scale, out.zero_point)
     have = (op.attrs.get("act_min", -128), op.attrs.get("act_max", 127))
     if tuple(int(v) for v in have) != want:
-        raise ValueError(f"export: op '{op.name}' clamps to {have}, but TFLite's {_ACT[key]} on its output "
+        raise ExportError(f"export: op '{op.name}' clamps to {have}, but TFLite's {_ACT[key]} on its output "
                          f"quantisation gives {want}")
     return getattr(w.fb.ActivationFunctionType, _ACT[key])
 
@@ -218,7 +219,7 @@ def _conv(w: _Writer, op: Op) -> None:
     fb, g = w.fb, w.g
     p = op.params
     if "weight" not in p:
-        raise ValueError(f"export: op '{op.name}' has no int8 weights (quantise the graph first)")
+        raise ExportError(f"export: op '{op.name}' has no int8 weights (quantise the graph first)")
     src = op.inputs[0]
     s_in = g.tensors[src].scale
     s_w = np.asarray(p["weight_scale"], dtype=np.float32)
@@ -250,7 +251,7 @@ def _fc(w: _Writer, op: Op) -> None:
     fb, g = w.fb, w.g
     p = op.params
     if "weight" not in p:
-        raise ValueError(f"export: op '{op.name}' has no int8 weights (quantise the graph first)")
+        raise ExportError(f"export: op '{op.name}' has no int8 weights (quantise the graph first)")
     src = op.inputs[0]
     s_w = np.asarray(p["weight_scale"], dtype=np.float32)
     wq = np.asarray(p["weight"], dtype=np.int8)
@@ -275,7 +276,7 @@ def _pool(w: _Writer, op: Op) -> None:
     else:
         kernel, stride = tuple(op.attrs["kernel"]), tuple(op.attrs["stride"])
         if any(op.attrs.get("padding", (0, 0, 0, 0))):
-            raise ValueError(f"export: padded avg_pool2d '{op.name}' has no TFLite equivalent (TFLite "
+            raise ExportError(f"export: padded avg_pool2d '{op.name}' has no TFLite equivalent (TFLite "
                              "averages over the valid taps of SAME windows only)")
         x, pad, out = w.activation(src), "VALID", w.activation(op.output)
     opts = fb.Pool2DOptionsT()
@@ -298,14 +299,14 @@ def export_tflite(graph: Graph, *, padding: str = "exact", description: str | No
     A ValueError names the op when something has no TFLite equivalent.
     """
     if padding not in ("exact", "same"):
-        raise ValueError(f"export: padding must be 'exact' or 'same', got {padding!r}")
+        raise ExportError(f"export: padding must be 'exact' or 'same', got {padding!r}")
     if len(graph.inputs) != 1:
-        raise ValueError(f"export: graph '{graph.name}' has {len(graph.inputs)} inputs; one is supported")
+        raise ExportError(f"export: graph '{graph.name}' has {len(graph.inputs)} inputs; one is supported")
     w = _Writer(graph, padding)
     w.activation(graph.inputs[0])
     for op in graph.ops:
         if op.attrs.get("in_regions") is not None or "out_region" in op.attrs:
-            raise ValueError(f"export: op '{op.name}' is part of a patch-based schedule; export the graph "
+            raise ExportError(f"export: op '{op.name}' is part of a patch-based schedule; export the graph "
                              "before patching (TFLite has no region ops)")
         if op.kind in ("conv2d", "depthwise_conv2d"):
             _conv(w, op)
@@ -330,8 +331,11 @@ def export_tflite(graph: Graph, *, padding: str = "exact", description: str | No
             opts.newShape = np.asarray(shape, dtype=np.int32)
             w.op("RESHAPE", [w.activation(op.inputs[0]), new], [w.activation(op.output)],
                  "ReshapeOptions", opts)
+        elif op.kind in ("max_pool2d", "mean", "softmax"):  # ops of imported models
+            from tinyengine.export.tflite_ops import write_op
+            write_op(w, op, _fused)
         else:
-            raise ValueError(f"export: op '{op.name}' of kind '{op.kind}' has no TFLite mapping")
+            raise ExportError(f"export: op '{op.name}' of kind '{op.kind}' has no TFLite mapping")
     for name in graph.outputs:
         w.activation(name)
     return w.pack(description or f"{graph.name}: exported by tinyengine (int8, padding={padding})")
@@ -342,7 +346,7 @@ def tflite_summary(data: bytes) -> dict:
     'inputs', 'outputs', 'buffers'} (what the tests and ``tinyengine export`` print)."""
     fb, _ = _schema()
     if len(data) < 8 or data[4:8] != b"TFL3":
-        raise ValueError("not a TFLite flatbuffer (file identifier 'TFL3' missing)")
+        raise ExportError("not a TFLite flatbuffer (file identifier 'TFL3' missing)")
     m = fb.ModelT.InitFromObj(fb.Model.GetRootAsModel(data, 0))
     names = {v: k for k, v in vars(fb.BuiltinOperator).items() if not k.startswith("_")}
     tnames = {v: k for k, v in vars(fb.TensorType).items() if not k.startswith("_")}

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tinyml_errors import ExportError
+
 DEFAULT_ARENA = 16 << 20  # bytes given to the interpreter; the report says how much it used
 
 
@@ -23,7 +25,7 @@ def _runtime():
     try:
         from tflite_micro import runtime
     except ImportError as e:
-        raise ValueError("running a .tflite in TFLite Micro needs the PyPI package 'tflite-micro' "
+        raise ExportError("running a .tflite in TFLite Micro needs the PyPI package 'tflite-micro' "
                          f"(pip install tflite-micro): {e}") from None
     return runtime
 
@@ -56,7 +58,7 @@ def _interpreter(tflite_bytes: bytes, arena_size: int):
     try:
         return rt.Interpreter.from_bytes(bytes(tflite_bytes), arena_size=arena_size)
     except Exception as e:  # noqa: BLE001 - the wrapper raises RuntimeError/ValueError with TFLM's text
-        raise ValueError(f"TFLite Micro could not load the model: {e}") from None
+        raise ExportError(f"TFLite Micro could not load the model: {e}") from None
 
 
 def tflm_invoke(tflite_bytes: bytes, x_int8: np.ndarray, *, arena_size: int = DEFAULT_ARENA) -> np.ndarray:
@@ -64,10 +66,10 @@ def tflm_invoke(tflite_bytes: bytes, x_int8: np.ndarray, *, arena_size: int = DE
     interp = _interpreter(tflite_bytes, arena_size)
     x = np.asarray(x_int8)
     if x.dtype != np.int8:
-        raise ValueError(f"tflm_invoke: input must be int8, got {x.dtype}")
+        raise ExportError(f"tflm_invoke: input must be int8, got {x.dtype}")
     want = tuple(int(d) for d in interp.get_input_details(0)["shape"])
     if x.size != int(np.prod(want)):
-        raise ValueError(f"tflm_invoke: input has shape {x.shape}, the model wants {want}")
+        raise ExportError(f"tflm_invoke: input has shape {x.shape}, the model wants {want}")
     interp.set_input(x.reshape(want), 0)
     interp.invoke()
     y = np.asarray(interp.get_output(0))
@@ -88,7 +90,7 @@ def tflm_arena(tflite_bytes: bytes, *, arena_size: int = DEFAULT_ARENA) -> TflmA
     for k, rx in _RE.items():
         m = rx.search(report)
         if m is None:
-            raise ValueError(f"tflite-micro's allocation report has no 'Arena allocation {k}' line "
+            raise ExportError(f"tflite-micro's allocation report has no 'Arena allocation {k}' line "
                              f"(package version changed?): {report[:300]!r}")
         vals[k] = int(m.group(1))
     return TflmArena(vals["total"], vals["head"], vals["tail"], report)
@@ -108,7 +110,7 @@ def tflm_tensors(tflite_bytes: bytes, x_int8: np.ndarray, *, arena_size: int = D
         interp = rt.Interpreter.from_bytes(bytes(tflite_bytes), arena_size=arena_size,
                                            intrepreter_config=rt.InterpreterConfig.kPreserveAllTensors)
     except Exception as e:  # noqa: BLE001
-        raise ValueError(f"TFLite Micro could not load the model: {e}") from None
+        raise ExportError(f"TFLite Micro could not load the model: {e}") from None
     want = tuple(int(d) for d in interp.get_input_details(0)["shape"])
     interp.set_input(np.asarray(x_int8, dtype=np.int8).reshape(want), 0)
     interp.invoke()

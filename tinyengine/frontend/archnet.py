@@ -12,8 +12,8 @@ import torch
 from torch import nn
 
 from search_spaces.arch import ArchConfig
-
 from tinyengine.ir.graph import Graph, build_graph
+from tinyml_errors import ModelImportError
 
 
 def fold_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> tuple[np.ndarray, np.ndarray]:
@@ -37,7 +37,7 @@ def import_torch(arch: ArchConfig, model: nn.Module, state_dict: dict | None = N
         if op.weight_shape is None:
             continue
         if op.name not in mods:
-            raise ValueError(f"import: the model has no module for graph op '{op.name}'")
+            raise ModelImportError(f"import: the model has no module for graph op '{op.name}'")
         m = mods[op.name]
         if op.kind == "fully_connected":
             w = m.weight.detach().double().numpy().astype(np.float32)
@@ -47,7 +47,7 @@ def import_torch(arch: ArchConfig, model: nn.Module, state_dict: dict | None = N
             w, b = fold_bn(m.conv, m.bn)
             w = w.transpose(2, 3, 0, 1)[:, :, :, 0] if op.kind == "depthwise_conv2d" else w.transpose(0, 2, 3, 1)
         if tuple(w.shape) != tuple(op.weight_shape):
-            raise ValueError(f"import: op '{op.name}' expects weights {op.weight_shape}, model has {w.shape}")
+            raise ModelImportError(f"import: op '{op.name}' expects weights {op.weight_shape}, model has {w.shape}")
         op.params["weight_f"] = np.ascontiguousarray(w)
         op.params["bias_f"] = b
     return g

@@ -8,7 +8,7 @@
   multiplier and a shift (``requant.quantize_multipliers``); the kernels apply it with
   double rounding (see ``requant`` for the exact arithmetic).
 * ReLU6 / ReLU are the clamp ``[act_min, act_max]`` (``requant.activation_range``).
-* Average pooling keeps its input's scale and zero point (TFLM AVERAGE_POOL_2D requires it).
+* Average and max pooling and reshape keep their input's scale and zero point (TFLM requires it).
 """
 from __future__ import annotations
 
@@ -16,11 +16,17 @@ import numpy as np
 import torch
 
 from search_spaces.arch import ArchConfig
-
-from tinyengine.ir.graph import Graph
 from tinyengine.frontend.archnet import import_torch
-from tinyengine.numerics.requant import (activation_range, choose_qparams, effective_scales, quantize_bias,
-                      quantize_multipliers, quantize_weights)
+from tinyengine.ir.graph import Graph
+from tinyengine.numerics.requant import (
+    activation_range,
+    choose_qparams,
+    effective_scales,
+    quantize_bias,
+    quantize_multipliers,
+    quantize_weights,
+)
+from tinyml_errors import ModelImportError
 
 
 def calibrate(model: torch.nn.Module, data, batch_size: int = 64) -> dict[str, tuple[float, float]]:
@@ -28,7 +34,7 @@ def calibrate(model: torch.nn.Module, data, batch_size: int = 64) -> dict[str, t
     model.eval()
     x = torch.as_tensor(np.asarray(data), dtype=torch.float32)
     if x.ndim != 4:
-        raise ValueError(f"calibration data must be NCHW images, got shape {tuple(x.shape)}")
+        raise ModelImportError(f"calibration data must be NCHW images, got shape {tuple(x.shape)}")
     ranges: dict[str, list[float]] = {}
     with torch.no_grad():
         for i in range(0, x.shape[0], batch_size):
@@ -45,7 +51,7 @@ def quantize_graph(graph: Graph, ranges: dict[str, tuple[float, float]]) -> Grap
     for name in graph.inputs:
         _set_qparams(graph, name, ranges)
     for op in graph.ops:
-        if op.kind == "global_avg_pool" or op.kind == "avg_pool2d":
+        if op.kind in ("global_avg_pool", "avg_pool2d", "max_pool2d", "reshape"):  # qparams pass through
             src = t[op.inputs[0]]
             t[op.output].scale, t[op.output].zero_point = src.scale, src.zero_point
         else:
@@ -56,7 +62,7 @@ def quantize_graph(graph: Graph, ranges: dict[str, tuple[float, float]]) -> Grap
         if op.weight_shape is None:
             continue
         if "weight_f" not in op.params:
-            raise ValueError(f"quantize: op '{op.name}' has no float weights (import the model first)")
+            raise ModelImportError(f"quantize: op '{op.name}' has no float weights (import the model first)")
         w_f, b_f = op.params["weight_f"], op.params["bias_f"]
         axis = 2 if op.kind == "depthwise_conv2d" else 0
         w_q, s_w = quantize_weights(w_f, axis=axis)
@@ -69,7 +75,7 @@ def quantize_graph(graph: Graph, ranges: dict[str, tuple[float, float]]) -> Grap
 
 def _set_qparams(graph: Graph, name: str, ranges: dict[str, tuple[float, float]]) -> None:
     if name not in ranges:
-        raise ValueError(f"quantize: no calibration range for tensor '{name}'")
+        raise ModelImportError(f"quantize: no calibration range for tensor '{name}'")
     lo, hi = ranges[name]
     scale, zp = choose_qparams(lo, hi)
     graph.tensors[name].scale, graph.tensors[name].zero_point = float(scale), int(zp)

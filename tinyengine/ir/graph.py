@@ -23,10 +23,13 @@ from typing import Any
 import numpy as np
 
 from search_spaces.arch import ArchConfig, BlockSpec, conv_out
+from tinyml_errors import GraphError
 
 OP_KINDS = ("conv2d", "depthwise_conv2d", "add", "avg_pool2d", "global_avg_pool",
-            "fully_connected", "pad", "reshape")
+            "fully_connected", "pad", "reshape",
+            "max_pool2d", "mean", "softmax")  # the last three come from imported .tflite models
 WEIGHTED = ("conv2d", "depthwise_conv2d", "fully_connected")
+INPLACE_ATTR = "inplace_of"  # set by the in-place pass: the input tensor an op writes its output over
 
 
 @dataclass
@@ -105,18 +108,18 @@ class Graph:
         for i, op in enumerate(self.ops):
             where = f"graph {self.name}: op {i} '{op.name}'"
             if op.kind not in OP_KINDS:
-                raise ValueError(f"{where}: unknown kind {op.kind!r}")
+                raise GraphError(f"{where}: unknown kind {op.kind!r}")
             regs = op.attrs.get("in_regions")
             if regs is not None and len(regs) != len(op.inputs):
-                raise ValueError(f"{where}: in_regions has {len(regs)} entries for {len(op.inputs)} inputs")
+                raise GraphError(f"{where}: in_regions has {len(regs)} entries for {len(op.inputs)} inputs")
             for k, t in enumerate(op.inputs):
                 if t not in produced:
-                    raise ValueError(f"{where} reads '{t}' before it is produced")
+                    raise GraphError(f"{where} reads '{t}' before it is produced")
                 if regs is not None and regs[k] is not None:
                     _check_region(regs[k], self.tensors[t].shape, f"{where}: in_regions[{k}] of '{t}'")
             w = writers[op.output]
             if op.output in self.inputs or (len(w) > 1 and "out_region" not in op.attrs):
-                raise ValueError(f"{where} writes '{op.output}' a second time")
+                raise GraphError(f"{where} writes '{op.output}' a second time")
             if "out_region" in op.attrs:
                 _check_region(op.attrs["out_region"], self.tensors[op.output].shape,
                               f"{where}: out_region of '{op.output}'")
@@ -126,7 +129,7 @@ class Graph:
                 produced.add(op.output)
         for t in self.outputs:
             if t not in produced:
-                raise ValueError(f"graph {self.name}: output '{t}' is never produced")
+                raise GraphError(f"graph {self.name}: output '{t}' is never produced")
 
     def _check_tiling(self, name: str, writers: list[int]) -> None:
         """The regions written into ``name`` cover it exactly once."""
@@ -137,7 +140,7 @@ class Graph:
             cover[y0:y1, x0:x1] += 1
         if cover.min() != 1 or cover.max() != 1:
             what = "overlaps" if cover.max() > 1 else "gaps"
-            raise ValueError(f"graph {self.name}: the regions written into '{name}' by "
+            raise GraphError(f"graph {self.name}: the regions written into '{name}' by "
                              f"{len(writers)} ops leave {what} (they must tile it exactly once)")
 
 
@@ -149,10 +152,10 @@ def region_shape(region: tuple[int, int, int, int], shape: tuple[int, ...]) -> t
 
 def _check_region(region, shape: tuple[int, ...], where: str) -> None:
     if len(shape) != 3 or len(region) != 4:
-        raise ValueError(f"{where}: a region (y0, y1, x0, x1) needs an (H, W, C) tensor, got {shape}")
+        raise GraphError(f"{where}: a region (y0, y1, x0, x1) needs an (H, W, C) tensor, got {shape}")
     y0, y1, x0, x1 = region
     if not (0 <= y0 < y1 <= shape[0] and 0 <= x0 < x1 <= shape[1]):
-        raise ValueError(f"{where}: region {tuple(region)} is empty or outside {shape[0]}x{shape[1]}")
+        raise GraphError(f"{where}: region {tuple(region)} is empty or outside {shape[0]}x{shape[1]}")
 
 
 class _Builder:

@@ -26,14 +26,17 @@ def op_params(op: Op, *, folded: bool = False) -> int:
     """Parameters of the float model as PyTorch counts them (conv weights + BatchNorm weight and bias,
     classifier weights + bias: the convention MCUNet/OFA publish), or with BN folded into one bias
     per output channel (``folded=True``: what the int8 model stores)."""
-    ws = op.weight_shape
-    if ws is None:
+    if op.weight_shape is None:
         return 0
-    n = 1
-    for d in ws:
-        n *= d
     per_channel = 1 if folded or op.kind == "fully_connected" else 2
-    return n + per_channel * _out_channels(op)
+    return _weights(op) + per_channel * _out_channels(op)
+
+
+def _weights(op: Op) -> int:
+    n = 1
+    for d in op.weight_shape:
+        n *= d
+    return n
 
 
 def _out_channels(op: Op) -> int:
@@ -43,10 +46,6 @@ def _out_channels(op: Op) -> int:
 
 def op_flash(op: Op) -> int:
     """Bytes of flash for one op's constants: int8 weights + int32 bias + per-channel requant."""
-    ws = op.weight_shape
-    if ws is None:
+    if op.weight_shape is None:
         return 0
-    w = 1
-    for d in ws:
-        w *= d
-    return w + _out_channels(op) * (BIAS_BYTES + REQUANT_BYTES)
+    return _weights(op) + _out_channels(op) * (BIAS_BYTES + REQUANT_BYTES)

@@ -7,11 +7,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tinyml_errors import LoweringError
 from tinyengine.ir.graph import Graph, Op
 from tinyengine.ir.opcost import op_macs
 from tinyengine.kernels.registry import SCRATCH_ALIGN, SUPPORTED_KINDS, Context, KernelSpec, select
 from tinyengine.planner import MemoryPlan
+from tinyml_errors import LoweringError
 
 
 class AlignmentError(LoweringError):

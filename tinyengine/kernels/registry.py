@@ -15,8 +15,8 @@ import math
 from dataclasses import dataclass
 from typing import Callable
 
-from tinyml_errors import LoweringError
 from tinyengine.ir.graph import Graph, Op
+from tinyml_errors import LoweringError
 
 # int16 scratch is read two halfwords at a time by the SIMD paths: word alignment for both.
 SCRATCH_ALIGN = {"int8": 1, "int16": 4, "int32": 4}
@@ -196,6 +196,21 @@ def _fc_args(g, op):
     return {"in_n": n, "out_n": o}
 
 
+def _softmax_args(g, op):
+    shape = g.tensors[op.inputs[0]].shape
+    depth = shape[-1]
+    n = 1
+    for d in shape:
+        n *= d
+    return {"rows": n // depth, "depth": depth}
+
+
+def _pad_args(g, op):
+    x = g.tensors[op.inputs[0]].shape
+    t, b, l, r = op.attrs["padding"]
+    return {"in_h": x[0], "in_w": x[1], "c": x[2], "pad_top": t, "pad_bottom": b, "pad_left": l, "pad_right": r}
+
+
 _I = "{{ o.inputs[0][1] }}"
 _O = "{{ o.output[1] }}"
 _W = "{{ o.arrays[0].name }}, {{ o.arrays[1].name }}"
@@ -264,6 +279,40 @@ SPECS: tuple[KernelSpec, ...] = (
         f"    te_fully_connected_s8(TE_I8({_I}), {{{{ o.args.in_n }}}}, {_W}, {{{{ o.args.out_n }}}},\n"
         f"                          &te_quant_{{{{ o.index }}}}, TE_I8({_O}));",
         lambda a: {"macs": a["in_n"] * a["out_n"], "out": a["out_n"], "in": a["in_n"]}, weights="oi"),
+    # ops of imported .tflite / ONNX models (firmware/src/te_pool_softmax.c; TFLite Micro's int8 arithmetic)
+    KernelSpec(
+        "te_max_pool_s8", ("max_pool2d",), "NHWC", lambda g, op, ctx: "max pool (TFLM MAX_POOL_2D)", _pool_args,
+        f"    te_max_pool_s8(TE_I8({_I}), {{{{ o.args.in_h }}}}, {{{{ o.args.in_w }}}}, {{{{ o.args.c }}}}, "
+        f"{{{{ o.args.k_h }}}}, {{{{ o.args.k_w }}}}, {{{{ o.args.stride_h }}}}, {{{{ o.args.stride_w }}}}, "
+        f"{{{{ o.args.pad_top }}}}, {{{{ o.args.pad_left }}}},\n"
+        f"                   {{{{ o.args.out_h }}}}, {{{{ o.args.out_w }}}}, {{{{ o.args.act_min }}}}, "
+        f"{{{{ o.args.act_max }}}}, TE_I8({_O}));",
+        lambda a: {"taps": a["out_h"] * a["out_w"] * a["c"] * a["k_h"] * a["k_w"],
+                   "out": a["out_h"] * a["out_w"] * a["c"]}),
+    KernelSpec(
+        "te_mean_hw_s8", ("mean",), "NHWC pixels x C -> C",
+        lambda g, op, ctx: "MEAN over H and W (TFLM QuantizedMeanOrSum: one multiplier with 1/(H*W) folded in)",
+        lambda g, op: {"n_pixels": g.tensors[op.inputs[0]].shape[0] * g.tensors[op.inputs[0]].shape[1],
+                       "c": g.tensors[op.inputs[0]].shape[2]},
+        f"    te_mean_hw_s8(TE_I8({_I}), {{{{ o.args.n_pixels }}}}, {{{{ o.args.c }}}}, {{{{ o.args.in_zp }}}}, "
+        f"{{{{ o.args.mult }}}}, {{{{ o.args.shift }}}}, {{{{ o.args.out_zp }}}}, TE_I8({_O}));",
+        lambda a: {"in": a["n_pixels"] * a["c"], "out": a["c"]}),
+    KernelSpec(
+        "te_softmax_s8", ("softmax",), "rows x depth (last axis)",
+        lambda g, op, ctx: ("softmax (TFLM int8: gemmlowp exp and reciprocal; output scale 1/256, zero point "
+                            "-128)"),
+        _softmax_args,
+        f"    te_softmax_s8(TE_I8({_I}), {{{{ o.args.rows }}}}, {{{{ o.args.depth }}}}, {{{{ o.args.mult }}}}, "
+        f"{{{{ o.args.left_shift }}}}, {{{{ o.args.diff_min }}}}, TE_I8({_O}));",
+        lambda a: {"elements": a["rows"] * a["depth"], "rows": a["rows"]}),
+    KernelSpec(
+        "te_pad_s8", ("pad",), "NHWC", lambda g, op, ctx: "PAD of H and W with the zero point", _pad_args,
+        f"    te_pad_s8(TE_I8({_I}), {{{{ o.args.in_h }}}}, {{{{ o.args.in_w }}}}, {{{{ o.args.c }}}}, "
+        f"{{{{ o.args.pad_top }}}}, {{{{ o.args.pad_bottom }}}}, {{{{ o.args.pad_left }}}}, "
+        f"{{{{ o.args.pad_right }}}}, {{{{ o.args.value }}}}, TE_I8({_O}));",
+        lambda a: {"in": a["in_h"] * a["in_w"] * a["c"],
+                   "out": (a["in_h"] + a["pad_top"] + a["pad_bottom"]) * (a["in_w"] + a["pad_left"] + a["pad_right"])
+                   * a["c"]}),
     KernelSpec(
         "(none)", ("reshape",), "bytes unchanged",
         lambda g, op, ctx: "reshape: same bytes, new shape" if ctx.same_offset else None,

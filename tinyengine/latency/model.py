@@ -19,24 +19,18 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from functools import lru_cache
+from importlib.resources import files
 from pathlib import Path
 
 import numpy as np
 
+from boards.cores import CPI_ESTIMATE
 from tinyengine.kernels.choice import kernel_choices
 from tinyengine.kernels.registry import latency_terms
-from tinyml_errors import LoweringError
+from tinyml_errors import LatencyError, LoweringError
 
 FORMAT = "tinyml-latency/1"
-DATA = Path(__file__).resolve().parent / "data"
-# Cycles per instruction when a real board has no calibration of its own: Cortex-M4 issues one
-# instruction per cycle except loads (2) and taken branches (2-4) -- about 1.25 on these kernels;
-# the M7's dual issue brings it under 1 (estimates, replaced by `tinyengine calibrate` on the board).
-CPI_ESTIMATE = {"cortex-m4": 1.25, "cortex-m7": 0.8, "cortex-m33": 1.2, "cortex-m55": 0.8, "cortex-m3": 1.3}
-
-
-class LatencyError(ValueError):
-    """A latency model or probe record that cannot be used (named, with the reason)."""
+DATA = Path(str(files("tinyengine.latency") / "data"))
 
 
 # ----------------------------------------------------------------------------- features
@@ -155,6 +149,8 @@ def _load_json(p: Path, what: str, missing: str):
         raise LatencyError(f"{what}: {missing}") from None
     except json.JSONDecodeError as e:
         raise LatencyError(f"{what}: invalid JSON ({e.msg}, line {e.lineno})") from None
+    except (OSError, UnicodeDecodeError, RecursionError) as e:
+        raise LatencyError(f"{what}: cannot read ({getattr(e, 'strerror', None) or type(e).__name__})") from None
 
 
 def default_model(board=None) -> LatencyModel:

@@ -182,6 +182,13 @@ def _finish(acc: np.ndarray, bias: np.ndarray, mult, shift, out_zp: int, lo: int
     return requantize(acc, mult, shift, out_zp, lo, hi, channel_axis=-1, single_rounding=single)
 
 
+def _output_stage(n: int, bias, mult, shift, out_zp, act_min, act_max):
+    """Checked (bias, mult, shift, out_zp, act_min, act_max) of an op with ``n`` output channels."""
+    b = _bias(bias, n)
+    m, s = _mult_shift(mult, shift, n)
+    return (b, m, s, _zp("out_zp", out_zp), *_act(act_min, act_max))
+
+
 # --------------------------------------------------------------------------- kernels
 
 
@@ -219,10 +226,7 @@ def conv2d(
     cout, kh, kw, cin = w.shape
     if cin != x3.shape[2]:
         raise ValueError(f"w has {cin} input channels but x has {x3.shape[2]}")
-    b = _bias(bias, cout)
-    m, s = _mult_shift(mult, shift, cout)
-    ozp = _zp("out_zp", out_zp)
-    lo, hi = _act(act_min, act_max)
+    b, m, s, ozp, lo, hi = _output_stage(cout, bias, mult, shift, out_zp, act_min, act_max)
     st = _pair("stride", stride)
     p = _padding(padding)
     ho, wo = _out_hw(x3.shape[:2], (kh, kw), st, p)
@@ -259,10 +263,7 @@ def depthwise_conv2d(
     kh, kw, c = w.shape
     if c != x3.shape[2]:
         raise ValueError(f"w has {c} channels but x has {x3.shape[2]} (depth multiplier must be 1)")
-    b = _bias(bias, c)
-    m, s = _mult_shift(mult, shift, c)
-    ozp = _zp("out_zp", out_zp)
-    lo, hi = _act(act_min, act_max)
+    b, m, s, ozp, lo, hi = _output_stage(c, bias, mult, shift, out_zp, act_min, act_max)
     st = _pair("stride", stride)
     p = _padding(padding)
     ho, wo = _out_hw(x3.shape[:2], (kh, kw), st, p)
@@ -302,10 +303,7 @@ def fully_connected(
     if w.shape[1] != x.shape[-1]:
         raise ValueError(f"w has {w.shape[1]} inputs but x has {x.shape[-1]}")
     nout = w.shape[0]
-    b = _bias(bias, nout)
-    m, s = _mult_shift(mult, shift, nout)
-    ozp = _zp("out_zp", out_zp)
-    lo, hi = _act(act_min, act_max)
+    b, m, s, ozp, lo, hi = _output_stage(nout, bias, mult, shift, out_zp, act_min, act_max)
 
     x2 = x.reshape(-1, x.shape[-1]).astype(np.int64) - zp
     acc = x2 @ w.astype(np.int64).T

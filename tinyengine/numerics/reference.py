@@ -9,18 +9,19 @@ from collections import ChainMap
 
 import numpy as np
 
-from tinyengine.numerics import kernels_ref as K
 from tinyengine.ir.graph import Graph, Op
+from tinyengine.numerics import kernels_ref as K
 from tinyengine.numerics.requant import dequantize, quantize
+from tinyml_errors import GraphError
 
 
 def _check_quantised(graph: Graph, op: Op) -> None:
     for name in (*op.inputs, op.output):
         t = graph.tensors[name]
         if t.scale is None or t.zero_point is None:
-            raise ValueError(f"run_graph: tensor '{name}' (op '{op.name}') is not quantised")
+            raise GraphError(f"run_graph: tensor '{name}' (op '{op.name}') is not quantised")
     if op.weight_shape is not None and "weight" not in op.params:
-        raise ValueError(f"run_graph: op '{op.name}' has no int8 weights (quantize the graph first)")
+        raise GraphError(f"run_graph: op '{op.name}' has no int8 weights (quantize the graph first)")
 
 
 def run_op(graph: Graph, op: Op, vals: dict[str, np.ndarray], *, single_rounding: bool = False) -> np.ndarray:
@@ -49,7 +50,10 @@ def run_op(graph: Graph, op: Op, vals: dict[str, np.ndarray], *, single_rounding
         return K.pad(x, op.attrs["padding"], zin)
     if op.kind == "reshape":
         return x.reshape(out.shape)
-    raise ValueError(f"run_graph: op '{op.name}' of kind '{op.kind}' is not supported")
+    if op.kind in ("max_pool2d", "mean", "softmax"):  # ops of imported .tflite models
+        from tinyengine.numerics.kernels_ref_tflite import run_tflite_op
+        return run_tflite_op(graph, op, x)
+    raise GraphError(f"run_graph: op '{op.name}' of kind '{op.kind}' is not supported")
 
 
 def run_graph(graph: Graph, x: np.ndarray, *, single_rounding: bool = False) -> dict[str, np.ndarray]:
@@ -57,7 +61,7 @@ def run_graph(graph: Graph, x: np.ndarray, *, single_rounding: bool = False) -> 
     inp = graph.tensors[graph.inputs[0]]
     if not isinstance(x, np.ndarray) or x.dtype != np.int8 or tuple(x.shape) != tuple(inp.shape):
         got = f"{x.dtype} {tuple(x.shape)}" if isinstance(x, np.ndarray) else type(x).__name__
-        raise ValueError(f"run_graph: input '{inp.name}' must be int8 of shape {inp.shape}, got {got}")
+        raise GraphError(f"run_graph: input '{inp.name}' must be int8 of shape {inp.shape}, got {got}")
     vals = {inp.name: x}
     for op in graph.ops:
         _check_quantised(graph, op)
@@ -97,7 +101,7 @@ def quantize_input(graph: Graph, x_float: np.ndarray) -> np.ndarray:
     if x.ndim == 3 and x.shape[0] == inp.shape[2] and x.shape != tuple(inp.shape):
         x = x.transpose(1, 2, 0)
     if tuple(x.shape) != tuple(inp.shape):
-        raise ValueError(f"quantize_input: expected an image of shape {inp.shape} (HWC) or CHW, got {x.shape}")
+        raise GraphError(f"quantize_input: expected an image of shape {inp.shape} (HWC) or CHW, got {x.shape}")
     return quantize(x, inp.scale, inp.zero_point)
 
 

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import copy
 
-from tinyengine.ir.graph import Graph
-
-INPLACE_ATTR = "inplace_of"
+from tinyengine.ir.graph import INPLACE_ATTR, Graph
 
 
 def decide_inplace(graph: Graph, *, depthwise: bool = True, add: bool = True,

@@ -39,6 +39,7 @@ import copy
 from dataclasses import dataclass, field, replace
 
 from tinyengine.ir.graph import Graph, Op, Tensor, region_shape
+from tinyml_errors import PlanError
 
 Region = tuple[int, int, int, int]
 
@@ -116,7 +117,7 @@ def default_split(graph: Graph, n: int, options=None, max_extra_macs: float = MA
         if best is None or cand < best:
             best = cand
     if best is None:
-        raise ValueError(f"graph {graph.name}: no op where the schedule can be split into {n}x{n} patches")
+        raise PlanError(f"graph {graph.name}: no op where the schedule can be split into {n}x{n} patches")
     return best[2]
 
 
@@ -128,15 +129,15 @@ def resolve_split(graph: Graph, split_at: str | int | None, n: int = 2, options=
     if isinstance(split_at, str):
         idx = [i for i, op in enumerate(graph.ops) if op.name == split_at]
         if not idx:
-            raise ValueError(f"graph {graph.name}: no op named '{split_at}' to split the patches at")
+            raise PlanError(f"graph {graph.name}: no op named '{split_at}' to split the patches at")
         s = idx[0]
     else:
         s = int(split_at) + (len(graph.ops) if int(split_at) < 0 else 0)
         if not 0 <= s < len(graph.ops):
-            raise ValueError(f"graph {graph.name}: split index {split_at} out of range 0..{len(graph.ops) - 1}")
+            raise PlanError(f"graph {graph.name}: split index {split_at} out of range 0..{len(graph.ops) - 1}")
     if s not in cut_points(graph):
         op = graph.ops[s]
-        raise ValueError(f"graph {graph.name}: cannot patch up to op {s} '{op.name}': the prefix must hold "
+        raise PlanError(f"graph {graph.name}: cannot patch up to op {s} '{op.name}': the prefix must hold "
                          f"only {'/'.join(PATCHABLE)} ops and only its last output may be read after it "
                          f"(valid split ops: {', '.join(graph.ops[c].name for c in cut_points(graph))})")
     return s
@@ -194,7 +195,7 @@ def patch_graph(graph: Graph, n: int, split_at: str | int | None = None, *, opti
     plans the candidates with ``options`` (a ``PlanOptions``) within the ``max_extra_macs`` budget.
     """
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"patches: n must be a positive integer, got {n!r}")
+        raise PlanError(f"patches: n must be a positive integer, got {n!r}")
     split = resolve_split(graph, split_at, n, options, max_extra_macs)
     return _patch(graph, n, split)
 
@@ -207,7 +208,7 @@ def _patch(graph: Graph, n: int, split: int) -> PatchedGraph:
     out_name = graph.ops[split].output
     H, W = t[out_name].shape[:2]
     if n > min(H, W):
-        raise ValueError(f"graph {graph.name}: {n}x{n} patches do not fit the {H}x{W} output of "
+        raise PlanError(f"graph {graph.name}: {n}x{n} patches do not fit the {H}x{W} output of "
                          f"'{graph.ops[split].name}' (n must be <= {min(H, W)})")
     prefix = graph.ops[:split + 1]
     inner = {op.output for op in prefix} - {out_name}   # per-patch tensors

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from tinyengine.ir.graph import Graph
+from tinyengine.ir.graph import INPLACE_ATTR, Graph
 from tinyengine.kernels.registry import planned_scratch_bytes
-from tinyengine.passes.inplace import INPLACE_ATTR
+from tinyml_errors import PlanError
 
 if TYPE_CHECKING:
     from tinyengine.planner.plan import PlanOptions
@@ -47,7 +47,7 @@ def buffers(graph: Graph, opts: "PlanOptions"):
     for i, op in enumerate(graph.ops):
         src = op.attrs.get(INPLACE_ATTR)
         if src is not None and src not in buffer_of:
-            raise ValueError(f"planner: op '{op.name}' is marked in place over '{src}', which has no buffer")
+            raise PlanError(f"planner: op '{op.name}' is marked in place over '{src}', which has no buffer")
         if op.output in buffer_of:
             pass  # a later region writer of a tensor whose buffer exists already
         elif src is not None:

@@ -40,6 +40,9 @@ if ldscript:
     env.Append(LIBPATH=[os.path.dirname(ldscript)])  # INCLUDEd section scripts sit beside it
 
 target_elf = env.BuildProgram()
+# the raw image a flasher writes at the part's flash origin (tinyengine flash)
+target_bin = env.Command(os.path.join("$BUILD_DIR", "firmware.bin"), target_elf,
+                         env.VerboseAction("$OBJCOPY -O binary $SOURCE $TARGET", "Building $TARGET"))
 AlwaysBuild(env.Alias("size", target_elf, env.VerboseAction("$SIZEPRINTCMD", "Calculating size $SOURCE")))
 
 qemu_machine = board.get("debug.qemu_machine", "")
@@ -58,4 +61,4 @@ else:
     AlwaysBuild(env.Alias("upload", target_elf, env.VerboseAction(
         "echo 'board %s has no QEMU machine: nothing to upload to' && false" % board.id, "upload")))
 
-Default([target_elf])
+Default([target_elf, target_bin])

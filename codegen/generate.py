@@ -1,0 +1,135 @@
+"""The pipeline behind ``tinyengine gen`` as a library (no printing): a model (zoo name, architecture JSON,
+``.tflite``/``.onnx`` file or ``tinynas search`` folder) + weights -> int8 graph -> memory plan -> C project
+in an output folder it owns (:mod:`tinyengine.outdir`). Named calibration data sets (e.g. Fashion-MNIST)
+come from the caller through ``datasets``: a loader ``(h, w, c, n) -> (n, c, h, w) float images``."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+
+from boards import load_board
+from codegen.project import Project, write_project
+from codegen.search_folder import check_graph_matches_arch, refuse_quantise_options
+from search_spaces.arch import ArchConfig
+from search_spaces.zoo import load_model
+from tinyengine.frontend.model_source import is_model_file, load_model_file
+from tinyengine.frontend.quantize import quantize_model
+from tinyengine.frontend.weights import load_weights, random_model
+from tinyengine.outdir import claim as claim_outdir
+from tinyengine.pipeline import plan_memory
+from tinyml_errors import ModelImportError, UsageError
+
+
+def calibration_images(arch: ArchConfig, n: int, seed: int, source: str = "random",
+                       datasets: dict | None = None) -> np.ndarray:
+    """``n`` float images (N, C, R, R) in [0, 1] for post-training quantisation: random, a named data set
+    (a loader in ``datasets``) or an .npy array."""
+    r, c = arch.resolution, arch.in_channels
+    if source == "random":
+        return np.random.default_rng(seed).random((n, c, r, r), dtype=np.float32)
+    if datasets and source in datasets:
+        return datasets[source](r, r, c, n)
+    p = Path(source)
+    if p.suffix != ".npy" or not p.is_file():
+        names = ", ".join(f"'{k}'" for k in ("random", *(datasets or {})))
+        raise UsageError(f"--calib-data {source}: give {names} or an existing .npy file")
+    try:
+        x = np.load(p, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+        raise UsageError(f"--calib-data {source}: not a readable .npy array ({e})") from None
+    if x.ndim != 4 or x.shape[1:] != (c, r, r):
+        raise UsageError(f"--calib-data {source}: shape {x.shape}, the model takes (N, {c}, {r}, {r})")
+    if len(x) < n or not np.issubdtype(x.dtype, np.number) or not np.isfinite(x[:n]).all():
+        raise UsageError(f"--calib-data {source}: need {n} finite images (--calib), the file has {len(x)} "
+                         f"of dtype {x.dtype}" + ("" if len(x) < n else " with NaN/inf or non-numbers"))
+    return x[:n].astype(np.float32)
+
+
+MAX_CALIB = 1024  # calibration images: more would allocate gigabytes of float images at large resolutions
+
+
+def generate(model_spec: str, board_name: str, out: str | Path, *, weights: str | None = None, seed: int = 0,
+             calib: int | None = None, winograd: bool = False, calib_data: str | None = None,
+             force: bool = False, datasets: dict | None = None) -> Project:
+    """The whole pipeline behind ``tinyengine gen`` (no printing): returns the written project.
+    ``out`` is claimed first (:mod:`tinyengine.outdir`): files gen did not write stop it unless ``force``."""
+    board = load_board(board_name)
+    if not 0 <= seed < 2 ** 32:
+        raise UsageError(f"--seed: must be in 0..{2 ** 32 - 1}, got {seed}")
+    if calib is not None and not 1 <= calib <= MAX_CALIB:
+        raise UsageError(f"--calib: must be in 1..{MAX_CALIB}, got {calib}")
+    if Path(model_spec).is_dir():
+        refuse_quantise_options(Path(model_spec), weights=weights, calib=calib, calib_data=calib_data)
+        make = lambda: _generate_searched(Path(model_spec), board, out, seed=seed, winograd=winograd)  # noqa: E731
+    elif is_model_file(model_spec):  # .tflite: int8 as is; .onnx: float, quantised on the calibration images
+        make = lambda: _generate_imported(model_spec, board, out, seed=seed, winograd=winograd,  # noqa: E731
+                                          calib=16 if calib is None else calib, calib_data=calib_data or "random",
+                                          datasets=datasets)
+    else:
+        arch = load_model(model_spec)
+        make = lambda: _generate_model(arch, model_spec, board, out, weights=weights or "random",  # noqa: E731
+                                       seed=seed, calib=16 if calib is None else calib, winograd=winograd,
+                                       calib_data=calib_data or "random", datasets=datasets)
+    od = claim_outdir(out, "tinyengine gen", force=force, ignore=("build", ".pio"))
+    try:
+        proj = make()
+    except BaseException:
+        od.abandon()
+        raise
+    od.commit(proj.files)
+    return proj
+
+
+def _generate_imported(model_spec: str, board, out, *, seed: int, winograd: bool, calib: int,
+                       calib_data: str, datasets: dict | None) -> Project:
+    graph, _ = load_model_file(model_spec, calib_data=calib_data, calib=calib, seed=seed, datasets=datasets or {})
+    how = ("int8 .tflite, imported with its quantisation" if model_spec.lower().endswith(".tflite")
+           else f"float .onnx; calibrated on {calib} {calib_data} images")
+    return write_project(out, None, plan_memory(graph), board, winograd=winograd, seed=seed,
+                         weights_from=f"{model_spec} ({how})")
+
+
+def _generate_model(arch: ArchConfig, model_spec: str, board, out, *, weights: str, seed: int, calib: int,
+                    winograd: bool, calib_data: str, datasets: dict | None) -> Project:
+    if weights == "random":
+        model, source = random_model(arch, seed), f"random (seed {seed})"
+    else:
+        model, source = load_weights(arch, weights), str(weights)
+    graph = quantize_model(arch, model, calibration_images(arch, calib, seed, calib_data, datasets))
+    if not arch.name:
+        graph.name = Path(model_spec).stem
+    plan = plan_memory(graph)
+    return write_project(out, arch, plan, board, winograd=winograd, seed=seed,
+                         weights_from=f"{source}; calibrated on {calib} {calib_data} images")
+
+
+def _generate_searched(folder: Path, board, out, *, seed: int, winograd: bool) -> Project:
+    """A `tinynas search` output: the int8 graph it evaluated (so the firmware computes exactly the
+    int8 accuracy the search reported), with its architecture."""
+    from tinyengine.ir.graph_io import load_graph
+    arch_file, graph_file = folder / "arch.json", folder / "model_int8.npz"
+    if not graph_file.is_file() and (folder / "model_int8.pkl").is_file():
+        raise ModelImportError(
+            f"{folder / 'model_int8.pkl'}: a pickle from an older `tinynas search`, which is no longer loaded "
+            "(loading a pickle can run code); re-run the same `tinynas search ... --out "
+            f"{folder}` command: it resumes and writes model_int8.npz")
+    for f in (arch_file, graph_file):
+        if not f.is_file():
+            raise UsageError(f"{folder}: not a `tinynas search` output folder ({f.name} is missing)")
+    arch = ArchConfig.load(arch_file)
+    graph = load_graph(graph_file)  # tinyml-graph/1: JSON + arrays, loaded without pickle
+    check_graph_matches_arch(graph, arch, arch_file, graph_file)
+    plan = plan_memory(graph)
+    return write_project(out, arch, plan, board, winograd=winograd, seed=seed,
+                         weights_from=f"{folder} (trained by tinynas search; its int8 model as evaluated)")
+
+
+def build_host(root: Path, target: str = "host", timeout: float = 600) -> subprocess.CompletedProcess:
+    """``make <target>`` in a generated project; a ValueError naming the Debian package if a tool is missing."""
+    for tool, pkg in (("make", "make"), ("gcc", "gcc")):
+        if shutil.which(tool) is None:
+            raise UsageError(f"'{tool}' not found: install the Debian package '{pkg}'")
+    return subprocess.run(["make", "-C", str(root), target], capture_output=True, text=True, timeout=timeout)

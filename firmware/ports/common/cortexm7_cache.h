@@ -1,0 +1,12 @@
+/*
+ * Cortex-M7 L1 caches on (ARMv7-M ARM / CMSIS armv7m_cachel1.h sequence): invalidate all of the
+ * I-cache then set CCR.IC; invalidate the D-cache by set/way from CCSIDR then set CCR.DC. Skipped when
+ * already on. The probe's UART is polled and no buffer is shared with a DMA, so no clean/invalidate
+ * is needed afterwards.
+ */
+#ifndef TE_CORTEXM7_CACHE_H
+#define TE_CORTEXM7_CACHE_H
+
+void cortexm7_caches_on(void);
+
+#endif
