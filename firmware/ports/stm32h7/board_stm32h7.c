@@ -12,6 +12,7 @@
 #include "board.h"
 #include "cortexm7_cache.h"
 #include "stm32_gpio.h"
+#include "stm32_rcc_usart.h"
 #include "te_mmio.h"
 #include "te_port.h"
 
@@ -71,17 +72,9 @@
 #define USART_BASE 0x40004800u /* USART3 */
 #define USART_CR1 (USART_BASE + 0x00u)
 #define USART_BRR (USART_BASE + 0x0Cu)
-#define USART_ISR (USART_BASE + 0x1Cu)
-#define USART_ICR (USART_BASE + 0x20u)
-#define USART_RDR (USART_BASE + 0x24u)
-#define USART_TDR (USART_BASE + 0x28u)
 #define UCR1_UE (1u << 0)
 #define UCR1_RE (1u << 2)
 #define UCR1_TE (1u << 3)
-#define ISR_ORE (1u << 3)
-#define ISR_RXNE (1u << 5)
-#define ISR_TXE (1u << 7)
-#define ICR_ORECF (1u << 3)
 
 #define HSI_HZ 64000000u
 #define HSE_HZ 8000000u
@@ -156,9 +149,7 @@ static void usart_init(void)
     stm32_gpio_af(GPIOD, H7_RX_PIN, H7_AF, 1);
     TE_SET(RCC_APB1LENR, APB1LENR_USART3EN);
     (void)TE_RD(RCC_APB1LENR);
-    TE_WR(USART_CR1, 0u);
-    TE_WR(USART_BRR, te_port_brr(s_pclk1, TE_BAUD));
-    TE_WR(USART_CR1, UCR1_UE | UCR1_TE | UCR1_RE);
+    stm32_usart_start(USART_CR1, USART_BRR, te_port_brr(s_pclk1, TE_BAUD), UCR1_UE | UCR1_TE | UCR1_RE);
 }
 
 void board_init(void)
@@ -174,23 +165,10 @@ void board_init(void)
 
 void board_write(const uint8_t *data, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
-        if (!s_tx_dead && !te_port_wait(USART_ISR, ISR_TXE, ISR_TXE, "TXE")) {
-            s_tx_dead = 1;
-        }
-        TE_WR(USART_TDR, data[i]);
-    }
+    stm32_usart2_write(USART_BASE, data, n, &s_tx_dead);
 }
 
 int board_try_getc(void)
 {
-    const uint32_t isr = TE_RD(USART_ISR);
-    if (isr & ISR_ORE) {
-        te_port_count_overrun();
-        TE_WR(USART_ICR, ICR_ORECF);
-    }
-    if (isr & ISR_RXNE) {
-        return (int)(TE_RD(USART_RDR) & 0xFFu);
-    }
-    return TE_BOARD_NONE;
+    return stm32_usart2_try_getc(USART_BASE);
 }
