@@ -3,6 +3,8 @@ truncating division): what the vectorised requantisation and the reference kerne
 Shared by test_requant.py and test_kernels_ref.py."""
 from __future__ import annotations
 
+import math
+
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 
 
@@ -40,3 +42,21 @@ def c_mbqm(acc: int, m: int, shift: int) -> int:
 def c_mbqm_single(acc: int, m: int, shift: int) -> int:
     total = 31 - shift
     return c_wrap32((acc * m + (1 << (total - 1))) >> total)
+
+
+def c_round_away(v: float) -> int:
+    """C round(): half away from zero (Python's round() is half-to-even, not this)."""
+    return int(math.copysign(math.floor(abs(v) + 0.5), v))
+
+
+def c_quantize_multiplier(real: float) -> tuple[int, int]:
+    if real == 0:
+        return 0, 0
+    q, shift = math.frexp(real)
+    q_fixed = c_round_away(q * 2**31)
+    if q_fixed == 2**31:
+        q_fixed //= 2
+        shift += 1
+    if shift < -31:
+        return 0, 0
+    return q_fixed, shift

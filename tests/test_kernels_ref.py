@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from c_oracles import c_div, c_mbqm_single, c_quantize_multiplier, c_rdbpot, c_srdhm
 from c_oracles import c_mbqm as c_mbqm_double
-from c_oracles import c_div, c_mbqm_single, c_rdbpot, c_srdhm
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -41,16 +41,7 @@ def c_clamp(v: int, lo: int, hi: int) -> int:
 
 
 def c_quantize_multiplier_lt1(real: float) -> tuple[int, int]:
-    import math
-
-    q, shift = math.frexp(real)
-    q_fixed = int(math.floor(q * 2**31 + 0.5))
-    if q_fixed == 2**31:
-        q_fixed //= 2
-        shift += 1
-    if shift < -31:
-        return 0, 0
-    return q_fixed, shift
+    return c_quantize_multiplier(real)  # round half away == floor(x + 0.5) for the positive mantissa
 
 
 def channel(v, o):

@@ -7,7 +7,7 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-from c_oracles import c_mbqm, c_mbqm_single, c_rdbpot, c_srdhm
+from c_oracles import c_mbqm, c_mbqm_single, c_quantize_multiplier, c_rdbpot, c_srdhm
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -36,24 +36,6 @@ int32s = st.integers(INT32_MIN, INT32_MAX)
 
 
 # ----------------------------------------------------------------- C-literal scalar oracles (Python ints)
-
-
-def c_round_away(v: float) -> int:
-    """C round(): half away from zero (Python's round() is half-to-even, not this)."""
-    return int(math.copysign(math.floor(abs(v) + 0.5), v))
-
-
-def c_quantize_multiplier(real: float) -> tuple[int, int]:
-    if real == 0:
-        return 0, 0
-    q, shift = math.frexp(real)
-    q_fixed = c_round_away(q * 2**31)
-    if q_fixed == 2**31:
-        q_fixed //= 2
-        shift += 1
-    if shift < -31:
-        return 0, 0
-    return q_fixed, shift
 
 
 # ----------------------------------------------------------------- exact-rational oracles
