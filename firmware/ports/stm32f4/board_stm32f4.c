@@ -43,7 +43,6 @@
 
 #define HSI_HZ 16000000u
 
-static int s_ready;
 static int s_tx_dead;
 static uint32_t s_pclk1 = HSI_HZ, s_pclk2 = HSI_HZ;
 
@@ -85,10 +84,9 @@ static void usart_init(void)
 
 void board_init(void)
 {
-    if (s_ready) {
+    if (!te_port_first_init()) {
         return;
     }
-    s_ready = 1;
     clock_init();
     usart_init();
 }

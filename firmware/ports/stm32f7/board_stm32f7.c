@@ -76,7 +76,7 @@
 
 #define HSI_HZ 16000000u
 
-static int s_ready, s_tx_dead;
+static int s_tx_dead;
 static uint32_t s_pclk1 = HSI_HZ, s_pclk2 = HSI_HZ;
 
 static void stay_on_hsi(const char *how)
@@ -126,10 +126,9 @@ static void usart_init(void)
 
 void board_init(void)
 {
-    if (s_ready) {
+    if (!te_port_first_init()) {
         return;
     }
-    s_ready = 1;
     cortexm7_caches_on();
     clock_init();
     usart_init();

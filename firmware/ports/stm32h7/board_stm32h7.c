@@ -86,7 +86,7 @@
 #define SYSCLK_HZ 400000000u
 #define PCLK1_HZ (SYSCLK_HZ / 2u / 2u) /* HPRE /2, D2PPRE1 /2 */
 
-static int s_ready, s_tx_dead;
+static int s_tx_dead;
 static uint32_t s_pclk1 = HSI_HZ;
 
 static void stay_on_hsi(const char *how)
@@ -154,10 +154,9 @@ static void usart_init(void)
 
 void board_init(void)
 {
-    if (s_ready) {
+    if (!te_port_first_init()) {
         return;
     }
-    s_ready = 1;
     cortexm7_caches_on();
     clock_init();
     usart_init();
