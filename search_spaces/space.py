@@ -41,6 +41,8 @@ class SearchSpace:
     num_classes: int = 1000
     in_channels: int = 3
     feature_mix_channels: int | None = None
+    # per-stage width factors on top of W (one per stage; None: uniform), e.g. narrow early stages
+    stage_width_mults: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         if len(self.base_widths) != len(self.strides) + 2:
@@ -54,6 +56,10 @@ class SearchSpace:
             raise ArchError(f"search space: kernel_choices must be odd, got {self.kernel_choices}")
         if any(w <= 0 for w in self.width_choices) or any(r < 8 for r in self.resolution_choices):
             raise ArchError("search space: width multipliers must be > 0 and resolutions >= 8")
+        if self.stage_width_mults is not None and (len(self.stage_width_mults) != len(self.strides)
+                                                   or any(f <= 0 for f in self.stage_width_mults)):
+            raise ArchError(f"search space: stage_width_mults needs {len(self.strides)} factors > 0, "
+                            f"got {self.stage_width_mults}")
 
     @property
     def n_stages(self) -> int:
@@ -66,7 +72,8 @@ class SearchSpace:
 
     def widths(self, width_mult: float) -> tuple[int, ...]:
         """Channel counts (stem, first block, stage 1..n) at width multiplier W."""
-        return tuple(make_divisible(c * width_mult, self.divisor) for c in self.base_widths)
+        f = (1.0, 1.0) + tuple(self.stage_width_mults or (1.0,) * len(self.strides))
+        return tuple(make_divisible(c * width_mult * fi, self.divisor) for c, fi in zip(self.base_widths, f))
 
     def stage_depth_choices(self, s: int) -> tuple[int, ...]:
         return (self.fixed_depths[s],) if s in self.fixed_depths else self.depth_choices

@@ -219,6 +219,8 @@ def test_smoke_search_end_to_end_and_resume(tmp_path, monkeypatch, capsys):
     argv = ["search", "--sram", "64KB", "--flash", "256KB", "--budget", "smoke", "--out", str(out),
             "--no-progress", "--threads", "1"]
     assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "expected time ~" in printed and "overall |" in printed and "binds" in printed
     for f in ("arch.json", "weights.pt", "model_int8.npz", "report.md", "pareto.json", "pareto.png",
               "search_state.json", "eval_cache.json", "summary.json", "checkpoints/supernet.pt",
               "baseline_arch.json", "space.json"):
@@ -235,6 +237,7 @@ def test_smoke_search_end_to_end_and_resume(tmp_path, monkeypatch, capsys):
     assert 0 <= s["winner"]["int8_test_acc"] <= 1
     report = (out / "report.md").read_text()
     assert "int8 test acc" in report and "MobileNetV2" in report and "random" in report
+    assert report.startswith("# TinyNAS search report (pipeline check, not a model)")
     front = json.loads((out / "pareto.json").read_text())
     assert front["front_macs"] and front["front_peak_sram"]
 

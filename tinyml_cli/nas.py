@@ -87,10 +87,13 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--sram-reserve", default="0", help="SRAM kept for the firmware")
     q.add_argument("--flash-reserve", default="0", help="flash kept for the firmware's code")
     q.add_argument("--data", default="fashion-mnist",
-                   help="'fashion-mnist' (default) or an ImageFolder directory (PATH/<class>/*.png, or "
-                        "PATH/train and PATH/test)")
+                   help="'fashion-mnist' (default), 'fashion-vww[:CANVAS[:TARGET]]' (is a target item "
+                        "present in a 64-128 px picture of Fashion-MNIST items; see README) or an ImageFolder "
+                        "directory (PATH/<class>/*.png, or PATH/train and PATH/test)")
     q.add_argument("--in-channels", type=int, default=1, help="input channels, 1 or 3 (default 1)")
-    q.add_argument("--budget", default="smoke", help="smoke | quick | full (default smoke)")
+    q.add_argument("--budget", default="default",
+                   help="default (a usable model; the expected time is printed first) | smoke (a pipeline "
+                        "check in seconds, not a model) | quick | full")
     q.add_argument("--out", required=True, help="output directory (also the resume state): a new or empty "
                    "folder, or one holding this command's earlier (or interrupted) output")
     q.add_argument("--force", action="store_true", help="write into a folder that holds files the search did "
@@ -107,7 +110,11 @@ def cmd_search(args: argparse.Namespace, console: Console) -> int:
     from tinynas.search import BUDGETS, SearchOptions, run_search
     if args.budget not in BUDGETS:
         raise UsageError(f"--budget: unknown budget {args.budget!r}; choose one of {', '.join(BUDGETS)}")
-    check_image_folder(args.data)
+    from tinynas.vww import is_vww, parse_spec
+    if is_vww(args.data):
+        parse_spec(args.data)  # a bad canvas or target is named before anything runs
+    else:
+        check_image_folder(args.data)
     check_device(args.device)
     check_range("--seed", args.seed, 0, 2 ** 32 - 1)
     if args.in_channels not in (1, 3):

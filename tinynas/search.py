@@ -59,6 +59,9 @@ class Budget:
     int8_test_limit: int | None    # int8 (NumPy reference, ~20-35 ms/image) on this many (None: all)
     space_samples: int = 500
     random_repeats: int = 0        # extra random searches (other seeds) for the comparison
+    small_space: bool = True       # stage 1 over tinynas.stage1's variants (widths < 0.2, stride-1 start)
+    fit_sampling: bool = True      # supernet sandwich: largest + fitting sub-networks near the budget
+    min_fit: float = 0.05          # stage 1 ignores (W, R) spaces where fewer samples fit
 
 
 BUDGETS: dict[str, Budget] = {
@@ -72,6 +75,12 @@ BUDGETS: dict[str, Budget] = {
                     finetune=TrainConfig(epochs=3, batch_size=128, lr=0.03),
                     evo=EvoConfig(population=10, generations=4), test_limit=None, int8_test_limit=None,
                     space_samples=500),
+    "default": Budget(resolutions=(28, 32, 40), train_limit=None, holdout=5000, calib=2000,
+                      supernet=TrainConfig(epochs=8, largest_epochs=1, batch_size=128, n_random=1, lr=0.08,
+                                           augment=True),
+                      finetune=TrainConfig(epochs=4, batch_size=128, lr=0.03, augment=True),
+                      evo=EvoConfig(population=16, generations=6, parent_ratio=0.5), test_limit=None,
+                      int8_test_limit=2000, space_samples=500),
     "full": Budget(resolutions=tuple(range(32, 97, 8)), train_limit=None, holdout=5000, calib=512,
                    supernet=TrainConfig(epochs=30, largest_epochs=10, batch_size=128, n_random=2,
                                         lr=0.1, augment=True),
@@ -103,6 +112,7 @@ class Dataset:
     y_test: torch.Tensor
     classes: list[str]
     source: str
+    resolutions: tuple[int, ...] | None = None  # the task's own input resolutions (fashion-vww)
 
 
 def cpu_threads() -> int:
@@ -126,6 +136,12 @@ def get_budget(name: str, overrides: dict | None = None) -> Budget:
 def load_data(spec: str, channels: int, budget: Budget) -> Dataset:
     """'fashion-mnist' (Debian's dataset-fashion-mnist) or an ImageFolder directory: PATH/train and
     PATH/test (or PATH/val) with one sub-directory per class, or PATH/<class> split 85/15."""
+    from tinynas.vww import is_vww, load_vww
+    if is_vww(spec):
+        xtr, ytr, xte, yte, names, desc, res = load_vww(spec, train_n=budget.train_limit,
+                                                        test_n=budget.test_limit)
+        return Dataset(torch.from_numpy(xtr), torch.from_numpy(ytr), torch.from_numpy(xte),
+                       torch.from_numpy(yte), names, desc, res)
     if spec == "fashion-mnist":
         from tinynas.data import FASHION_CLASSES
         xtr, ytr = load_fashion_mnist_uint8("train", limit=budget.train_limit)
@@ -156,7 +172,8 @@ def load_data(spec: str, channels: int, budget: Budget) -> Dataset:
 
 
 def make_space(ds: Dataset, channels: int, budget: Budget) -> SearchSpace:
-    return SearchSpace(num_classes=len(ds.classes), in_channels=channels, resolution_choices=budget.resolutions)
+    return SearchSpace(num_classes=len(ds.classes), in_channels=channels,
+                       resolution_choices=ds.resolutions or budget.resolutions)
 
 
 def baseline_arch(space: SearchSpace, cons: Constraints) -> ArchConfig | None:
@@ -183,6 +200,15 @@ def baseline_arch(space: SearchSpace, cons: Constraints) -> ArchConfig | None:
         if best is not None:
             return best
     return None
+
+
+def _grid_baseline(space: SearchSpace, cons: Constraints) -> ArchConfig | None:
+    """The most-MACs fitting point of the uniformly scaled MobileNetV2 grid (tinynas.baseline_grid)."""
+    from tinynas.baseline_grid import baseline_grid, top_fitting
+    if cons.latency_s is not None and cons.board is not None:
+        return baseline_arch(space, cons)  # the grid knows nothing of latency
+    top = top_fitting(baseline_grid(space.num_classes, space.in_channels, space.resolution_choices, cons), 1)
+    return top[0].arch if top else None
 
 
 def int8_accuracy(arch: ArchConfig, model: torch.nn.Module, calib: np.ndarray, x: np.ndarray,
@@ -217,6 +243,10 @@ def run_search(opts: SearchOptions, log: Callable[[str], None] = print) -> dict:
         torch.set_num_threads(opts.threads or cpu_threads())
     out = opts.out
     out.mkdir(parents=True, exist_ok=True)
+    from tinynas.run_settings import budget_fingerprint, check_run_settings
+    check_run_settings(out, {"constraints": opts.cons.to_dict(), "data": opts.data, "budget": opts.budget,
+                             "budget_fields": budget_fingerprint(budget), "in_channels": opts.in_channels,
+                             "seed": opts.seed})
     ck = out / "checkpoints"
     timings = RunTimings(out)  # keeps timings.json current, so killed runs count too (tinynas/run_timings.py)
 
@@ -231,8 +261,15 @@ def run_search(opts: SearchOptions, log: Callable[[str], None] = print) -> dict:
     space = make_space(ds, opts.in_channels, budget)
     t = time.perf_counter()
     lat = (lambda a: latency_mod.predict_latency_s(a, opts.cons)) if opts.cons.latency_s is not None else None
-    sres = optimize_space(space, opts.cons, samples=budget.space_samples, seed=opts.seed, min_fit_ratio=0.01,
-                          latency=lat)
+    st1 = None
+    if budget.small_space:
+        from tinynas.stage1 import optimize_variants
+        st1 = optimize_variants(space, opts.cons, samples=budget.space_samples, seed=opts.seed,
+                                min_fit_ratio=budget.min_fit, latency=lat)
+        sres, space = st1.result, st1.space
+    else:
+        sres = optimize_space(space, opts.cons, samples=budget.space_samples, seed=opts.seed,
+                              min_fit_ratio=0.01, latency=lat)
     timings["stage1_s"] = time.perf_counter() - t
     if sres.choice is None:
         lo = min(sres.stats, key=lambda s: s.min_peak_sram)
@@ -243,10 +280,11 @@ def run_search(opts: SearchOptions, log: Callable[[str], None] = print) -> dict:
                           "--sram/--flash" + (" or --latency" if opts.cons.latency_s is not None else ""))
     W, R = sres.choice.width_mult, sres.choice.resolution
     if rank == 0:
-        (out / "space.json").write_text(json.dumps(sres.to_dict(), indent=1) + "\n")
+        (out / "space.json").write_text(json.dumps((st1 or sres).to_dict(), indent=1) + "\n")
         plot_cdf(sres, str(out / "space_cdf.png"))
     log(f"stage 1: W={W:g}, R={R} ({100 * sres.choice.fit_ratio:.1f}% of sampled sub-networks fit, mean "
-        f"{sres.choice.mean_macs / 1e6:.2f}M MACs)")
+        f"{sres.choice.mean_macs / 1e6:.2f}M MACs)"
+        + (f", space {st1.variant}; {st1.describe_binding()}" if st1 else ""))
 
     # held-out split of the training set (fixed by the seed), calibration images from the rest
     perm = torch.randperm(len(ds.y_train), generator=torch.Generator().manual_seed(opts.seed + 99))
@@ -258,9 +296,21 @@ def run_search(opts: SearchOptions, log: Callable[[str], None] = print) -> dict:
     # ---------------------------------------------------------------- supernet
     t = time.perf_counter()
     supernet = SuperNet(space, W).to(device)
+    sampler = None
+    if budget.fit_sampling:
+        from tinynas.fit_sampler import FitSampler
+        sampler = FitSampler(Feasibility(space, W, R, opts.cons), n=1 + budget.supernet.n_random, seed=opts.seed)
+    from tinynas.eta import Overall, describe, estimate_search_s
+    est = estimate_search_s(supernet, space, W, R, opts.in_channels, budget, len(y_tr), len(ds.y_test), device,
+                            big=sampler.teacher if sampler else None)
+    overall = Overall(est, log if rank == 0 else (lambda m: None))
+    if rank == 0 and not (ck / "supernet.pt").exists():
+        log(describe(est))
     hist = train(supernet, x_tr, y_tr, R, opts.in_channels, budget.supernet, ck / "supernet.pt",
-                 space=space, width_mult=W, device=device, progress=opts.progress, desc="supernet", log=log)
+                 space=space, width_mult=W, device=device, progress=opts.progress, desc="supernet", log=log,
+                 sampler=sampler)
     timings["supernet_s"] = time.perf_counter() - t
+    overall.done("supernet", timings["supernet_s"])
     if world > 1 and rank != 0:
         return {}  # the search and everything after it run on rank 0 only
 
@@ -287,6 +337,7 @@ def run_search(opts: SearchOptions, log: Callable[[str], None] = print) -> dict:
     for r in range(1, budget.random_repeats + 1):
         repeats.append(random_search(feas, cache, evo["evaluations"], seed=opts.seed + 1000 * r)["best"]["acc"])
     timings["random_search_s"] = time.perf_counter() - t
+    overall.done("search", timings["evolution_s"] + timings["random_search_s"])
     log(f"search: evolution best {evo['best']['acc']:.4f} vs random search best {rnd['best']['acc']:.4f} "
         f"({evo['evaluations']} evaluations each; {cache.computed} computed now, {n_cached} from the cache)")
     all_recs = list(cache.records.values())
@@ -312,13 +363,14 @@ def run_search(opts: SearchOptions, log: Callable[[str], None] = print) -> dict:
           progress=opts.progress, desc="fine-tune", log=log)
     net.eval()
     timings["finetune_s"] = time.perf_counter() - t
+    overall.done("finetune", timings["finetune_s"])
     winner = _finish(arch, net, "winner", ds, x_tr, budget, opts, device, out, log, timings)
     winner["test_acc_before_finetune"] = acc_before
     winner["heldout_acc_supernet"] = evo["best"]["acc"]
     torch.save(net.state_dict(), out / "weights.pt")
 
     # ---------------------------------------------------------------- hand-scaled MobileNetV2 baseline
-    base_arch = baseline_arch(space, opts.cons)
+    base_arch = _grid_baseline(space, opts.cons) if budget.small_space else baseline_arch(space, opts.cons)
     baseline = None
     if base_arch is not None:
         t = time.perf_counter()
@@ -329,6 +381,7 @@ def run_search(opts: SearchOptions, log: Callable[[str], None] = print) -> dict:
               progress=opts.progress, desc="baseline", log=log)
         bnet.eval()
         timings["baseline_train_s"] = time.perf_counter() - t
+        overall.done("baseline", timings["baseline_train_s"])
         baseline = _finish(base_arch, bnet, "baseline", ds, x_tr, budget, opts, device, out, log, timings)
         base_arch.save(out / "baseline_arch.json")
         torch.save(bnet.state_dict(), out / "baseline_weights.pt")
@@ -408,7 +461,9 @@ def _report(s: dict, arch: ArchConfig, base: ArchConfig | None) -> str:
                 f"{format_size(r['flash_bytes'])} | {'yes' if r['fits'] else 'NO'} |")
     c = s["constraints"]
     lines = [
-        "# TinyNAS search report", "",
+        "# TinyNAS search report" + (" (pipeline check, not a model)" if s["budget"] == "smoke" else ""), "",
+        *(["`smoke` trains for seconds on a small subset: it checks that every step runs, its accuracy "
+           "means nothing. Use the default budget for a model.", ""] if s["budget"] == "smoke" else []),
         f"Budget `{s['budget']}`, data {s['data']}, device {s['device']}.",
         f"Constraints: SRAM {format_size(c['sram_bytes'])}, flash {format_size(c['flash_bytes'])}"
         + (f", latency {c['latency_s'] * 1e3:g} ms ({s['latency_model']})" if c["latency_s"] else "")

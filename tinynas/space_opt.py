@@ -30,6 +30,8 @@ class SpaceStats:
     min_peak_sram: int        # smallest footprint seen, fitting or not
     min_flash: int
     fit_macs: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
+    sram_ok: int = -1         # samples under the SRAM limit / the flash limit (-1: not counted)
+    flash_ok: int = -1
 
     @property
     def fit_ratio(self) -> float:
@@ -39,7 +41,19 @@ class SpaceStats:
         return {"width_mult": self.width_mult, "resolution": self.resolution, "samples": self.samples,
                 "fit": self.fit, "fit_ratio": round(self.fit_ratio, 4), "mean_macs": self.mean_macs,
                 "p80_macs": self.p80_macs, "min_peak_sram": self.min_peak_sram,
-                "min_flash": self.min_flash}
+                "min_flash": self.min_flash, "sram_ok": self.sram_ok, "flash_ok": self.flash_ok,
+                "binding": binding_limits(self)}
+
+
+def binding_limits(s: SpaceStats) -> list[str]:
+    """The memory limits that reject some of this space's samples ('sram', 'flash'). Empty: neither
+    binds here (every sample fits both)."""
+    out = []
+    if 0 <= s.sram_ok < s.samples:
+        out.append("sram")
+    if 0 <= s.flash_ok < s.samples:
+        out.append("flash")
+    return out
 
 
 @dataclass
@@ -63,7 +77,8 @@ def evaluate_space(space: SearchSpace, width_mult: float, resolution: int, cons:
                    latency: Callable[[ArchConfig], float] | None = None) -> SpaceStats:
     genes = space.sample_genes(rng, samples)
     c = batch_costs(space, width_mult, resolution, genes)
-    ok = (c.peak_sram <= cons.sram_bytes) & (c.flash_bytes <= cons.flash_bytes)
+    sram_ok, flash_ok = c.peak_sram <= cons.sram_bytes, c.flash_bytes <= cons.flash_bytes
+    ok = sram_ok & flash_ok
     if latency is not None and cons.latency_s is not None:  # only the memory-fitting ones need it
         for i in np.flatnonzero(ok):
             arch = space.build(width_mult, resolution, genes.kernel_idx[i], genes.expand_idx[i], genes.depth[i])
@@ -72,7 +87,8 @@ def evaluate_space(space: SearchSpace, width_mult: float, resolution: int, cons:
     return SpaceStats(width_mult, resolution, samples, int(ok.sum()),
                       float(fm.mean()) if fm.size else 0.0,
                       float(np.percentile(fm, 80)) if fm.size else 0.0,
-                      int(c.peak_sram.min()), int(c.flash_bytes.min()), np.sort(fm))
+                      int(c.peak_sram.min()), int(c.flash_bytes.min()), np.sort(fm),
+                      int(sram_ok.sum()), int(flash_ok.sum()))
 
 
 def optimize_space(space: SearchSpace, cons: Constraints, *, samples: int = 1000, seed: int = 0,

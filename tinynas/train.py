@@ -84,10 +84,15 @@ def to_input(x_u8: torch.Tensor, resolution: int, channels: int, device: torch.d
             x = x.repeat(1, channels, 1, 1)
         else:
             raise StateError(f"images have {x.shape[1]} channels; cannot make {channels}")
-    if shift is not None:
+    if shift is not None:  # per image: its own shift (up to 1/8 of the side) and a horizontal flip
         m = max(1, resolution // 8)
-        dx, dy = (int(v) for v in torch.randint(-m, m + 1, (2,), generator=shift))
-        x = torch.roll(F.pad(x, (m, m, m, m)), (dy, dx), (2, 3))[..., m:m + resolution, m:m + resolution]
+        d = torch.randint(-m, m + 1, (x.shape[0], 2), generator=shift).tolist()
+        flip = torch.rand(x.shape[0], generator=shift).lt(0.5).tolist()
+        xp = F.pad(x, (m, m, m, m))
+        x = torch.stack([xp[i, :, m + dy:m + dy + resolution, m + dx:m + dx + resolution]
+                         for i, (dy, dx) in enumerate(d)])
+        if any(flip):
+            x[flip] = x[flip].flip(-1)
     return x
 
 
@@ -153,12 +158,16 @@ def train(model: nn.Module, x_u8: torch.Tensor, y: torch.Tensor, resolution: int
           cfg: TrainConfig, checkpoint: str | Path | None = None, *,
           space: SearchSpace | None = None, width_mult: float | None = None,
           device: torch.device | str = "cpu", progress: bool = True, desc: str = "train",
-          log: Callable[[str], None] | None = None) -> list[dict]:
+          log: Callable[[str], None] | None = None,
+          sampler: Callable[[np.random.Generator], list[ArchConfig]] | None = None) -> list[dict]:
     """Train ``model`` in place and return the per-epoch history.
 
     With ``space`` given, ``model`` is a SuperNet: epochs < ``cfg.largest_epochs`` train the largest
     sub-network alone, later ones the sandwich (largest + smallest + random) with in-place
-    distillation from the largest. Resumes from ``checkpoint`` when it exists."""
+    distillation from the largest. With ``sampler`` (e.g. ``tinynas.fit_sampler.FitSampler``), the
+    sandwich is the sampler's ``teacher`` (when it has one, else the largest) plus the sub-networks
+    it draws, instead of largest + smallest + uniform ones.
+    Resumes from ``checkpoint`` when it exists."""
     from tqdm import tqdm
 
     rank, world = dist_info()
@@ -209,8 +218,9 @@ def train(model: nn.Module, x_u8: torch.Tensor, y: torch.Tensor, resolution: int
                 loss = F.cross_entropy(out, yb, label_smoothing=cfg.label_smoothing)
                 loss.backward()
             else:
-                archs = (sandwich_archs(space, width_mult, resolution, arch_rng, cfg.n_random) if sandwich
-                         else [space.largest(width_mult, resolution)])
+                big = getattr(sampler, "teacher", None) or space.largest(width_mult, resolution)
+                archs = ([big] if not sandwich else [big] + sampler(arch_rng) if sampler
+                         else sandwich_archs(space, width_mult, resolution, arch_rng, cfg.n_random))
                 out = model(xb, archs[0])
                 loss = F.cross_entropy(out, yb, label_smoothing=cfg.label_smoothing)
                 loss.backward()
