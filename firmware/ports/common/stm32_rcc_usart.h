@@ -141,4 +141,16 @@ static inline int stm32_usart2_try_getc(uint32_t usart)
     return TE_BOARD_NONE;
 }
 
+/* board.h's byte I/O for a layer whose serial link is the F7/H7 USART at `usart`. */
+#define STM32_USART2_BOARD_IO(usart)                         \
+    static int s_tx_dead;                                    \
+    void board_write(const uint8_t *data, size_t n)          \
+    {                                                        \
+        stm32_usart2_write((usart), data, n, &s_tx_dead);    \
+    }                                                        \
+    int board_try_getc(void)                                 \
+    {                                                        \
+        return stm32_usart2_try_getc((usart));               \
+    }
+
 #endif /* TE_STM32_RCC_USART_H */

@@ -76,7 +76,6 @@
 
 #define HSI_HZ 16000000u
 
-static int s_tx_dead;
 static uint32_t s_pclk1 = HSI_HZ, s_pclk2 = HSI_HZ;
 
 static void stay_on_hsi(const char *how)
@@ -126,20 +125,7 @@ static void usart_init(void)
 
 void board_init(void)
 {
-    if (!te_port_first_init()) {
-        return;
-    }
-    cortexm7_caches_on();
-    clock_init();
-    usart_init();
+    cortexm7_board_init(clock_init, usart_init);
 }
 
-void board_write(const uint8_t *data, size_t n)
-{
-    stm32_usart2_write(F7_USART_BASE, data, n, &s_tx_dead);
-}
-
-int board_try_getc(void)
-{
-    return stm32_usart2_try_getc(F7_USART_BASE);
-}
+STM32_USART2_BOARD_IO(F7_USART_BASE)
