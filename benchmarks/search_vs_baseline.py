@@ -37,14 +37,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from boards.units import format_size  # noqa: E402
 from search_spaces.space import SearchSpace  # noqa: E402
 from search_spaces.supernet import SuperNet, recalibrate_bn  # noqa: E402
-from boards.units import format_size  # noqa: E402
 from tinynas.baseline_grid import baseline_grid, grid_summary, top_fitting  # noqa: E402
 from tinynas.constraints import constraints_from_args  # noqa: E402
 from tinynas.data import FASHION_CLASSES, load_fashion_mnist_uint8  # noqa: E402
-from tinynas.evolution import (EvalCache, EvoConfig, Feasibility, evolution_search,  # noqa: E402
-                               genes_from_json, random_search)
+from tinynas.evolution import EvalCache, EvoConfig, Feasibility, evolution_search, genes_from_json, random_search  # noqa: E402
 from tinynas.fair import kendall_tau, paired_t, score, train_from_scratch  # noqa: E402
 from tinynas.fit_sampler import FitSampler  # noqa: E402
 from tinynas.stage1 import optimize_variants  # noqa: E402

@@ -16,6 +16,7 @@ from pathlib import Path
 from boards.cores import CORES
 from boards.units import parse_size
 from tinyml_errors import BoardError
+from tinyml_errors.files import read_json
 
 FLOAT_ABIS = ("hard", "soft")
 
@@ -102,10 +103,7 @@ def load_board(name: str) -> Board:
     path = boards_dir() / f"{name}.json"
     if path.is_absolute() and path.is_relative_to(Path.cwd()):
         path = path.relative_to(Path.cwd())  # shorter messages: 'boards/x.json: field ...'
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise BoardError(f"{path}: not valid JSON: {exc}") from exc
+    data = read_json(path, BoardError)
     return _board_from_dict(data, path)
 
 

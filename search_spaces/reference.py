@@ -7,12 +7,12 @@ without a shortcut starts a new stage.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from search_spaces import model_limits
 from search_spaces.arch import ArchConfig, ArchError, BlockConfig, StageConfig, mid_channels_for, validate
+from tinyml_errors.files import read_json
 
 
 def is_mcunet_config(d: Any) -> bool:
@@ -128,10 +128,5 @@ def from_mcunet_config(d: dict, *, name: str | None = None, where: str = "config
 
 def load_mcunet_json(path: str | Path, name: str | None = None) -> ArchConfig:
     p = Path(path)
-    try:
-        d = json.loads(p.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise ArchError(f"{p}: cannot read MCUNet config ({e})") from None
-    except RecursionError:
-        raise ArchError(f"{p}: JSON nested too deeply to be a model description") from None
+    d = read_json(p, ArchError)
     return from_mcunet_config(d, name=name or p.stem, where=str(p))

@@ -6,12 +6,12 @@ The JSON files under ``search_spaces/zoo/`` were converted once from the public 
 from __future__ import annotations
 
 import difflib
-import json
 from importlib.resources import files
 from pathlib import Path
 
 from search_spaces.arch import ArchConfig, ArchError
 from search_spaces.reference import from_mcunet_config, is_mcunet_config
+from tinyml_errors.files import read_json
 
 ZOO_DIR = Path(str(files("search_spaces") / "zoo"))
 
@@ -35,14 +35,7 @@ def load_model(spec: str) -> ArchConfig:
     if p.suffix == ".json" or p.exists():
         if not p.is_file():
             raise ArchError(f"{spec}: no such architecture file")
-        try:
-            d = json.loads(p.read_text())
-        except json.JSONDecodeError as e:
-            raise ArchError(f"{spec}: not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})") from None
-        except (OSError, UnicodeDecodeError) as e:
-            raise ArchError(f"{spec}: cannot read the file ({getattr(e, 'strerror', None) or e.reason})") from None
-        except RecursionError:
-            raise ArchError(f"{spec}: JSON nested too deeply to be a model description") from None
+        d = read_json(p, ArchError, what=spec)
         if is_mcunet_config(d):
             return from_mcunet_config(d, name=p.stem, where=str(p))
         return ArchConfig.from_dict(d, where=str(p))

@@ -1,6 +1,7 @@
 """Shared fixtures: command lines run in-process with plain (uncoloured, unwrapped) console output."""
 from __future__ import annotations
 
+import os
 import re
 
 import pytest
@@ -44,3 +45,15 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def private_pio_core(tmp_path_factory):
+    """A fresh PlatformIO core for a test module: what a newcomer's machine starts with."""
+    old = os.environ.get("TINYENGINE_PIO_CORE")
+    os.environ["TINYENGINE_PIO_CORE"] = str(tmp_path_factory.mktemp("pio-core"))
+    yield
+    if old is None:
+        os.environ.pop("TINYENGINE_PIO_CORE", None)
+    else:
+        os.environ["TINYENGINE_PIO_CORE"] = old

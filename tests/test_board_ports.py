@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from small_models import small_arch as shared_small_arch
 
 from boards import load_board
 from tinyengine.deploy.board_port import board_macro
@@ -28,29 +29,12 @@ def _need(tool: str, pkg: str) -> None:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _private_core(tmp_path_factory):
-    old = os.environ.get("TINYENGINE_PIO_CORE")
-    os.environ["TINYENGINE_PIO_CORE"] = str(tmp_path_factory.mktemp("pio-core"))
-    yield
-    if old is None:
-        os.environ.pop("TINYENGINE_PIO_CORE", None)
-    else:
-        os.environ["TINYENGINE_PIO_CORE"] = old
+def _private_core(private_pio_core):
+    """Every test here builds in a fresh PlatformIO core (conftest)."""
 
 
 def small_arch():
-    """A small sub-network (32x32x1 input, ~14 KB arena, ~270 KB weights): fits the F405's 128 KB."""
-    from search_spaces.space import SearchSpace
-
-    space = SearchSpace(num_classes=10, in_channels=1)
-    rng = np.random.default_rng(13)
-    g = space.sample_genes(rng, 1)
-    k = g.kernel_idx[0].copy()
-    for s, stride in enumerate(space.strides):
-        if stride == 2:
-            k[s, 0] = space.kernel_choices.index(3)
-    r = int(rng.integers(32, 65))
-    return space.build(0.3, r, k, g.expand_idx[0], g.depth[0], name="ports13")
+    return shared_small_arch("ports13")
 
 
 @pytest.fixture(scope="module")

@@ -20,15 +20,8 @@ from tinyengine.deploy.session import build_project, read_project
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _private_core(tmp_path_factory):
-    """A fresh PlatformIO core per test module: what a newcomer's machine starts with."""
-    old = os.environ.get("TINYENGINE_PIO_CORE")
-    os.environ["TINYENGINE_PIO_CORE"] = str(tmp_path_factory.mktemp("pio-core"))
-    yield
-    if old is None:
-        os.environ.pop("TINYENGINE_PIO_CORE", None)
-    else:
-        os.environ["TINYENGINE_PIO_CORE"] = old
+def _private_core(private_pio_core):
+    """Every test here builds in a fresh PlatformIO core (conftest)."""
 
 
 

@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from c_oracles import c_div, c_mbqm_single, c_quantize_multiplier, c_rdbpot, c_srdhm
+from c_oracles import c_mbqm as c_mbqm_double
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -30,33 +32,8 @@ INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 # ----------------------------------------------------------------- scalar C-literal arithmetic (Python ints)
 
 
-def c_wrap32(v: int) -> int:
-    return ((v + 2**31) % 2**32) - 2**31
-
-
-def c_div(n: int, d: int) -> int:
-    q = abs(n) // abs(d)
-    return q if (n >= 0) == (d > 0) else -q
-
-
-def c_srdhm(a: int, b: int) -> int:
-    if a == b == INT32_MIN:
-        return INT32_MAX
-    ab = a * b
-    return c_div(ab + ((1 << 30) if ab >= 0 else 1 - (1 << 30)), 1 << 31)
-
-
-def c_rdbpot(x: int, e: int) -> int:
-    mask = (1 << e) - 1
-    return (x >> e) + (1 if (x & mask) > (mask >> 1) + (1 if x < 0 else 0) else 0)
-
-
 def c_mbqm(acc: int, m: int, shift: int, single: bool = False) -> int:
-    if single:
-        total = 31 - shift
-        return c_wrap32((acc * m + (1 << (total - 1))) >> total)
-    left, right = max(shift, 0), max(-shift, 0)
-    return c_rdbpot(c_srdhm(c_wrap32(acc * (1 << left)), m), right)
+    return (c_mbqm_single if single else c_mbqm_double)(acc, m, shift)
 
 
 def c_clamp(v: int, lo: int, hi: int) -> int:
@@ -64,16 +41,7 @@ def c_clamp(v: int, lo: int, hi: int) -> int:
 
 
 def c_quantize_multiplier_lt1(real: float) -> tuple[int, int]:
-    import math
-
-    q, shift = math.frexp(real)
-    q_fixed = int(math.floor(q * 2**31 + 0.5))
-    if q_fixed == 2**31:
-        q_fixed //= 2
-        shift += 1
-    if shift < -31:
-        return 0, 0
-    return q_fixed, shift
+    return c_quantize_multiplier(real)  # round half away == floor(x + 0.5) for the positive mantissa
 
 
 def channel(v, o):

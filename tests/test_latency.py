@@ -163,7 +163,7 @@ def test_calibrate_errors_name_the_record(tmp_path, tinyengine_cli):
         read_records([a, b])
     (tmp_path / "junk.json").write_text("{")
     rc, out, err = tinyengine_cli(["calibrate", str(tmp_path / "junk.json"), "--board", "qemu-m4"])
-    assert rc == 2 and "junk.json: invalid JSON" in err
+    assert rc == 2 and "junk.json: not valid JSON" in err
 
 
 def test_cached_prediction_equals_the_whole_network_prediction():

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from small_models import small_arch as shared_small_arch
 
 from codegen.emit import model_hash
 from tinyengine.deploy.protocol import (
@@ -119,18 +120,7 @@ def test_ticks_to_instructions():
 
 # --------------------------------------------------------------------------- a small model project
 def small_arch():
-    """A small random sub-network of the search space: 32x32x1 input (1 KB: QEMU's UART takes ~15 KB/s)."""
-    from search_spaces.space import SearchSpace
-
-    space = SearchSpace(num_classes=10, in_channels=1)
-    rng = np.random.default_rng(13)
-    g = space.sample_genes(rng, 1)
-    k = g.kernel_idx[0].copy()
-    for s, stride in enumerate(space.strides):
-        if stride == 2:
-            k[s, 0] = space.kernel_choices.index(3)
-    r = int(rng.integers(32, 65))
-    return space.build(0.3, r, k, g.expand_idx[0], g.depth[0], name="probe13")
+    return shared_small_arch("probe13")
 
 
 @pytest.fixture(scope="module")

@@ -145,8 +145,8 @@ def test_settings_guard(tmp_path):
 def test_cli_rerun_with_other_limits_is_refused(tmp_path, capsys, monkeypatch):
     from dataclasses import replace
 
-    from tinynas import search as search_mod
     from tinyml_cli.nas import main
+    from tinynas import search as search_mod
     tiny = replace(search_mod.BUDGETS["smoke"], train_limit=400, holdout=50, calib=16, test_limit=20,
                    space_samples=10)
     monkeypatch.setitem(search_mod.BUDGETS, "smoke", tiny)

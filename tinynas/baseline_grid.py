@@ -16,7 +16,6 @@ import numpy as np
 from search_spaces.arch import ArchConfig
 from search_spaces.space import SearchSpace
 from tinyengine.cost import fast_costs
-
 from tinynas.constraints import Constraints
 
 MBV2_STRIDES = (2, 2, 2, 1, 2, 1)

@@ -36,7 +36,8 @@ def check_image_folder(spec: str) -> None:
         return
     root = Path(spec)
     if not root.is_dir():
-        raise DatasetError(f"--data: {spec!r} is neither 'fashion-mnist' nor a folder")
+        raise DatasetError(f"--data: {spec!r} is neither 'fashion-mnist', 'fashion-vww[:CANVAS[:TARGET]]' nor "
+                           "a folder")
     test_dir = next((root / d for d in ("test", "val") if (root / d).is_dir()), None)
     if (root / "train").is_dir() and test_dir is not None:
         train, test = _check_tree(root / "train"), _check_tree(test_dir)

@@ -20,7 +20,6 @@ import torch
 
 from search_spaces.arch import ArchConfig
 from search_spaces.torch_model import build_torch_model
-
 from tinynas.train import TrainConfig, evaluate, to_input, train
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import numpy as np
 
 from search_spaces.arch import ArchConfig
-
 from tinynas.evolution import Feasibility
 
 

@@ -243,6 +243,11 @@ def run_search(opts: SearchOptions, log: Callable[[str], None] = print) -> dict:
         torch.set_num_threads(opts.threads or cpu_threads())
     out = opts.out
     out.mkdir(parents=True, exist_ok=True)
+    # ---------------------------------------------------------------- data (nothing written before it loads)
+    ds = load_data(opts.data, opts.in_channels, budget)
+    if len(ds.y_train) <= budget.holdout + budget.calib:
+        raise DatasetError(f"--data: {len(ds.y_train)} training images are too few for a held-out split "
+                           f"of {budget.holdout} (budget {opts.budget})")
     from tinynas.run_settings import budget_fingerprint, check_run_settings
     check_run_settings(out, {"constraints": opts.cons.to_dict(), "data": opts.data, "budget": opts.budget,
                              "budget_fields": budget_fingerprint(budget), "in_channels": opts.in_channels,
@@ -250,11 +255,7 @@ def run_search(opts: SearchOptions, log: Callable[[str], None] = print) -> dict:
     ck = out / "checkpoints"
     timings = RunTimings(out)  # keeps timings.json current, so killed runs count too (tinynas/run_timings.py)
 
-    # ---------------------------------------------------------------- data, stage 1
-    ds = load_data(opts.data, opts.in_channels, budget)
-    if len(ds.y_train) <= budget.holdout + budget.calib:
-        raise DatasetError(f"--data: {len(ds.y_train)} training images are too few for a held-out split "
-                           f"of {budget.holdout} (budget {opts.budget})")
+    # ---------------------------------------------------------------- stage 1
     log(f"data: {ds.source}, {len(ds.y_train)} train / {len(ds.y_test)} test images, {len(ds.classes)} classes, "
         f"device {device}" + (f" ({torch.get_num_threads()} threads)" if device.type == "cpu" else "")
         + (f", {world} processes" if world > 1 else ""))

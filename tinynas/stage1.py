@@ -21,7 +21,6 @@ from dataclasses import dataclass, replace
 from typing import Callable
 
 from search_spaces.space import SearchSpace
-
 from tinynas.constraints import Constraints
 from tinynas.space_opt import SpaceResult, SpaceStats, binding_limits, optimize_space
 

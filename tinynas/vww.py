@@ -24,7 +24,6 @@ from pathlib import Path
 import numpy as np
 
 from tinyml_errors import DatasetError
-
 from tinynas.data import FASHION_CLASSES, FASHION_DIR, load_fashion_mnist_uint8
 
 PREFIX = "fashion-vww"

@@ -5,7 +5,6 @@ layer, the link's figures) and run a build in QEMU and probe it (``emulate_built
 print what these return."""
 from __future__ import annotations
 
-import json
 import statistics
 import time
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Callable
 from boards import Board, load_board
 from tinyengine.deploy.pio import BuildResult, PioError, build, pio_env_names
 from tinyml_errors import UsageError
+from tinyml_errors.files import read_json
 
 
 def read_project(root: str | Path) -> tuple[Path, dict, Board]:
@@ -24,10 +24,7 @@ def read_project(root: str | Path) -> tuple[Path, dict, Board]:
         raise UsageError(f"{root}: no such project folder (write one with `tinyengine gen MODEL --out {root}`)")
     if not meta_file.is_file():
         raise UsageError(f"{root}: not a generated project (no lowering.json; see `tinyengine gen`)")
-    try:
-        meta = json.loads(meta_file.read_text())
-    except json.JSONDecodeError as e:
-        raise UsageError(f"{meta_file}: invalid JSON ({e.msg} at line {e.lineno})") from None
+    meta = read_json(meta_file, UsageError)
     if not isinstance(meta, dict) or not isinstance(meta.get("board"), str):
         raise UsageError(f"{meta_file}: no board named (regenerate the project with `tinyengine gen`)")
     return root, meta, load_board(meta["board"])

@@ -28,6 +28,7 @@ from boards.cores import CPI_ESTIMATE
 from tinyengine.kernels.choice import kernel_choices
 from tinyengine.kernels.registry import latency_terms
 from tinyml_errors import LatencyError, LoweringError
+from tinyml_errors.files import read_json
 
 FORMAT = "tinyml-latency/1"
 DATA = Path(str(files("tinyengine.latency") / "data"))
@@ -143,14 +144,7 @@ class LatencyModel:
 
 
 def _load_json(p: Path, what: str, missing: str):
-    try:
-        return json.loads(p.read_text())
-    except FileNotFoundError:
-        raise LatencyError(f"{what}: {missing}") from None
-    except json.JSONDecodeError as e:
-        raise LatencyError(f"{what}: invalid JSON ({e.msg}, line {e.lineno})") from None
-    except (OSError, UnicodeDecodeError, RecursionError) as e:
-        raise LatencyError(f"{what}: cannot read ({getattr(e, 'strerror', None) or type(e).__name__})") from None
+    return read_json(p, LatencyError, what=what, missing=missing)
 
 
 def default_model(board=None) -> LatencyModel:

@@ -7,6 +7,19 @@
 #ifndef TE_CORTEXM7_CACHE_H
 #define TE_CORTEXM7_CACHE_H
 
+#include "te_port.h"
+
 void cortexm7_caches_on(void);
+
+/* board_init of a Cortex-M7 board layer: caches on, then the clocks and the serial link; once. */
+static inline void cortexm7_board_init(void (*clocks)(void), void (*serial)(void))
+{
+    if (!te_port_first_init()) {
+        return;
+    }
+    cortexm7_caches_on();
+    clocks();
+    serial();
+}
 
 #endif

@@ -130,3 +130,13 @@ uint32_t board_now_ms(void)
 {
     return te_time_ms();
 }
+
+int te_port_first_init(void)
+{
+    static int done;
+    if (done) {
+        return 0;
+    }
+    done = 1;
+    return 1;
+}

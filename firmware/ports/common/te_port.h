@@ -21,6 +21,8 @@
 
 /* Poll until (reg & mask) == want, at most TE_PORT_WAIT_POLLS reads; on expiry record `what` and
  * return 0. */
+/* 1 on the first call, 0 after: board_init() sets the board up once, however often it is called. */
+int te_port_first_init(void);
 int te_port_wait(uint32_t reg, uint32_t mask, uint32_t want, const char *what);
 /* Record a failed check that is not a wait (e.g. a flash latency that did not read back). */
 void te_port_note(const char *what);

@@ -59,7 +59,7 @@
 #error "nrf52840 port: TE_BAUD must be 115200 or 1000000"
 #endif
 
-static int s_ready, s_tx_dead;
+static int s_tx_dead;
 static uint8_t s_tx[TX_CHUNK]; /* EasyDMA buffers: in RAM (.bss) */
 static volatile uint8_t s_rx;
 
@@ -73,10 +73,9 @@ static void rx_start(void)
 
 void board_init(void)
 {
-    if (s_ready) {
+    if (!te_port_first_init()) {
         return;
     }
-    s_ready = 1;
     TE_WR(CLOCK_EVENTS_HFCLKSTARTED, 0u);
     TE_WR(CLOCK_TASKS_HFCLKSTART, 1u);
     const int hfxo = te_port_wait(CLOCK_EVENTS_HFCLKSTARTED, 1u, 1u, "HFCLKSTARTED");

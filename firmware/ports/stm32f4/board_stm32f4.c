@@ -13,38 +13,22 @@
  */
 #include "board.h"
 #include "stm32_gpio.h"
+#include "stm32_rcc_usart.h"
 #include "stm32f4_boards.h"
 #include "te_mmio.h"
 #include "te_port.h"
 
 #define RCC_BASE 0x40023800u
 #define RCC_CR (RCC_BASE + 0x00u)
-#define RCC_PLLCFGR (RCC_BASE + 0x04u)
-#define RCC_CFGR (RCC_BASE + 0x08u)
-#define RCC_AHB1ENR (RCC_BASE + 0x30u)
 #define RCC_APB1ENR (RCC_BASE + 0x40u)
-#define RCC_APB2ENR (RCC_BASE + 0x44u)
-#define CR_HSEON (1u << 16)
-#define CR_HSERDY (1u << 17)
-#define CR_HSEBYP (1u << 18)
 #define CR_PLLON (1u << 24)
-#define CR_PLLRDY (1u << 25)
-#define PLLCFGR_SRC_HSE (1u << 22)
-#define CFGR_SW_MASK 3u
-#define CFGR_SW_PLL 2u
-#define CFGR_SWS_MASK (3u << 2)
-#define CFGR_SWS_PLL (2u << 2)
-#define CFGR_PRE_MASK ((0xFu << 4) | (7u << 10) | (7u << 13)) /* HPRE, PPRE1, PPRE2 */
 #define APB1ENR_PWREN (1u << 28)
 
 #define PWR_CR 0x40007000u
-#define FLASH_ACR 0x40023C00u
-#define ACR_LATENCY_MASK 0xFu
 #define ACR_PRFTEN (1u << 8)
 #define ACR_ICEN (1u << 9)
 #define ACR_DCEN (1u << 10)
 
-#define GPIO_BASE(port) (0x40020000u + 0x400u * (port))
 
 #define USART_SR (F4_USART_BASE + 0x00u)
 #define USART_DR (F4_USART_BASE + 0x04u)
@@ -59,15 +43,8 @@
 
 #define HSI_HZ 16000000u
 
-static int s_ready;
 static int s_tx_dead;
 static uint32_t s_pclk1 = HSI_HZ, s_pclk2 = HSI_HZ;
-
-/* PPRE code for an APB divisor (1, 2, 4, 8, 16). */
-static uint32_t ppre(uint32_t div)
-{
-    return div <= 1u ? 0u : div == 2u ? 4u : div == 4u ? 5u : div == 8u ? 6u : 7u;
-}
 
 static void stay_on_hsi(const char *how)
 {
@@ -81,39 +58,16 @@ static void clock_init(void)
     (void)TE_RD(RCC_APB1ENR); /* the enable takes effect before the PWR access */
     TE_FIELD(PWR_CR, 3u << 14, F4_VOS_BITS);
 
-    int hse = 0;
-    if (F4_HSE_HZ != 0u) {
-        if (F4_HSE_BYPASS) {
-            TE_SET(RCC_CR, CR_HSEBYP);
-        }
-        TE_SET(RCC_CR, CR_HSEON);
-        hse = te_port_wait(RCC_CR, CR_HSERDY, CR_HSERDY, "HSERDY");
-        if (!hse) {
-            TE_CLR(RCC_CR, CR_HSEON | CR_HSEBYP);
-        }
-    }
-    /* the same 1 MHz-class VCO input from either source */
-    const uint32_t vco_in = F4_HSE_HZ / F4_PLL_M;
-    const uint32_t m = hse ? F4_PLL_M : HSI_HZ / vco_in;
-    TE_WR(RCC_PLLCFGR, m | (F4_PLL_N << 6) | ((F4_PLL_P / 2u - 1u) << 16) | (hse ? PLLCFGR_SRC_HSE : 0u) |
-                           (F4_PLL_Q << 24));
-    TE_SET(RCC_CR, CR_PLLON);
-    if (!te_port_wait(RCC_CR, CR_PLLRDY, CR_PLLRDY, "PLLRDY")) {
+    int hse;
+    if (!stm32f47_start_pll(F4_HSE_HZ, F4_HSE_BYPASS, HSI_HZ, F4_PLL_M, F4_PLL_N, F4_PLL_P, F4_PLL_Q, &hse)) {
         stay_on_hsi("HSI (PLL not locked)");
         return;
     }
-    /* wait states and the ART accelerator before the clock goes up, read back */
-    TE_WR(FLASH_ACR, F4_FLASH_WS | ACR_PRFTEN | ACR_ICEN | ACR_DCEN);
-    if ((TE_RD(FLASH_ACR) & ACR_LATENCY_MASK) != F4_FLASH_WS) {
-        te_port_note("FLASH_ACR");
-        stay_on_hsi("HSI (flash latency not accepted)");
-        return;
-    }
-    TE_FIELD(RCC_CFGR, CFGR_PRE_MASK, (ppre(F4_APB1_DIV) << 10) | (ppre(F4_APB2_DIV) << 13));
-    TE_FIELD(RCC_CFGR, CFGR_SW_MASK, CFGR_SW_PLL);
-    if (!te_port_wait(RCC_CFGR, CFGR_SWS_MASK, CFGR_SWS_PLL, "SWS")) {
-        TE_FIELD(RCC_CFGR, CFGR_SW_MASK | CFGR_PRE_MASK, 0u);
-        stay_on_hsi("HSI (switch to PLL not confirmed)");
+    /* wait states and the ART accelerator before the clock goes up, read back; then the switch */
+    const char *failed = stm32f47_switch_to_pll(F4_FLASH_WS | ACR_PRFTEN | ACR_ICEN | ACR_DCEN, F4_APB1_DIV,
+                                                F4_APB2_DIV);
+    if (failed != NULL) {
+        stay_on_hsi(failed);
         return;
     }
     s_pclk1 = F4_SYSCLK_HZ / F4_APB1_DIV;
@@ -123,25 +77,16 @@ static void clock_init(void)
 
 static void usart_init(void)
 {
-    TE_SET(RCC_AHB1ENR, (1u << F4_TX_PORT) | (1u << F4_RX_PORT));
-    (void)TE_RD(RCC_AHB1ENR);
-    stm32_gpio_af(GPIO_BASE(F4_TX_PORT), F4_TX_PIN, F4_AF, 0);
-    stm32_gpio_af(GPIO_BASE(F4_RX_PORT), F4_RX_PIN, F4_AF, 1);
-
-    const uint32_t en = F4_USART_ON_APB2 ? RCC_APB2ENR : RCC_APB1ENR;
-    TE_SET(en, F4_USART_EN_BIT);
-    (void)TE_RD(en);
-    TE_WR(USART_CR1, 0u);
-    TE_WR(USART_BRR, te_port_brr(F4_USART_ON_APB2 ? s_pclk2 : s_pclk1, TE_BAUD));
-    TE_WR(USART_CR1, CR1_UE | CR1_TE | CR1_RE); /* 8N1, oversampling 16 */
+    stm32f47_usart_pins(F4_TX_PORT, F4_TX_PIN, F4_RX_PORT, F4_RX_PIN, F4_AF, F4_USART_ON_APB2, F4_USART_EN_BIT);
+    stm32_usart_start(USART_CR1, USART_BRR, te_port_brr(F4_USART_ON_APB2 ? s_pclk2 : s_pclk1, TE_BAUD),
+                      CR1_UE | CR1_TE | CR1_RE);
 }
 
 void board_init(void)
 {
-    if (s_ready) {
+    if (!te_port_first_init()) {
         return;
     }
-    s_ready = 1;
     clock_init();
     usart_init();
 }

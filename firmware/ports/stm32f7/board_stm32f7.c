@@ -11,6 +11,7 @@
 #include "board.h"
 #include "cortexm7_cache.h"
 #include "stm32_gpio.h"
+#include "stm32_rcc_usart.h"
 #include "te_mmio.h"
 #include "te_port.h"
 
@@ -50,22 +51,9 @@
 
 #define RCC_BASE 0x40023800u
 #define RCC_CR (RCC_BASE + 0x00u)
-#define RCC_PLLCFGR (RCC_BASE + 0x04u)
-#define RCC_CFGR (RCC_BASE + 0x08u)
-#define RCC_AHB1ENR (RCC_BASE + 0x30u)
 #define RCC_APB1ENR (RCC_BASE + 0x40u)
 #define RCC_APB2ENR (RCC_BASE + 0x44u)
-#define CR_HSEON (1u << 16)
-#define CR_HSERDY (1u << 17)
-#define CR_HSEBYP (1u << 18)
 #define CR_PLLON (1u << 24)
-#define CR_PLLRDY (1u << 25)
-#define PLLCFGR_SRC_HSE (1u << 22)
-#define CFGR_SW_MASK 3u
-#define CFGR_SW_PLL 2u
-#define CFGR_SWS_MASK (3u << 2)
-#define CFGR_SWS_PLL (2u << 2)
-#define CFGR_PRE_MASK ((0xFu << 4) | (7u << 10) | (7u << 13))
 #define APB1ENR_PWREN (1u << 28)
 
 #define PWR_CR1 0x40007000u
@@ -76,35 +64,19 @@
 #define CSR1_ODRDY (1u << 16)
 #define CSR1_ODSWRDY (1u << 17)
 
-#define FLASH_ACR 0x40023C00u
 #define ACR_PRFTEN (1u << 8)
 #define ACR_ARTEN (1u << 9)
 
-#define GPIO_BASE(port) (0x40020000u + 0x400u * (port))
 
 #define USART_CR1 (F7_USART_BASE + 0x00u)
 #define USART_BRR (F7_USART_BASE + 0x0Cu)
-#define USART_ISR (F7_USART_BASE + 0x1Cu)
-#define USART_ICR (F7_USART_BASE + 0x20u)
-#define USART_RDR (F7_USART_BASE + 0x24u)
-#define USART_TDR (F7_USART_BASE + 0x28u)
 #define UCR1_UE (1u << 0)
 #define UCR1_RE (1u << 2)
 #define UCR1_TE (1u << 3)
-#define ISR_ORE (1u << 3)
-#define ISR_RXNE (1u << 5)
-#define ISR_TXE (1u << 7)
-#define ICR_ORECF (1u << 3)
 
 #define HSI_HZ 16000000u
 
-static int s_ready, s_tx_dead;
 static uint32_t s_pclk1 = HSI_HZ, s_pclk2 = HSI_HZ;
-
-static uint32_t ppre(uint32_t div)
-{
-    return div <= 1u ? 0u : div == 2u ? 4u : div == 4u ? 5u : div == 8u ? 6u : 7u;
-}
 
 static void stay_on_hsi(const char *how)
 {
@@ -118,20 +90,8 @@ static void clock_init(void)
     (void)TE_RD(RCC_APB1ENR);
     TE_FIELD(PWR_CR1, 3u << 14, CR1_VOS_SCALE1);
 
-    int hse = 0;
-    if (F7_HSE_BYPASS) {
-        TE_SET(RCC_CR, CR_HSEBYP);
-    }
-    TE_SET(RCC_CR, CR_HSEON);
-    hse = te_port_wait(RCC_CR, CR_HSERDY, CR_HSERDY, "HSERDY");
-    if (!hse) {
-        TE_CLR(RCC_CR, CR_HSEON | CR_HSEBYP);
-    }
-    const uint32_t m = hse ? F7_PLL_M : HSI_HZ / (F7_HSE_HZ / F7_PLL_M);
-    TE_WR(RCC_PLLCFGR, m | (F7_PLL_N << 6) | ((F7_PLL_P / 2u - 1u) << 16) | (hse ? PLLCFGR_SRC_HSE : 0u) |
-                           (F7_PLL_Q << 24));
-    TE_SET(RCC_CR, CR_PLLON);
-    if (!te_port_wait(RCC_CR, CR_PLLRDY, CR_PLLRDY, "PLLRDY")) {
+    int hse;
+    if (!stm32f47_start_pll(F7_HSE_HZ, F7_HSE_BYPASS, HSI_HZ, F7_PLL_M, F7_PLL_N, F7_PLL_P, F7_PLL_Q, &hse)) {
         stay_on_hsi("HSI (PLL not locked)");
         return;
     }
@@ -146,17 +106,9 @@ static void clock_init(void)
         stay_on_hsi("HSI (over-drive switch not ready)");
         return;
     }
-    TE_WR(FLASH_ACR, F7_FLASH_WS | ACR_PRFTEN | ACR_ARTEN);
-    if ((TE_RD(FLASH_ACR) & 0xFu) != F7_FLASH_WS) {
-        te_port_note("FLASH_ACR");
-        stay_on_hsi("HSI (flash latency not accepted)");
-        return;
-    }
-    TE_FIELD(RCC_CFGR, CFGR_PRE_MASK, (ppre(F7_APB1_DIV) << 10) | (ppre(F7_APB2_DIV) << 13));
-    TE_FIELD(RCC_CFGR, CFGR_SW_MASK, CFGR_SW_PLL);
-    if (!te_port_wait(RCC_CFGR, CFGR_SWS_MASK, CFGR_SWS_PLL, "SWS")) {
-        TE_FIELD(RCC_CFGR, CFGR_SW_MASK | CFGR_PRE_MASK, 0u);
-        stay_on_hsi("HSI (switch to PLL not confirmed)");
+    const char *failed = stm32f47_switch_to_pll(F7_FLASH_WS | ACR_PRFTEN | ACR_ARTEN, F7_APB1_DIV, F7_APB2_DIV);
+    if (failed != NULL) {
+        stay_on_hsi(failed);
         return;
     }
     s_pclk1 = F7_SYSCLK_HZ / F7_APB1_DIV;
@@ -166,48 +118,14 @@ static void clock_init(void)
 
 static void usart_init(void)
 {
-    TE_SET(RCC_AHB1ENR, (1u << F7_TX_PORT) | (1u << F7_RX_PORT));
-    (void)TE_RD(RCC_AHB1ENR);
-    stm32_gpio_af(GPIO_BASE(F7_TX_PORT), F7_TX_PIN, F7_AF, 0);
-    stm32_gpio_af(GPIO_BASE(F7_RX_PORT), F7_RX_PIN, F7_AF, 1);
-    const uint32_t en = F7_USART_ON_APB2 ? RCC_APB2ENR : RCC_APB1ENR;
-    TE_SET(en, F7_USART_EN_BIT);
-    (void)TE_RD(en);
-    TE_WR(USART_CR1, 0u);
-    TE_WR(USART_BRR, te_port_brr(F7_USART_ON_APB2 ? s_pclk2 : s_pclk1, TE_BAUD));
-    TE_WR(USART_CR1, UCR1_UE | UCR1_TE | UCR1_RE);
+    stm32f47_usart_pins(F7_TX_PORT, F7_TX_PIN, F7_RX_PORT, F7_RX_PIN, F7_AF, F7_USART_ON_APB2, F7_USART_EN_BIT);
+    stm32_usart_start(USART_CR1, USART_BRR, te_port_brr(F7_USART_ON_APB2 ? s_pclk2 : s_pclk1, TE_BAUD),
+                      UCR1_UE | UCR1_TE | UCR1_RE);
 }
 
 void board_init(void)
 {
-    if (s_ready) {
-        return;
-    }
-    s_ready = 1;
-    cortexm7_caches_on();
-    clock_init();
-    usart_init();
+    cortexm7_board_init(clock_init, usart_init);
 }
 
-void board_write(const uint8_t *data, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (!s_tx_dead && !te_port_wait(USART_ISR, ISR_TXE, ISR_TXE, "TXE")) {
-            s_tx_dead = 1;
-        }
-        TE_WR(USART_TDR, data[i]);
-    }
-}
-
-int board_try_getc(void)
-{
-    const uint32_t isr = TE_RD(USART_ISR);
-    if (isr & ISR_ORE) { /* reception stops until ORE is cleared */
-        te_port_count_overrun();
-        TE_WR(USART_ICR, ICR_ORECF);
-    }
-    if (isr & ISR_RXNE) {
-        return (int)(TE_RD(USART_RDR) & 0xFFu);
-    }
-    return TE_BOARD_NONE;
-}
+STM32_USART2_BOARD_IO(F7_USART_BASE)

@@ -12,6 +12,7 @@
 #include "board.h"
 #include "cortexm7_cache.h"
 #include "stm32_gpio.h"
+#include "stm32_rcc_usart.h"
 #include "te_mmio.h"
 #include "te_port.h"
 
@@ -71,17 +72,9 @@
 #define USART_BASE 0x40004800u /* USART3 */
 #define USART_CR1 (USART_BASE + 0x00u)
 #define USART_BRR (USART_BASE + 0x0Cu)
-#define USART_ISR (USART_BASE + 0x1Cu)
-#define USART_ICR (USART_BASE + 0x20u)
-#define USART_RDR (USART_BASE + 0x24u)
-#define USART_TDR (USART_BASE + 0x28u)
 #define UCR1_UE (1u << 0)
 #define UCR1_RE (1u << 2)
 #define UCR1_TE (1u << 3)
-#define ISR_ORE (1u << 3)
-#define ISR_RXNE (1u << 5)
-#define ISR_TXE (1u << 7)
-#define ICR_ORECF (1u << 3)
 
 #define HSI_HZ 64000000u
 #define HSE_HZ 8000000u
@@ -93,7 +86,6 @@
 #define SYSCLK_HZ 400000000u
 #define PCLK1_HZ (SYSCLK_HZ / 2u / 2u) /* HPRE /2, D2PPRE1 /2 */
 
-static int s_ready, s_tx_dead;
 static uint32_t s_pclk1 = HSI_HZ;
 
 static void stay_on_hsi(const char *how)
@@ -156,41 +148,12 @@ static void usart_init(void)
     stm32_gpio_af(GPIOD, H7_RX_PIN, H7_AF, 1);
     TE_SET(RCC_APB1LENR, APB1LENR_USART3EN);
     (void)TE_RD(RCC_APB1LENR);
-    TE_WR(USART_CR1, 0u);
-    TE_WR(USART_BRR, te_port_brr(s_pclk1, TE_BAUD));
-    TE_WR(USART_CR1, UCR1_UE | UCR1_TE | UCR1_RE);
+    stm32_usart_start(USART_CR1, USART_BRR, te_port_brr(s_pclk1, TE_BAUD), UCR1_UE | UCR1_TE | UCR1_RE);
 }
 
 void board_init(void)
 {
-    if (s_ready) {
-        return;
-    }
-    s_ready = 1;
-    cortexm7_caches_on();
-    clock_init();
-    usart_init();
+    cortexm7_board_init(clock_init, usart_init);
 }
 
-void board_write(const uint8_t *data, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (!s_tx_dead && !te_port_wait(USART_ISR, ISR_TXE, ISR_TXE, "TXE")) {
-            s_tx_dead = 1;
-        }
-        TE_WR(USART_TDR, data[i]);
-    }
-}
-
-int board_try_getc(void)
-{
-    const uint32_t isr = TE_RD(USART_ISR);
-    if (isr & ISR_ORE) {
-        te_port_count_overrun();
-        TE_WR(USART_ICR, ICR_ORECF);
-    }
-    if (isr & ISR_RXNE) {
-        return (int)(TE_RD(USART_RDR) & 0xFFu);
-    }
-    return TE_BOARD_NONE;
-}
+STM32_USART2_BOARD_IO(USART_BASE)
