@@ -7,7 +7,6 @@ bytes), the PlatformIO target, the UART the probe talks to and the QEMU machine 
 from __future__ import annotations
 
 import difflib
-import json
 import os
 from dataclasses import dataclass
 from importlib.resources import files

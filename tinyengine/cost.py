@@ -120,7 +120,6 @@ def batch_costs(space: SearchSpace, width_mult: float, resolution: int, genes: G
     stem, head = _stem_head_costs((resolution, space.in_channels, w[0], 3, 2, w[-1], h,
                                    space.feature_mix_channels, space.num_classes))
 
-    n = genes.depth.shape[0]
     slot_first = (np.arange(n_d) > 0).astype(int)               # slot j: 0 = stage's first block
     active = np.arange(n_d)[None, None, :] < genes.depth[:, :, None]   # (n, S, D)
     vals = table[np.arange(n_s)[None, :, None], slot_first[None, None, :],

@@ -272,6 +272,15 @@ TE_INLINE int32_t te_mbqm(int32_t acc, int32_t mult, int32_t shift)
     return te_rdbpot(te_srdhm((int32_t)((uint32_t)acc << left), mult), right);
 }
 
+/* One axis of a pooling window: the taps [*lo, *hi) of output o, o * stride - pad .. + k, clipped to
+ * the input's [0, n) (padding taps are skipped, as TFLM's pooling does). */
+TE_INLINE void te_pool_span(int o, int stride, int pad, int k, int n, int *lo, int *hi)
+{
+    const int i0 = o * stride - pad;
+    *lo = i0 < 0 ? 0 : i0;
+    *hi = i0 + k > n ? n : i0 + k;
+}
+
 /* THE output stage of every kernel: a requantised value + out_zp (mod 2^32), clamped to
  * [act_min, act_max], as int8. Each requantisation below ends here. */
 TE_INLINE int8_t te_out_s8(int32_t scaled, int32_t out_zp, int32_t act_min, int32_t act_max)

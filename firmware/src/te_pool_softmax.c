@@ -17,13 +17,11 @@ void te_max_pool_s8(const int8_t *in, int in_h, int in_w, int c, int k_h, int k_
                     int pad_top, int pad_left, int out_h, int out_w, int32_t act_min, int32_t act_max, int8_t *out)
 {
     for (int oy = 0; oy < out_h; oy++) {
-        const int iy0 = oy * stride_h - pad_top;
-        const int y0 = iy0 < 0 ? 0 : iy0;
-        const int y1 = iy0 + k_h > in_h ? in_h : iy0 + k_h;
+        int y0, y1;
+        te_pool_span(oy, stride_h, pad_top, k_h, in_h, &y0, &y1);
         for (int ox = 0; ox < out_w; ox++) {
-            const int ix0 = ox * stride_w - pad_left;
-            const int x0 = ix0 < 0 ? 0 : ix0;
-            const int x1 = ix0 + k_w > in_w ? in_w : ix0 + k_w;
+            int x0, x1;
+            te_pool_span(ox, stride_w, pad_left, k_w, in_w, &x0, &x1);
             int8_t *y = out + ((size_t)oy * (size_t)out_w + (size_t)ox) * (size_t)c;
             for (int ch = 0; ch < c; ch++) {
                 int32_t m = -128;
