@@ -1,7 +1,7 @@
 /*
  * TinyEngine int8 kernel library: the C side of tinyengine's graph IR.
  *
- * Numerics: bit-exact with the NumPy reference (tinyengine/kernels_ref.py, tinyengine/requant.py),
+ * Numerics: bit-exact with the NumPy reference (tinyengine/numerics/kernels_ref.py, tinyengine/numerics/requant.py),
  * i.e. TFLite Micro's reference kernels with double-rounding requantisation:
  *   acc  = bias[c] + sum(w * (x - in_zp))            (padded taps contribute 0)
  *   out  = RDBPOT(SRDHM(acc << max(shift,0), mult[c]), max(-shift,0)) + out_zp, clamped to

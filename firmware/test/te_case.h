@@ -2,7 +2,7 @@
  * Kernel conformance cases: a compact binary record per kernel call, shared by the host driver
  * (host_driver.c, cases read from a file) and the emulated-board driver (qemu_driver.c, cases
  * compiled into flash). tests/test_kernels_c.py writes the records and checks the outputs against
- * the NumPy reference (tinyengine/kernels_ref.py).
+ * the NumPy reference (tinyengine/numerics/kernels_ref.py).
  *
  * Record (little endian): TE_CASE_HDR_WORDS int32 header words (indices below), then the sections
  * in this order, each padded to a multiple of 4 bytes:
