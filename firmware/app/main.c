@@ -5,7 +5,7 @@
  * silence. Board specifics live behind board.h, timing behind te_timing.h.
  *
  * Build: this file + te_protocol.c + te_timing.c + a board file + the project's src/ C files, with
- * -DTE_HOOKS_HEADER='"te_hooks.h"' for per-layer profiling (see tinyengine/firmware_build.py).
+ * -DTE_HOOKS_HEADER='"te_hooks.h"' for per-layer profiling (see tinyengine/deploy/firmware_build.py).
  */
 #include <string.h>
 

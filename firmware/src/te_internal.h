@@ -237,7 +237,7 @@ TE_INLINE uint32_t te_dup16(int32_t v)
 #endif /* TE_USE_DSP */
 
 /* ------------------------------------------------------------------------------------------------
- * Requantisation (TFLite Micro reference, double rounding), see tinyengine/requant.py.
+ * Requantisation (TFLite Micro reference, double rounding), see tinyengine/numerics/requant.py.
  * --------------------------------------------------------------------------------------------- */
 
 /* Saturating rounding doubling high multiply (gemmlowp). gemmlowp adds 2^30 (product >= 0) or

@@ -1,6 +1,6 @@
 /*
  * Kernels imported .tflite models need: MAX_POOL_2D, MEAN over H and W, int8 SOFTMAX and PAD, with TFLite
- * Micro's reference arithmetic (NumPy reference: tinyengine/kernels_ref_tflite.py).
+ * Micro's reference arithmetic (NumPy reference: tinyengine/numerics/kernels_ref_tflite.py).
  *
  * Softmax is gemmlowp fixed point: the difference to the row maximum, scaled by beta * input_scale
  * into Q5.26 (input_mult, input_left_shift; differences below diff_min give exp = 0), is
