@@ -104,8 +104,11 @@ def _call_template(snippet: str) -> jinja2.Template:
 
 
 def _call(snippet: str, view: dict) -> str:
-    """The kernel's C call for one op: its registry snippet rendered with the op's view."""
-    return _call_template(snippet).render(o=view)
+    """The kernel's C call for one op: its registry snippet, with the names the registry's snippets use."""
+    ins, arrays = view["inputs"], view["arrays"]
+    return _call_template(snippet).render(
+        x=ins[0][1], x1=ins[1][1] if len(ins) > 1 else None, y=view["output"][1], s=view["scratch_offset"],
+        w=", ".join(arr.name for arr in arrays[:2]), i=view["index"], a=view["args"], kernel=view["kernel"])
 
 
 def _guard(name: str, what: str) -> str:

@@ -61,18 +61,18 @@ def generate(model_spec: str, board_name: str, out: str | Path, *, weights: str 
         raise UsageError(f"--seed: must be in 0..{2 ** 32 - 1}, got {seed}")
     if calib is not None and not 1 <= calib <= MAX_CALIB:
         raise UsageError(f"--calib: must be in 1..{MAX_CALIB}, got {calib}")
+    n_calib, calib_src = (16 if calib is None else calib), (calib_data or "random")
     if Path(model_spec).is_dir():
         refuse_quantise_options(Path(model_spec), weights=weights, calib=calib, calib_data=calib_data)
         make = lambda: _generate_searched(Path(model_spec), board, out, seed=seed, winograd=winograd)  # noqa: E731
     elif is_model_file(model_spec):  # .tflite: int8 as is; .onnx: float, quantised on the calibration images
         make = lambda: _generate_imported(model_spec, board, out, seed=seed, winograd=winograd,  # noqa: E731
-                                          calib=16 if calib is None else calib, calib_data=calib_data or "random",
-                                          datasets=datasets)
+                                          calib=n_calib, calib_data=calib_src, datasets=datasets)
     else:
         arch = load_model(model_spec)
         make = lambda: _generate_model(arch, model_spec, board, out, weights=weights or "random",  # noqa: E731
-                                       seed=seed, calib=16 if calib is None else calib, winograd=winograd,
-                                       calib_data=calib_data or "random", datasets=datasets)
+                                       seed=seed, calib=n_calib, winograd=winograd, calib_data=calib_src,
+                                       datasets=datasets)
     od = claim_outdir(out, "tinyengine gen", force=force, ignore=("build", ".pio"))
     try:
         proj = make()
@@ -128,7 +128,7 @@ def _generate_searched(folder: Path, board, out, *, seed: int, winograd: bool) -
 
 
 def build_host(root: Path, target: str = "host", timeout: float = 600) -> subprocess.CompletedProcess:
-    """``make <target>`` in a generated project; a ValueError naming the Debian package if a tool is missing."""
+    """``make <target>`` in a generated project; a UsageError naming the Debian package if a tool is missing."""
     for tool, pkg in (("make", "make"), ("gcc", "gcc")):
         if shutil.which(tool) is None:
             raise UsageError(f"'{tool}' not found: install the Debian package '{pkg}'")

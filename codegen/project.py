@@ -169,7 +169,8 @@ def write_project(out_dir: str | Path, arch: ArchConfig | None, plan: MemoryPlan
     put("platformio.ini", env.get_template("platformio.ini.j2").render(
         board=board, env_name=names["default"], offline_env=names["offline"],
         armbare_board=names["armbare_board"], qemu_env=names["qemu"], part_board=names["part_board"],
-        common_flags=pio_common_flags(board), port_flags=port_flags, port_src_filter=src_filter, standin_ld=standin_ld_name(board),
+        common_flags=pio_common_flags(board), port_flags=port_flags, port_src_filter=src_filter,
+        standin_ld=standin_ld_name(board),
         standin=board.qemu_machine is not None and not (board.port is not None and board.emulated), **ctx))
     written += write_firmware(root, board, firmware)
     put("README.txt", env.get_template("README.txt.j2").render(board=board, weights_from=weights_from, **ctx))

@@ -18,7 +18,10 @@ import numpy as np
 import pytest
 
 from tinyengine.ir.graph import Graph, Op, Tensor
-from tinyengine.kernels.registry import WINOGRAD_MAX_IN_C  # = TE_WINOGRAD_MAX_IN_C in tinyengine.h
+from tinyengine.kernels.registry import (
+    WINOGRAD_MAX_IN_C,  # = TE_WINOGRAD_MAX_IN_C in tinyengine.h
+    planned_scratch_bytes,
+)
 from tinyengine.numerics import kernels_ref as K
 from tinyengine.numerics import kernels_ref_tflite as KT
 from tinyengine.numerics.requant import (
@@ -30,7 +33,6 @@ from tinyengine.numerics.requant import (
     srdhm,
     wrap_int32,
 )
-from tinyengine.planner import scratch_bytes as planner_scratch_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
 FW = ROOT / "firmware"
@@ -122,13 +124,13 @@ def parse_outputs(blob: bytes) -> dict[int, tuple[int, bytes]]:
 
 # ----------------------------------------------------------------------------------------------- planner
 def planned_scratch(kind: str, in_shape, kernel, stride, padding, inplace: bool = False) -> int:
-    """Scratch bytes the memory planner reserves for this op (tinyengine.planner.scratch_bytes)."""
+    """Scratch bytes the memory planner reserves for this op (the kernel registry's planned_scratch_bytes)."""
     x = Tensor("x", tuple(in_shape))
     y = Tensor("y", (1, 1, 1))
     op = Op("op", kind, ("x",), "y", attrs={"kernel": tuple(kernel), "stride": tuple(stride),
                                              "padding": tuple(padding)})
     g = Graph("g", {"x": x, "y": y}, [op], ["x"], ["y"])
-    return planner_scratch_bytes(g, op, inplace)
+    return planned_scratch_bytes(g, op, inplace)
 
 
 # ----------------------------------------------------------------------------------------------- generators

@@ -138,7 +138,7 @@ HAND_LIVE = [192 + 128,      # 0 stem: input + S
              64 + 64,        # 9 add: P1 + P2 (in place)
              64 + 16,        # 10 pool
              16 + 4]         # 11 fc
-# Scratch (planner.scratch_bytes): 1x1 conv 2*Cin*2; kxk conv im2col 2*k*k*Cin*2; in-place depthwise
+# Scratch (the registry's planned_scratch_bytes): 1x1 conv 2*Cin*2; kxk conv im2col 2*k*k*Cin*2; in-place depthwise
 # one padded input channel (H+pt+pb)*(W+pl+pr), where the bottom/right pad actually read is
 # (Ho-1)*s + k - H - p.
 HAND_SCRATCH = [2 * 3 * 3 * 3 * 2,         # 0 stem im2col: 108

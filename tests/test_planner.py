@@ -9,8 +9,9 @@ from search_spaces.arch import ArchConfig
 from search_spaces.space import SearchSpace
 from search_spaces.zoo import load_zoo, zoo_names
 from tinyengine.ir.graph import build_graph
+from tinyengine.kernels.registry import planned_scratch_bytes as scratch_bytes
 from tinyengine.pipeline import plan_memory
-from tinyengine.planner import MemoryPlan, PlanOptions, scratch_bytes
+from tinyengine.planner import MemoryPlan, PlanOptions
 
 OPTIONS = {
     "default": PlanOptions(),

@@ -58,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _c_kernels(an, winograd: bool) -> tuple[list[dict] | None, str | None]:
-    """The generated code's kernel per op (codegen's lowering decisions), or why there are none."""
+    """The generated code's kernel per op (the kernel registry's choices), or why there are none."""
     try:
         return kernel_choices(an.plan, winograd=winograd), None
     except LoweringError as e:

@@ -17,7 +17,7 @@ from tinyml_errors.files import read_json
 
 
 def read_project(root: str | Path) -> tuple[Path, dict, Board]:
-    """(folder, lowering.json, board) of a project written by ``tinyengine gen``; ValueError otherwise."""
+    """(folder, lowering.json, board) of a project written by ``tinyengine gen``; a UsageError otherwise."""
     root = Path(root)
     meta_file = root / "lowering.json"
     if not root.is_dir():

@@ -29,7 +29,7 @@ def random_model(arch: ArchConfig, seed: int) -> torch.nn.Module:
 
 
 def load_weights(arch: ArchConfig, path: str | Path) -> torch.nn.Module:
-    """The network of ``arch`` with a state_dict from ``path`` loaded strictly; a ValueError that lists
+    """The network of ``arch`` with a state_dict from ``path`` loaded strictly; a UsageError that lists
     missing keys, unexpected keys and shape mismatches otherwise."""
     p = Path(path)
     if not p.is_file():

@@ -43,7 +43,8 @@ class KernelSpec:
     layout: str                                 # data and weight layout it reads and writes
     select: Callable[[Graph, Op, Context], str | None]
     args: Callable[[Graph, Op], dict]           # shape arguments of the call (no numbers)
-    call: str                                   # jinja2 snippet of the call in model.c (``o``: the op view)
+    call: str     # jinja2 snippet of the call in model.c: x/x1 input offsets, y output offset, w "weights,
+                  # bias" arrays, s scratch offset, i layer index, a call arguments (codegen.emit._call)
     terms: Callable[[dict], dict[str, float]]   # latency terms from ``args``
     scratch_type: str | None = None             # int8 / int16 / int32 element type of the scratch
     scratch: Callable[[Graph, Op], int] | None = None      # bytes (mirror of the C function)
@@ -198,11 +199,7 @@ def _fc_args(g, op):
 
 def _softmax_args(g, op):
     shape = g.tensors[op.inputs[0]].shape
-    depth = shape[-1]
-    n = 1
-    for d in shape:
-        n *= d
-    return {"rows": n // depth, "depth": depth}
+    return {"rows": math.prod(shape) // shape[-1], "depth": shape[-1]}
 
 
 def _pad_args(g, op):
@@ -211,36 +208,32 @@ def _pad_args(g, op):
     return {"in_h": x[0], "in_w": x[1], "c": x[2], "pad_top": t, "pad_bottom": b, "pad_left": l, "pad_right": r}
 
 
-_I = "{{ o.inputs[0][1] }}"
-_O = "{{ o.output[1] }}"
-_W = "{{ o.arrays[0].name }}, {{ o.arrays[1].name }}"
-
 SPECS: tuple[KernelSpec, ...] = (
     KernelSpec(
         "te_conv_pointwise_s8", ("conv2d",), "NHWC pixels x in_c -> pixels x out_c; weights (out_c, in_c)",
         _sel_pointwise,
         lambda g, op: {"n_pixels": g.tensors[op.inputs[0]].shape[0] * g.tensors[op.inputs[0]].shape[1],
                        "in_c": _cin(g, op), "out_c": g.tensors[op.output].shape[2]},
-        f"    te_conv_pointwise_s8(TE_I8({_I}), {{{{ o.args.n_pixels }}}}, {{{{ o.args.in_c }}}}, {_W}, "
-        f"{{{{ o.args.out_c }}}},\n                         &te_quant_{{{{ o.index }}}}, TE_I8({_O}), "
-        f"TE_I16({{{{ o.scratch_offset }}}}));",
+        "    te_conv_pointwise_s8(TE_I8({{ x }}), {{ a.n_pixels }}, {{ a.in_c }}, {{ w }}, "
+        "{{ a.out_c }},\n                         &te_quant_{{ i }}, TE_I8({{ y }}), "
+        "TE_I16({{ s }}));",
         _terms_pointwise, "int16",
         lambda g, op: 2 * _cin(g, op) * 2,  # two input pixels widened to int16 for the SIMD 2x2 tile
         lambda g, op: f"te_pointwise_scratch_bytes({_cin(g, op)})", weights="oi"),
     KernelSpec(
         "te_conv_winograd3x3_s8", ("conv2d",), "NHWC; weights pre-transformed U = G'gG'^T int32 (out_c, 4, 4, in_c)",
         _sel_winograd, _geom,
-        f"    if (te_conv_winograd3x3_s8(TE_I8({_I}), &te_geom_{{{{ o.index }}}}, {_W}, &te_quant_{{{{ o.index }}}},\n"
-        f"                               TE_I8({_O}), TE_I32({{{{ o.scratch_offset }}}})) != 0) "
-        f"return {{{{ o.index + 1 }}}};",
+        "    if (te_conv_winograd3x3_s8(TE_I8({{ x }}), &te_geom_{{ i }}, {{ w }}, &te_quant_{{ i }},\n"
+        "                               TE_I8({{ y }}), TE_I32({{ s }})) != 0) "
+        "return {{ i + 1 }};",
         _terms_winograd, "int32",
         lambda g, op: winograd_scratch_bytes(_cin(g, op)),
         lambda g, op: f"te_winograd_scratch_bytes({_cin(g, op)})", weights="winograd"),
     KernelSpec(
         "te_conv_im2col_s8", ("conv2d",), "NHWC; weights OHWI; two int16 im2col columns in scratch",
         _sel_im2col, _geom,
-        f"    te_conv_im2col_s8(TE_I8({_I}), &te_geom_{{{{ o.index }}}}, {_W}, &te_quant_{{{{ o.index }}}},\n"
-        f"                      TE_I8({_O}), TE_I16({{{{ o.scratch_offset }}}}));",
+        "    te_conv_im2col_s8(TE_I8({{ x }}), &te_geom_{{ i }}, {{ w }}, &te_quant_{{ i }},\n"
+        "                      TE_I8({{ y }}), TE_I16({{ s }}));",
         _terms_im2col, "int16",
         lambda g, op: 2 * op.attrs["kernel"][0] * op.attrs["kernel"][1] * _cin(g, op) * 2,  # two int16 columns
         lambda g, op: f"te_im2col_scratch_bytes({op.attrs['kernel'][0]}, {op.attrs['kernel'][1]}, {_cin(g, op)})",
@@ -249,44 +242,44 @@ SPECS: tuple[KernelSpec, ...] = (
         "te_depthwise_inplace_s8", ("depthwise_conv2d",),
         "NHWC in place (output over input); weights (kH, kW, C); one padded channel in scratch",
         _sel_dw_inplace, _geom,
-        f"    te_depthwise_inplace_s8(TE_I8({_O}), &te_geom_{{{{ o.index }}}}, {_W}, &te_quant_{{{{ o.index }}}},\n"
-        f"                            TE_I8({{{{ o.scratch_offset }}}}));",
+        "    te_depthwise_inplace_s8(TE_I8({{ y }}), &te_geom_{{ i }}, {{ w }}, &te_quant_{{ i }},\n"
+        "                            TE_I8({{ s }}));",
         _terms_dw, "int8", _dw_scratch, _dw_scratch_c, _dw_key("te_depthwise_inplace_s8"), weights="hwc"),
     KernelSpec(
         "te_depthwise_s8", ("depthwise_conv2d",), "NHWC in -> NHWC out; weights (kH, kW, C)",
         _sel_dw, _geom,
-        f"    te_depthwise_s8(TE_I8({_I}), &te_geom_{{{{ o.index }}}}, {_W}, &te_quant_{{{{ o.index }}}},\n"
-        f"                    TE_I8({_O}));",
+        "    te_depthwise_s8(TE_I8({{ x }}), &te_geom_{{ i }}, {{ w }}, &te_quant_{{ i }},\n"
+        "                    TE_I8({{ y }}));",
         _terms_dw, fit_key=_dw_key("te_depthwise_s8"), weights="hwc"),
     KernelSpec(
         "te_add_s8", ("add",), "elementwise over NHWC",
         lambda g, op, ctx: "residual add (TFLM int8 ADD: left shift 20, two input and one output multiplier)",
         lambda g, op: {"n": g.tensors[op.output].nbytes},
-        f"    te_add_s8(TE_I8({_I}), TE_I8({{{{ o.inputs[1][1] }}}}), {{{{ o.args.n }}}}, &te_add_{{{{ o.index }}}}, "
-        f"TE_I8({_O}));",
+        "    te_add_s8(TE_I8({{ x }}), TE_I8({{ x1 }}), {{ a.n }}, &te_add_{{ i }}, "
+        "TE_I8({{ y }}));",
         lambda a: {"elements": a["n"]}),
     KernelSpec(
         "te_avg_pool_s8", ("global_avg_pool", "avg_pool2d"), "NHWC", _sel_pool, _pool_args,
-        f"    te_avg_pool_s8(TE_I8({_I}), {{{{ o.args.in_h }}}}, {{{{ o.args.in_w }}}}, {{{{ o.args.c }}}}, "
-        f"{{{{ o.args.k_h }}}}, {{{{ o.args.k_w }}}}, {{{{ o.args.stride_h }}}}, {{{{ o.args.stride_w }}}}, "
-        f"{{{{ o.args.pad_top }}}}, {{{{ o.args.pad_left }}}},\n"
-        f"                   {{{{ o.args.out_h }}}}, {{{{ o.args.out_w }}}}, {{{{ o.args.act_min }}}}, "
-        f"{{{{ o.args.act_max }}}}, TE_I8({_O}));",
+        "    te_avg_pool_s8(TE_I8({{ x }}), {{ a.in_h }}, {{ a.in_w }}, {{ a.c }}, "
+        "{{ a.k_h }}, {{ a.k_w }}, {{ a.stride_h }}, {{ a.stride_w }}, "
+        "{{ a.pad_top }}, {{ a.pad_left }},\n"
+        "                   {{ a.out_h }}, {{ a.out_w }}, {{ a.act_min }}, "
+        "{{ a.act_max }}, TE_I8({{ y }}));",
         lambda a: {"in": a["in_h"] * a["in_w"] * a["c"], "out": a["out_h"] * a["out_w"] * a["c"]}),
     KernelSpec(
         "te_fully_connected_s8", ("fully_connected",), "vector in -> vector out; weights (out, in)",
         lambda g, op, ctx: "classifier", _fc_args,
-        f"    te_fully_connected_s8(TE_I8({_I}), {{{{ o.args.in_n }}}}, {_W}, {{{{ o.args.out_n }}}},\n"
-        f"                          &te_quant_{{{{ o.index }}}}, TE_I8({_O}));",
+        "    te_fully_connected_s8(TE_I8({{ x }}), {{ a.in_n }}, {{ w }}, {{ a.out_n }},\n"
+        "                          &te_quant_{{ i }}, TE_I8({{ y }}));",
         lambda a: {"macs": a["in_n"] * a["out_n"], "out": a["out_n"], "in": a["in_n"]}, weights="oi"),
     # ops of imported .tflite / ONNX models (firmware/src/te_pool_softmax.c; TFLite Micro's int8 arithmetic)
     KernelSpec(
         "te_max_pool_s8", ("max_pool2d",), "NHWC", lambda g, op, ctx: "max pool (TFLM MAX_POOL_2D)", _pool_args,
-        f"    te_max_pool_s8(TE_I8({_I}), {{{{ o.args.in_h }}}}, {{{{ o.args.in_w }}}}, {{{{ o.args.c }}}}, "
-        f"{{{{ o.args.k_h }}}}, {{{{ o.args.k_w }}}}, {{{{ o.args.stride_h }}}}, {{{{ o.args.stride_w }}}}, "
-        f"{{{{ o.args.pad_top }}}}, {{{{ o.args.pad_left }}}},\n"
-        f"                   {{{{ o.args.out_h }}}}, {{{{ o.args.out_w }}}}, {{{{ o.args.act_min }}}}, "
-        f"{{{{ o.args.act_max }}}}, TE_I8({_O}));",
+        "    te_max_pool_s8(TE_I8({{ x }}), {{ a.in_h }}, {{ a.in_w }}, {{ a.c }}, "
+        "{{ a.k_h }}, {{ a.k_w }}, {{ a.stride_h }}, {{ a.stride_w }}, "
+        "{{ a.pad_top }}, {{ a.pad_left }},\n"
+        "                   {{ a.out_h }}, {{ a.out_w }}, {{ a.act_min }}, "
+        "{{ a.act_max }}, TE_I8({{ y }}));",
         lambda a: {"taps": a["out_h"] * a["out_w"] * a["c"] * a["k_h"] * a["k_w"],
                    "out": a["out_h"] * a["out_w"] * a["c"]}),
     KernelSpec(
@@ -294,22 +287,22 @@ SPECS: tuple[KernelSpec, ...] = (
         lambda g, op, ctx: "MEAN over H and W (TFLM QuantizedMeanOrSum: one multiplier with 1/(H*W) folded in)",
         lambda g, op: {"n_pixels": g.tensors[op.inputs[0]].shape[0] * g.tensors[op.inputs[0]].shape[1],
                        "c": g.tensors[op.inputs[0]].shape[2]},
-        f"    te_mean_hw_s8(TE_I8({_I}), {{{{ o.args.n_pixels }}}}, {{{{ o.args.c }}}}, {{{{ o.args.in_zp }}}}, "
-        f"{{{{ o.args.mult }}}}, {{{{ o.args.shift }}}}, {{{{ o.args.out_zp }}}}, TE_I8({_O}));",
+        "    te_mean_hw_s8(TE_I8({{ x }}), {{ a.n_pixels }}, {{ a.c }}, {{ a.in_zp }}, "
+        "{{ a.mult }}, {{ a.shift }}, {{ a.out_zp }}, TE_I8({{ y }}));",
         lambda a: {"in": a["n_pixels"] * a["c"], "out": a["c"]}),
     KernelSpec(
         "te_softmax_s8", ("softmax",), "rows x depth (last axis)",
         lambda g, op, ctx: ("softmax (TFLM int8: gemmlowp exp and reciprocal; output scale 1/256, zero point "
                             "-128)"),
         _softmax_args,
-        f"    te_softmax_s8(TE_I8({_I}), {{{{ o.args.rows }}}}, {{{{ o.args.depth }}}}, {{{{ o.args.mult }}}}, "
-        f"{{{{ o.args.left_shift }}}}, {{{{ o.args.diff_min }}}}, TE_I8({_O}));",
+        "    te_softmax_s8(TE_I8({{ x }}), {{ a.rows }}, {{ a.depth }}, {{ a.mult }}, "
+        "{{ a.left_shift }}, {{ a.diff_min }}, TE_I8({{ y }}));",
         lambda a: {"elements": a["rows"] * a["depth"], "rows": a["rows"]}),
     KernelSpec(
         "te_pad_s8", ("pad",), "NHWC", lambda g, op, ctx: "PAD of H and W with the zero point", _pad_args,
-        f"    te_pad_s8(TE_I8({_I}), {{{{ o.args.in_h }}}}, {{{{ o.args.in_w }}}}, {{{{ o.args.c }}}}, "
-        f"{{{{ o.args.pad_top }}}}, {{{{ o.args.pad_bottom }}}}, {{{{ o.args.pad_left }}}}, "
-        f"{{{{ o.args.pad_right }}}}, {{{{ o.args.value }}}}, TE_I8({_O}));",
+        "    te_pad_s8(TE_I8({{ x }}), {{ a.in_h }}, {{ a.in_w }}, {{ a.c }}, "
+        "{{ a.pad_top }}, {{ a.pad_bottom }}, {{ a.pad_left }}, "
+        "{{ a.pad_right }}, {{ a.value }}, TE_I8({{ y }}));",
         lambda a: {"in": a["in_h"] * a["in_w"] * a["c"],
                    "out": (a["in_h"] + a["pad_top"] + a["pad_bottom"]) * (a["in_w"] + a["pad_left"] + a["pad_right"])
                    * a["c"]}),
@@ -317,13 +310,13 @@ SPECS: tuple[KernelSpec, ...] = (
         "(none)", ("reshape",), "bytes unchanged",
         lambda g, op, ctx: "reshape: same bytes, new shape" if ctx.same_offset else None,
         lambda g, op: {"n": g.tensors[op.output].nbytes},
-        "    /* nothing to do: {{ o.kernel }} */",
+        "    /* nothing to do: {{ kernel }} */",
         lambda a: {"bytes": a.get("n", 0)}),
     KernelSpec(
         "memmove", ("reshape",), "bytes unchanged",
         lambda g, op, ctx: "reshape: same bytes, new shape",
         lambda g, op: {"n": g.tensors[op.output].nbytes},
-        f"    memmove(TE_I8({_O}), TE_I8({_I}), {{{{ o.args.n }}}});",
+        "    memmove(TE_I8({{ y }}), TE_I8({{ x }}), {{ a.n }});",
         lambda a: {"bytes": a.get("n", 0)}),
 )
 

@@ -41,7 +41,8 @@ def layer_features(layer: dict) -> tuple[str, list[str], np.ndarray]:
     try:
         key, terms = latency_terms(layer["kernel"], layer.get("args", {}))
     except LoweringError:
-        raise LatencyError(f"latency model: no terms for kernel '{layer['kernel']}' (layer {layer.get('name')})") from None
+        raise LatencyError(f"latency model: no terms for kernel '{layer['kernel']}' "
+                           f"(layer {layer.get('name')})") from None
     return key, list(terms), np.array(list(terms.values()), dtype=np.float64)
 
 

@@ -13,21 +13,15 @@ from __future__ import annotations
 import copy
 
 from tinyengine.ir.graph import INPLACE_ATTR, Graph
+from tinyengine.planner.lifetimes import last_use
 
 
 def decide_inplace(graph: Graph, *, depthwise: bool = True, add: bool = True,
                    include_input: bool = True) -> dict[str, str]:
     """Output tensor -> the input tensor it overwrites, for every op that may run in place."""
     t = graph.tensors
-    n = len(graph.ops)
     users = graph.consumers()
-    born = {x: 0 for x in graph.inputs}
-    for i, op in enumerate(graph.ops):
-        born.setdefault(op.output, i)
-    last = {name: (max(u) if u else (n - 1 if name in graph.outputs else born[name]))
-            for name, u in users.items() if name in born}
-    for o in graph.outputs:
-        last[o] = n - 1
+    last = last_use(graph)
     in_arena = set(graph.inputs) if include_input else set()
     out: dict[str, str] = {}
     for i, op in enumerate(graph.ops):

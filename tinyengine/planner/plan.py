@@ -22,8 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from tinyengine.ir.graph import Graph, Op
-from tinyengine.kernels.registry import planned_scratch_bytes
+from tinyengine.ir.graph import Graph
 from tinyengine.planner import lifetimes, packing
 
 
@@ -81,11 +80,6 @@ class MemoryPlan:
     def peak_step(self) -> int:
         tot = [a + s for a, s in zip(self.live_bytes, self.scratch_bytes)]
         return max(range(len(tot)), key=tot.__getitem__)
-
-
-def scratch_bytes(graph: Graph, op: Op, inplace: bool) -> int:
-    """Kernel working memory of one op: the registry's kernel for it (``tinyengine.kernels.registry``)."""
-    return planned_scratch_bytes(graph, op, inplace)
 
 
 def plan_graph(graph: Graph, options: PlanOptions | None = None) -> MemoryPlan:
