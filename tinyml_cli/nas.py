@@ -103,6 +103,11 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--threads", type=int, help="CPU threads for torch (default: all cores, 1 per spare "
                    "core when the machine is busy)")
     q.add_argument("--no-progress", action="store_true", help="no progress bars")
+    q.add_argument("--from", dest="from_step", metavar="STEP",
+                   help="recompute from this step on, reusing the earlier steps' saved results (steps: "
+                        "stage1, supernet, search, final_train, int8, baseline, report)")
+    q.add_argument("--no-baseline", action="store_true", help="skip training the hand-scaled MobileNetV2 "
+                   "baseline (saves its time; the report then cannot say whether the search paid for itself)")
     return p
 
 
@@ -115,6 +120,9 @@ def cmd_search(args: argparse.Namespace, console: Console) -> int:
         parse_spec(args.data)  # a bad canvas or target is named before anything runs
     else:
         check_image_folder(args.data)
+    from tinynas.search_pipeline import STEPS
+    if args.from_step is not None and args.from_step not in STEPS:
+        raise UsageError(f"--from: unknown step {args.from_step!r}; the steps are {', '.join(STEPS)}")
     check_device(args.device)
     check_range("--seed", args.seed, 0, 2 ** 32 - 1)
     if args.in_channels not in (1, 3):
@@ -137,7 +145,8 @@ def cmd_search(args: argparse.Namespace, console: Console) -> int:
         console.print(f"latency from the {latency_source(cons)}")
     opts = SearchOptions(cons, out, data=args.data, budget=args.budget, in_channels=args.in_channels,
                          seed=args.seed, device=args.device, threads=args.threads,
-                         progress=not args.no_progress)
+                         progress=not args.no_progress, from_step=args.from_step,
+                         baseline=not args.no_baseline)
     try:
         s = run_search(opts, log=lambda m: console.print(m, highlight=False))
     except BaseException:

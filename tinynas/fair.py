@@ -25,12 +25,20 @@ from tinynas.train import TrainConfig, evaluate, to_input, train
 
 def train_from_scratch(arch: ArchConfig, x_u8: torch.Tensor, y: torch.Tensor, recipe: TrainConfig, seed: int,
                        *, device="cpu", progress: bool = False, desc: str = "train") -> torch.nn.Module:
+    return train_recipe(arch, x_u8, y, recipe, seed, device=device, progress=progress, desc=desc)[0]
+
+
+def train_recipe(arch: ArchConfig, x_u8: torch.Tensor, y: torch.Tensor, recipe: TrainConfig, seed: int,
+                 *, checkpoint=None, device="cpu", progress: bool = False, desc: str = "train",
+                 log=None) -> tuple[torch.nn.Module, list[dict]]:
+    """``train_from_scratch`` that checkpoints every epoch (and resumes from ``checkpoint``); returns
+    (net in eval mode, per-epoch history)."""
     torch.manual_seed(seed)
     net = build_torch_model(arch)
     from dataclasses import replace
-    train(net, x_u8, y, arch.resolution, arch.in_channels, replace(recipe, seed=seed), None, device=device,
-          progress=progress, desc=desc)
-    return net.eval()
+    hist = train(net, x_u8, y, arch.resolution, arch.in_channels, replace(recipe, seed=seed), checkpoint,
+                 device=device, progress=progress, desc=desc, log=log)
+    return net.eval(), hist
 
 
 def score(arch: ArchConfig, net: torch.nn.Module, x_calib: torch.Tensor, x_test: torch.Tensor,

@@ -2,10 +2,11 @@
 
 stage 1 (pick W, R for the budget) -> train the elastic supernet -> constrained evolution and a random
 search with the same number of evaluations (fitness: held-out accuracy after BN recalibration) ->
-fine-tune the winner -> int8 quantisation with the engine, int8 accuracy on the NumPy reference ->
-the same for a hand-scaled MobileNetV2 that fits the same budget -> report.
+the winner trained with the fair recipe -> int8 quantisation with the engine, int8 accuracy on the
+NumPy reference -> the best hand-scaled MobileNetV2 grid points trained and scored the same way -> report.
 
-Every long step checkpoints into OUT and is skipped or resumed when OUT already holds its results.
+The steps are named and resumable (tinynas.search_pipeline, tinynas.steps); this module holds the
+budgets, the data loading and the int8/report helpers they use.
 """
 from __future__ import annotations
 
@@ -21,8 +22,6 @@ import torch
 from boards.units import format_size
 from search_spaces.arch import ArchConfig, ArchError
 from search_spaces.space import SearchSpace
-from search_spaces.supernet import SuperNet, recalibrate_bn
-from search_spaces.torch_model import build_torch_model
 from tinyengine.cost import fast_costs
 from tinyengine.ir.graph_io import save_graph
 from tinyml_errors import SearchError
@@ -30,18 +29,9 @@ from tinynas import latency as latency_mod
 from tinynas.constraints import Constraints
 from tinynas.data import DatasetError, load_fashion_mnist_uint8, load_image_folder
 from tinynas.evolution import (
-    EvalCache,
     EvoConfig,
-    Feasibility,
-    evolution_search,
-    genes_from_json,
-    pareto_front,
-    plot_pareto,
-    random_search,
 )
-from tinynas.run_timings import RunTimings
-from tinynas.space_opt import optimize_space, plot_cdf
-from tinynas.train import TrainConfig, default_device, dist_info, evaluate, init_distributed, to_input, train
+from tinynas.train import TrainConfig, evaluate, to_input
 
 
 @dataclass(frozen=True)
@@ -62,6 +52,8 @@ class Budget:
     small_space: bool = True       # stage 1 over tinynas.stage1's variants (widths < 0.2, stride-1 start)
     fit_sampling: bool = True      # supernet sandwich: largest + fitting sub-networks near the budget
     min_fit: float = 0.05          # stage 1 ignores (W, R) spaces where fewer samples fit
+    final: TrainConfig | None = None  # the winner's and the baselines' recipe (None: search_pipeline.final_recipe)
+    baseline_top: int = 1          # MobileNetV2 grid points trained with that recipe (the best is the baseline)
 
 
 BUDGETS: dict[str, Budget] = {
@@ -80,13 +72,13 @@ BUDGETS: dict[str, Budget] = {
                                            augment=True),
                       finetune=TrainConfig(epochs=4, batch_size=128, lr=0.03, augment=True),
                       evo=EvoConfig(population=16, generations=6, parent_ratio=0.5), test_limit=None,
-                      int8_test_limit=2000, space_samples=500),
+                      int8_test_limit=2000, space_samples=500, baseline_top=2),
     "full": Budget(resolutions=tuple(range(32, 97, 8)), train_limit=None, holdout=5000, calib=512,
                    supernet=TrainConfig(epochs=30, largest_epochs=10, batch_size=128, n_random=2,
                                         lr=0.1, augment=True),
                    finetune=TrainConfig(epochs=10, batch_size=128, lr=0.02, augment=True),
                    evo=EvoConfig(population=50, generations=20), test_limit=None, int8_test_limit=None,
-                   space_samples=1000),
+                   space_samples=1000, baseline_top=4),
 }
 
 
@@ -102,6 +94,9 @@ class SearchOptions:
     threads: int | None = None    # CPU threads for torch (None: see cpu_threads)
     progress: bool = True
     overrides: dict = field(default_factory=dict)  # Budget fields to replace (tests, benchmarks)
+    from_step: str | None = None  # recompute from this step on (tinynas.search_pipeline.STEPS)
+    baseline: bool = True         # train and score the hand-scaled MobileNetV2 baseline (--no-baseline)
+    step_hook: Callable | None = None  # called after every step (name, result, computed): tests, displays
 
 
 @dataclass
@@ -227,189 +222,10 @@ def int8_accuracy(arch: ArchConfig, model: torch.nn.Module, calib: np.ndarray, x
 
 
 def run_search(opts: SearchOptions, log: Callable[[str], None] = print) -> dict:
-    """Run (or resume) the pipeline; returns the summary also written to OUT/summary.json."""
-    t_start = time.perf_counter()
-    budget = get_budget(opts.budget, opts.overrides)
-    if opts.in_channels not in (1, 3):
-        raise SearchError(f"--in-channels: must be 1 or 3, got {opts.in_channels}")
-    if opts.cons.latency_s is not None and opts.cons.board is None:
-        raise SearchError("--latency: a latency limit needs --board (the core and clock it runs on)")
-    init_distributed()
-    rank, world = dist_info()
-    device = torch.device(opts.device) if opts.device else default_device()
-    torch.manual_seed(opts.seed)
-    torch.set_flush_denormal(True)
-    if device.type == "cpu":
-        torch.set_num_threads(opts.threads or cpu_threads())
-    out = opts.out
-    out.mkdir(parents=True, exist_ok=True)
-    # ---------------------------------------------------------------- data (nothing written before it loads)
-    ds = load_data(opts.data, opts.in_channels, budget)
-    if len(ds.y_train) <= budget.holdout + budget.calib:
-        raise DatasetError(f"--data: {len(ds.y_train)} training images are too few for a held-out split "
-                           f"of {budget.holdout} (budget {opts.budget})")
-    from tinynas.run_settings import budget_fingerprint, check_run_settings
-    check_run_settings(out, {"constraints": opts.cons.to_dict(), "data": opts.data, "budget": opts.budget,
-                             "budget_fields": budget_fingerprint(budget), "in_channels": opts.in_channels,
-                             "seed": opts.seed})
-    ck = out / "checkpoints"
-    timings = RunTimings(out)  # keeps timings.json current, so killed runs count too (tinynas/run_timings.py)
-
-    # ---------------------------------------------------------------- stage 1
-    log(f"data: {ds.source}, {len(ds.y_train)} train / {len(ds.y_test)} test images, {len(ds.classes)} classes, "
-        f"device {device}" + (f" ({torch.get_num_threads()} threads)" if device.type == "cpu" else "")
-        + (f", {world} processes" if world > 1 else ""))
-    space = make_space(ds, opts.in_channels, budget)
-    t = time.perf_counter()
-    lat = (lambda a: latency_mod.predict_latency_s(a, opts.cons)) if opts.cons.latency_s is not None else None
-    st1 = None
-    if budget.small_space:
-        from tinynas.stage1 import optimize_variants
-        st1 = optimize_variants(space, opts.cons, samples=budget.space_samples, seed=opts.seed,
-                                min_fit_ratio=budget.min_fit, latency=lat)
-        sres, space = st1.result, st1.space
-    else:
-        sres = optimize_space(space, opts.cons, samples=budget.space_samples, seed=opts.seed,
-                              min_fit_ratio=0.01, latency=lat)
-    timings["stage1_s"] = time.perf_counter() - t
-    if sres.choice is None:
-        lo = min(sres.stats, key=lambda s: s.min_peak_sram)
-        lf = min(sres.stats, key=lambda s: s.min_flash)
-        raise SearchError(f"no sub-network fits {opts.cons.describe()}: the smallest footprint found is peak "
-                          f"SRAM {format_size(lo.min_peak_sram)} (W={lo.width_mult:g}, R={lo.resolution}) and "
-                          f"flash {format_size(lf.min_flash)} (W={lf.width_mult:g}, R={lf.resolution}); raise "
-                          "--sram/--flash" + (" or --latency" if opts.cons.latency_s is not None else ""))
-    W, R = sres.choice.width_mult, sres.choice.resolution
-    if rank == 0:
-        (out / "space.json").write_text(json.dumps((st1 or sres).to_dict(), indent=1) + "\n")
-        plot_cdf(sres, str(out / "space_cdf.png"))
-    log(f"stage 1: W={W:g}, R={R} ({100 * sres.choice.fit_ratio:.1f}% of sampled sub-networks fit, mean "
-        f"{sres.choice.mean_macs / 1e6:.2f}M MACs)"
-        + (f", space {st1.variant}; {st1.describe_binding()}" if st1 else ""))
-
-    # held-out split of the training set (fixed by the seed), calibration images from the rest
-    perm = torch.randperm(len(ds.y_train), generator=torch.Generator().manual_seed(opts.seed + 99))
-    hold, tr = perm[:budget.holdout], perm[budget.holdout:]
-    x_tr, y_tr = ds.x_train[tr], ds.y_train[tr]
-    x_ho, y_ho = ds.x_train[hold], ds.y_train[hold]
-    calib = to_input(x_tr[:budget.calib], R, opts.in_channels, device)
-
-    # ---------------------------------------------------------------- supernet
-    t = time.perf_counter()
-    supernet = SuperNet(space, W).to(device)
-    sampler = None
-    if budget.fit_sampling:
-        from tinynas.fit_sampler import FitSampler
-        sampler = FitSampler(Feasibility(space, W, R, opts.cons), n=1 + budget.supernet.n_random, seed=opts.seed)
-    from tinynas.eta import Overall, describe, estimate_search_s
-    est = estimate_search_s(supernet, space, W, R, opts.in_channels, budget, len(y_tr), len(ds.y_test), device,
-                            big=sampler.teacher if sampler else None)
-    overall = Overall(est, log if rank == 0 else (lambda m: None))
-    if rank == 0 and not (ck / "supernet.pt").exists():
-        log(describe(est))
-    hist = train(supernet, x_tr, y_tr, R, opts.in_channels, budget.supernet, ck / "supernet.pt",
-                 space=space, width_mult=W, device=device, progress=opts.progress, desc="supernet", log=log,
-                 sampler=sampler)
-    timings["supernet_s"] = time.perf_counter() - t
-    overall.done("supernet", timings["supernet_s"])
-    if world > 1 and rank != 0:
-        return {}  # the search and everything after it run on rank 0 only
-
-    def fitness(arch: ArchConfig) -> float:
-        sub = supernet.extract_subnet(arch)
-        recalibrate_bn(sub, calib)
-        sub.eval()
-        return evaluate(sub, x_ho, y_ho, R, opts.in_channels, device=device)
-
-    # ---------------------------------------------------------------- evolution vs random search
-    feas = Feasibility(space, W, R, opts.cons)
-    cache = EvalCache(fitness, feas, out / "eval_cache.json")
-    n_cached = len(cache)
-    t = time.perf_counter()
-
-    def gen_log(g, n, h):
-        log(f"evolution generation {g}/{n}: best held-out acc {h['best_acc']:.4f}, mean {h['mean_acc']:.4f}, "
-            f"{h['evaluated']} evaluated")
-    evo = evolution_search(feas, cache, replace(budget.evo, seed=opts.seed), out / "search_state.json", gen_log)
-    timings["evolution_s"] = time.perf_counter() - t
-    t = time.perf_counter()
-    rnd = random_search(feas, cache, evo["evaluations"], seed=opts.seed)
-    repeats = [rnd["best"]["acc"]]
-    for r in range(1, budget.random_repeats + 1):
-        repeats.append(random_search(feas, cache, evo["evaluations"], seed=opts.seed + 1000 * r)["best"]["acc"])
-    timings["random_search_s"] = time.perf_counter() - t
-    overall.done("search", timings["evolution_s"] + timings["random_search_s"])
-    log(f"search: evolution best {evo['best']['acc']:.4f} vs random search best {rnd['best']['acc']:.4f} "
-        f"({evo['evaluations']} evaluations each; {cache.computed} computed now, {n_cached} from the cache)")
-    all_recs = list(cache.records.values())
-    fronts = {"macs": pareto_front(all_recs, "macs"), "peak_sram": pareto_front(all_recs, "peak_sram")}
-    (out / "pareto.json").write_text(json.dumps({"constraints": opts.cons.to_dict(), "width_mult": W,
-                                                 "resolution": R, "front_macs": fronts["macs"],
-                                                 "front_peak_sram": fronts["peak_sram"],
-                                                 "evaluated": len(all_recs)}, indent=1) + "\n")
-    plot_pareto(all_recs, out / "pareto.png", f"held-out accuracy vs cost, W={W:g} R={R}, "
-                f"{opts.cons.describe()}", evo["best"])
-
-    # ---------------------------------------------------------------- winner: fine-tune, int8
-    g = genes_from_json(evo["best"]["genes"])
-    arch = feas.build(g, name=f"tinynas-w{W:g}-r{R}")
-    arch = replace(arch, meta={"searched_by": "tinynas search", "budget": opts.budget, "key": evo["best"]["key"]})
-    arch.save(out / "arch.json")
-    t = time.perf_counter()
-    net = supernet.extract_subnet(arch)
-    recalibrate_bn(net, calib)
-    net.eval()
-    acc_before = evaluate(net, ds.x_test, ds.y_test, R, opts.in_channels, device=device)
-    train(net, x_tr, y_tr, R, opts.in_channels, budget.finetune, ck / "finetune.pt", device=device,
-          progress=opts.progress, desc="fine-tune", log=log)
-    net.eval()
-    timings["finetune_s"] = time.perf_counter() - t
-    overall.done("finetune", timings["finetune_s"])
-    winner = _finish(arch, net, "winner", ds, x_tr, budget, opts, device, out, log, timings)
-    winner["test_acc_before_finetune"] = acc_before
-    winner["heldout_acc_supernet"] = evo["best"]["acc"]
-    torch.save(net.state_dict(), out / "weights.pt")
-
-    # ---------------------------------------------------------------- hand-scaled MobileNetV2 baseline
-    base_arch = _grid_baseline(space, opts.cons) if budget.small_space else baseline_arch(space, opts.cons)
-    baseline = None
-    if base_arch is not None:
-        t = time.perf_counter()
-        torch.manual_seed(opts.seed)
-        bnet = build_torch_model(base_arch)
-        bcfg = replace(budget.finetune, epochs=budget.supernet.epochs + budget.finetune.epochs, lr=budget.supernet.lr)
-        train(bnet, x_tr, y_tr, base_arch.resolution, opts.in_channels, bcfg, ck / "baseline.pt", device=device,
-              progress=opts.progress, desc="baseline", log=log)
-        bnet.eval()
-        timings["baseline_train_s"] = time.perf_counter() - t
-        overall.done("baseline", timings["baseline_train_s"])
-        baseline = _finish(base_arch, bnet, "baseline", ds, x_tr, budget, opts, device, out, log, timings)
-        base_arch.save(out / "baseline_arch.json")
-        torch.save(bnet.state_dict(), out / "baseline_weights.pt")
-        baseline["epochs"] = bcfg.epochs
-    timings["total_s"] = time.perf_counter() - t_start
-    tpath = out / "timings.json"  # compute spent over all (interrupted and resumed) runs
-    cumulative = dict(timings.base)  # earlier runs, killed ones included; this run is added below
-    cumulative = {k: cumulative.get(k, 0.0) + timings.get(k, 0.0) for k in set(cumulative) | set(timings)}
-    tpath.write_text(json.dumps(cumulative, indent=1) + "\n")
-
-    summary = {
-        "constraints": opts.cons.to_dict(), "budget": opts.budget, "data": ds.source, "device": str(device),
-        "space": {"width_mult": W, "resolution": R, "fit_ratio": sres.choice.fit_ratio},
-        "latency_model": latency_mod.latency_source(opts.cons) if opts.cons.latency_s is not None else None,
-        "supernet_history": hist, "evolution": {"best": evo["best"], "evaluations": evo["evaluations"],
-                                                "history": evo["history"]},
-        "random_search": {"best": rnd["best"], "evaluations": rnd["evaluations"],
-                          "best_so_far": rnd["best_so_far"], "best_acc_per_seed": repeats},
-        "winner": winner, "baseline": baseline, "timings": timings, "timings_all_runs": cumulative,
-        "evaluations_computed_this_run": cache.computed, "evaluations_from_cache": n_cached,
-        "model_int8": "model_int8.npz: the int8 tinyengine Graph in the tinyml-graph/1 format (no pickle); "
-                      "load with tinyengine.ir.graph_io.load_graph",
-    }
-    (out / "summary.json").write_text(json.dumps(summary, indent=1, default=_jsonable) + "\n")
-    (out / "report.md").write_text(_report(summary, arch, base_arch))
-    log(f"wrote {out}/report.md ({timings['total_s']:.0f} s)")
-    return summary
+    """Run (or resume) the pipeline of named steps (tinynas.search_pipeline); returns the summary also
+    written to OUT/summary.json."""
+    from tinynas.search_pipeline import run_pipeline
+    return run_pipeline(opts, log)
 
 
 def _jsonable(o):
@@ -471,16 +287,37 @@ def _report(s: dict, arch: ArchConfig, base: ArchConfig | None) -> str:
         + (f", board {c['board']}" if c["board"] else "") + ".",
         f"Stage 1 space: W={s['space']['width_mult']:g}, R={s['space']['resolution']} "
         f"({100 * s['space']['fit_ratio']:.1f}% of sampled sub-networks fit).", "",
-        "## Winner vs hand-scaled MobileNetV2 (same budget)", "",
+        "## Winner vs hand-scaled MobileNetV2 (same budget, same training)", "",
         "| model | float test acc | int8 test acc (NumPy reference) | MACs | peak SRAM | flash | fits |",
         "|---|---|---|---|---|---|---|", row("TinyNAS winner", s["winner"]),
     ]
-    if s["baseline"]:
+    if s.get("baseline"):
         lines.append(row("MobileNetV2 (uniform k3, scaled)", s["baseline"]))
+    rc = s.get("final_recipe")
+    if rc:
+        lines += ["", f"Fair protocol: the winner and every baseline are trained from scratch with one recipe "
+                  f"({rc['epochs']} epochs, lr {rc['lr']:g}, batch {rc['batch_size']}, "
+                  f"{'augmented' if rc['augment'] else 'no augmentation'}), the same seed and data order, "
+                  "quantised on the same calibration images and scored on the same test images."]
+    if s.get("baseline"):
+        d = 100 * (s["winner"]["int8_test_acc"] - s["baseline"]["int8_test_acc"])
+        g = s.get("baseline_grid")
+        lines += ["", f"**The search {'paid for itself' if d > 0 else 'did not beat the baseline'}: "
+                  f"{d:+.2f} points int8 test accuracy** against the best of "
+                  f"{len(s.get('baselines_trained') or [1])} trained grid point(s)"
+                  + (f" (grid: {g['points']} points, {g['fit']} fit; {g['over_sram']} over SRAM, "
+                     f"{g['over_flash']} over flash; every point in baseline_grid.json)" if g else "") + "."]
+        for b in s.get("baselines_trained") or []:
+            lines.append(f"- {b['name']}: int8 {100 * b['int8_test_acc']:.2f}%, float "
+                         f"{100 * b['float_test_acc']:.2f}%, {b['macs'] / 1e6:.2f}M MACs")
+    elif s.get("baseline_skipped"):
+        lines += ["", "Baseline skipped (--no-baseline): this report cannot say whether the search paid for itself."]
     lines += ["", f"Winner: `{arch.summary()}`"]
     if base is not None:
-        lines += [f"Baseline: `{base.summary()}` — trained from scratch for {s['baseline']['epochs']} epochs "
-                  "(= the supernet's epochs + the winner's fine-tuning epochs)."]
+        lines += [f"Baseline: `{base.summary()}`."]
+    if "test_acc_supernet_weights" in s["winner"]:
+        lines += [f"The winner with the supernet's weights (BN recalibrated): "
+                  f"{100 * s['winner']['test_acc_supernet_weights']:.2f}% float test accuracy."]
     lines += ["", "## Evolution vs random search (held-out split, same number of evaluations)", "",
               "| search | evaluations | best held-out acc |", "|---|---|---|",
               f"| evolution | {s['evolution']['evaluations']} | {100 * s['evolution']['best']['acc']:.2f}% |",
