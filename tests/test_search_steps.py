@@ -107,6 +107,10 @@ def test_interrupted_search_resumes_and_equals_an_uninterrupted_run(tmp_path, ti
     assert s["steps"]["reused"] == ["stage1", "supernet", "search"]
     assert s["steps"]["computed_this_run"] == ["final_train", "int8", "baseline", "report"]
     assert any("step supernet: done in an earlier run" in m for m in lines)
+    # the overall progress lines cover every step, reused ones included, and end at 100%
+    overall = [m for m in lines if m.startswith("overall |")]
+    assert any("(after supernet (reused))" in m for m in overall) and "(after baseline)" in overall[-2]
+    assert overall[-1].startswith("overall |====================| 100%") and "(after report)" in overall[-1]
     assert s["evaluations_computed_this_run"] == 0
     # the same result as the uninterrupted run
     for k in ("winner", "baseline", "evolution", "random_search", "supernet_history", "final_history"):

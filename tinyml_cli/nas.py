@@ -146,7 +146,8 @@ def cmd_search(args: argparse.Namespace, console: Console) -> int:
     opts = SearchOptions(cons, out, data=args.data, budget=args.budget, in_channels=args.in_channels,
                          seed=args.seed, device=args.device, threads=args.threads,
                          progress=not args.no_progress, from_step=args.from_step,
-                         baseline=not args.no_baseline)
+                         baseline=not args.no_baseline,
+                         live_progress=console.is_terminal and not args.no_progress, console=console)
     try:
         s = run_search(opts, log=lambda m: console.print(m, highlight=False))
     except BaseException:

@@ -52,12 +52,18 @@ def estimate_search_s(supernet, space, width_mult: float, resolution: int, chann
         n_sup = n_fin = n_train
     evals = budget.evo.population * budget.evo.generations * 2
     n8 = n_test if budget.int8_test_limit is None else min(n_test, budget.int8_test_limit)
+    # the winner and each baseline grid point get the same recipe from scratch (tinynas.fair)
+    final = getattr(budget, "final", None)
+    recipe_epochs = final.epochs if final is not None else sb.epochs + fb.epochs
+    if final is not None and final.limit_batches is not None:
+        n_fin = min(n_train, final.limit_batches * final.batch_size)
     est = {
         "supernet": per_img * n_sup * passes * 0.6,            # sampled nets are smaller than the largest
         "search": evals * per_img / 3 * (budget.calib + budget.holdout),  # forward only
-        "finetune": per_img * 0.5 * n_fin * fb.epochs,
-        "baseline": per_img * 0.5 * n_fin * (sb.epochs + fb.epochs),
-        "int8": 2 * n8 * INT8_S_PER_IMAGE,
+        "final_train": per_img * 0.5 * n_fin * recipe_epochs,
+        "int8": n8 * INT8_S_PER_IMAGE,
+        "baseline": getattr(budget, "baseline_top", 1) * (per_img * 0.5 * n_fin * recipe_epochs
+                                                           + n8 * INT8_S_PER_IMAGE),
     }
     est["total"] = sum(est.values())
     return est
@@ -74,7 +80,7 @@ class Overall:
     """The whole search as one progress line per finished step: share of the expected work done and
     the time left, rescaled by how the finished steps compared with their estimates."""
 
-    STEPS = ("supernet", "search", "finetune", "baseline", "int8")
+    STEPS = ("supernet", "search", "final_train", "int8", "baseline")
 
     def __init__(self, est: dict, log):
         self.est, self.log = est, log

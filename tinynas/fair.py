@@ -30,14 +30,14 @@ def train_from_scratch(arch: ArchConfig, x_u8: torch.Tensor, y: torch.Tensor, re
 
 def train_recipe(arch: ArchConfig, x_u8: torch.Tensor, y: torch.Tensor, recipe: TrainConfig, seed: int,
                  *, checkpoint=None, device="cpu", progress: bool = False, desc: str = "train",
-                 log=None) -> tuple[torch.nn.Module, list[dict]]:
+                 log=None, on_batch=None) -> tuple[torch.nn.Module, list[dict]]:
     """``train_from_scratch`` that checkpoints every epoch (and resumes from ``checkpoint``); returns
     (net in eval mode, per-epoch history)."""
     torch.manual_seed(seed)
     net = build_torch_model(arch)
     from dataclasses import replace
     hist = train(net, x_u8, y, arch.resolution, arch.in_channels, replace(recipe, seed=seed), checkpoint,
-                 device=device, progress=progress, desc=desc, log=log)
+                 device=device, progress=progress, desc=desc, log=log, on_batch=on_batch)
     return net.eval(), hist
 
 

@@ -97,6 +97,8 @@ class SearchOptions:
     from_step: str | None = None  # recompute from this step on (tinynas.search_pipeline.STEPS)
     baseline: bool = True         # train and score the hand-scaled MobileNetV2 baseline (--no-baseline)
     step_hook: Callable | None = None  # called after every step (name, result, computed): tests, displays
+    live_progress: bool = False   # a live overall bar (a terminal); else plain progress lines
+    console: object | None = None  # the rich Console the live bar draws on (None: a new one)
 
 
 @dataclass

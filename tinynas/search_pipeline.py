@@ -84,7 +84,6 @@ def space_from_json(d: dict) -> SearchSpace:
 
 def run_pipeline(opts, log: Callable[[str], None] = print) -> dict:
     from tinynas import search as S  # the budgets, data loading and int8 helpers live there
-    t_start = time.perf_counter()
     budget = S.get_budget(opts.budget, opts.overrides)
     if opts.in_channels not in (1, 3):
         raise SearchError(f"--in-channels: must be 1 or 3, got {opts.in_channels}")
@@ -95,6 +94,20 @@ def run_pipeline(opts, log: Callable[[str], None] = print) -> dict:
         raise SearchError(f"--from: unknown step {from_step!r}; the steps are {', '.join(STEPS)}")
     init_distributed()
     rank, world = dist_info()
+    from tinynas.progress import RunProgress
+    live = bool(getattr(opts, "live_progress", False)) and rank == 0
+    prog = RunProgress(STEPS, log if rank == 0 else (lambda m: None), live=live,
+                       console=getattr(opts, "console", None),
+                       every=30.0 if opts.progress else float("inf"), ticker=rank == 0)
+    try:
+        return _run(opts, prog.log, prog, budget, from_step, rank, world)
+    finally:
+        prog.close()
+
+
+def _run(opts, log, prog, budget, from_step, rank, world) -> dict:
+    from tinynas import search as S
+    t_start = time.perf_counter()
     device = torch.device(opts.device) if opts.device else default_device()
     torch.manual_seed(opts.seed)
     torch.set_flush_denormal(True)
@@ -118,8 +131,14 @@ def run_pipeline(opts, log: Callable[[str], None] = print) -> dict:
         steps.start_from(from_step)
         log(f"--from {from_step}: recomputing {', '.join(STEPS[STEPS.index(from_step):])}")
     hook = getattr(opts, "step_hook", None)
-    if hook is not None:
-        steps.after_step = hook
+    steps.before_step = prog.start
+
+    def after(name, result, computed):
+        prog.finish(name, computed)
+        if hook is not None:
+            hook(name, result, computed)
+    steps.after_step = after
+    quiet = replace(opts, progress=False)  # the steps' own tqdm bars: the overall display replaces them
     log(f"data: {ds.source}, {len(ds.y_train)} train / {len(ds.y_test)} test images, {len(ds.classes)} classes, "
         f"device {device}" + (f" ({torch.get_num_threads()} threads)" if device.type == "cpu" else "")
         + (f", {world} processes" if world > 1 else ""))
@@ -173,7 +192,7 @@ def run_pipeline(opts, log: Callable[[str], None] = print) -> dict:
     run_baseline = getattr(opts, "baseline", True)
 
     # ---------------------------------------------------------------- expected time, overall progress
-    from tinynas.eta import Overall, describe, estimate_search_s
+    from tinynas.eta import describe, estimate_search_s
     held: dict = {}
 
     def supernet_and_sampler():
@@ -187,27 +206,26 @@ def run_pipeline(opts, log: Callable[[str], None] = print) -> dict:
         return held["supernet"], held["sampler"]
 
     todo = [s for s in STEPS if not steps.done(s) and (s != "baseline" or run_baseline)]
-    overall = None
     if any(s in todo for s in ("supernet", "search", "final_train", "int8", "baseline")):
         sup, sampler = supernet_and_sampler()
         est = estimate_search_s(sup, space, W, R, opts.in_channels, budget, len(y_tr), len(ds.y_test), device,
                                 big=sampler.teacher if sampler else None)
         if rank == 0:
             log(describe(est))
-        overall = Overall(est, log if rank == 0 else (lambda m: None))
+        prog.set_estimate(est)
+    if not run_baseline:
+        prog.drop("baseline")
 
     def tick(step_name: str, key: str) -> None:
         if step_name in steps.seconds:
             timings[f"{key}_s"] = steps.seconds[step_name]
-            if overall is not None:
-                overall.done(key, steps.seconds[step_name])
 
     # ---------------------------------------------------------------- supernet
     def train_supernet() -> dict:
         sup, sampler = supernet_and_sampler()
         hist = train(sup, x_tr, y_tr, R, opts.in_channels, budget.supernet, ck / "supernet.pt",
-                     space=space, width_mult=W, device=device, progress=opts.progress, desc="supernet", log=log,
-                     sampler=sampler)
+                     space=space, width_mult=W, device=device, progress=False, desc="supernet", log=log,
+                     sampler=sampler, on_batch=lambda d, n: prog.update(d, n, f"batch {d}/{n}"))
         held["trained"] = True
         return {"history": hist}
 
@@ -233,6 +251,7 @@ def run_pipeline(opts, log: Callable[[str], None] = print) -> dict:
         n_cached = len(cache)
 
         def gen_log(g, n, h):
+            prog.update(g, 2 * n, f"evolution generation {g}/{n}")  # the random search does as many again
             log(f"evolution generation {g}/{n}: best held-out acc {h['best_acc']:.4f}, mean {h['mean_acc']:.4f}, "
                 f"{h['evaluated']} evaluated")
         t = time.perf_counter()
@@ -275,13 +294,14 @@ def run_pipeline(opts, log: Callable[[str], None] = print) -> dict:
         from tinynas.fair import train_recipe
         arch.save(out / "arch.json")
         net, hist = train_recipe(arch, x_tr, y_tr, recipe, opts.seed, checkpoint=ck / "final.pt", device=device,
-                                 progress=opts.progress, desc="final training (winner)", log=log)
+                                 progress=False, desc="final training (winner)", log=log,
+                                 on_batch=lambda d, n: prog.update(d, n, f"batch {d}/{n}"))
         torch.save(net.state_dict(), out / "weights.pt")
         held["winner_net"] = net
         return {"arch": arch.summary(), "recipe": asdict(recipe), "history": hist}
 
     ft = steps.run("final_train", {"recipe": asdict(recipe), "seed": opts.seed}, do_final)
-    tick("final_train", "finetune")
+    tick("final_train", "final_train")
 
     # ---------------------------------------------------------------- int8 export of the winner
     def do_int8() -> dict:
@@ -290,7 +310,7 @@ def run_pipeline(opts, log: Callable[[str], None] = print) -> dict:
             net = build_torch_model(arch)
             net.load_state_dict(torch.load(out / "weights.pt", map_location="cpu", weights_only=True))
             net.to(device).eval()
-        rec = S._finish(arch, net, "winner", ds, x_tr, budget, opts, device, out, log, timings)
+        rec = S._finish(arch, net, "winner", ds, x_tr, budget, quiet, device, out, log, timings)
         return rec
 
     winner = dict(steps.run("int8", {"int8_test_limit": budget.int8_test_limit, "calib": budget.calib}, do_int8))
@@ -313,10 +333,12 @@ def run_pipeline(opts, log: Callable[[str], None] = print) -> dict:
             grid_info = grid_summary(grid)
         (out / "baselines").mkdir(exist_ok=True)
         trained = []
-        for a in cands:
+        for i, a in enumerate(cands):
             net, _ = train_recipe(a, x_tr, y_tr, recipe, opts.seed, checkpoint=ck / "baselines" / f"{a.name}.pt",
-                                  device=device, progress=opts.progress, desc=f"baseline {a.name}", log=log)
-            rec = S._finish(a, net, f"baselines/{a.name}", ds, x_tr, budget, opts, device, out, log, timings)
+                                  device=device, progress=False, desc=f"baseline {a.name}", log=log,
+                                  on_batch=lambda d, n, i=i, nm=a.name: prog.update(i * n + d, len(cands) * n,
+                                                                                    f"{nm}, batch {d}/{n}"))
+            rec = S._finish(a, net, f"baselines/{a.name}", ds, x_tr, budget, quiet, device, out, log, timings)
             torch.save(net.state_dict(), out / "baselines" / f"{a.name}_weights.pt")
             a.save(out / "baselines" / f"{a.name}_arch.json")
             trained.append({"name": a.name, **rec, "epochs": recipe.epochs})

@@ -159,7 +159,8 @@ def train(model: nn.Module, x_u8: torch.Tensor, y: torch.Tensor, resolution: int
           space: SearchSpace | None = None, width_mult: float | None = None,
           device: torch.device | str = "cpu", progress: bool = True, desc: str = "train",
           log: Callable[[str], None] | None = None,
-          sampler: Callable[[np.random.Generator], list[ArchConfig]] | None = None) -> list[dict]:
+          sampler: Callable[[np.random.Generator], list[ArchConfig]] | None = None,
+          on_batch: Callable[[int, int], None] | None = None) -> list[dict]:
     """Train ``model`` in place and return the per-epoch history.
 
     With ``space`` given, ``model`` is a SuperNet: epochs < ``cfg.largest_epochs`` train the largest
@@ -167,7 +168,8 @@ def train(model: nn.Module, x_u8: torch.Tensor, y: torch.Tensor, resolution: int
     distillation from the largest. With ``sampler`` (e.g. ``tinynas.fit_sampler.FitSampler``), the
     sandwich is the sampler's ``teacher`` (when it has one, else the largest) plus the sub-networks
     it draws, instead of largest + smallest + uniform ones.
-    Resumes from ``checkpoint`` when it exists."""
+    Resumes from ``checkpoint`` when it exists. ``on_batch(done, total)``: batches done over all
+    epochs (an overall progress display)."""
     from tqdm import tqdm
 
     rank, world = dist_info()
@@ -241,6 +243,8 @@ def train(model: nn.Module, x_u8: torch.Tensor, y: torch.Tensor, resolution: int
             tot_correct += int((out.argmax(1) == yb).sum())
             seen += len(yb)
             bar.set_postfix(loss=f"{tot_loss / seen:.3f}", acc=f"{tot_correct / seen:.3f}")
+            if on_batch is not None:
+                on_batch(epoch * steps + step + 1, cfg.epochs * steps)
         bar.close()
         rec = {"epoch": epoch + 1, "loss": tot_loss / max(1, seen), "train_acc": tot_correct / max(1, seen),
                "lr": sched.get_last_lr()[0], "phase": "sandwich" if sandwich else
