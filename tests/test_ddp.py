@@ -51,3 +51,30 @@ def test_torchrun_two_processes_match_single_process(tmp_path):
     assert ls < 0.45 and l2 < 0.45 and abs(ls - l2) < 0.1, (ls, l2)
     assert min(single["history"][-1]["train_acc"], r0["history"][-1]["train_acc"]) > 0.85
     assert (two / "ckpt.pt").exists()  # rank 0 checkpoints
+    # the ranks trained under DistributedDataParallel (tinynas.ddp), the single process without it
+    assert all(h.get("processes") == 2 for h in r0["history"]) and "processes" not in single["history"][0]
+
+
+def test_ddp_sandwich_step_averages_the_ranks_gradients(tmp_path):
+    """Weight sharing under DDP: one forward of every sub-network of a step and one backward give each
+    rank the mean over ranks of the gradients the single-process path computes (one backward per
+    sub-network); weights no rank used keep no gradient, weights one rank used get half its gradient."""
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+                        "--master_addr=127.0.0.1", f"--master_port={_free_port()}", str(WORKER), str(tmp_path),
+                        "grads"], env=_env(), timeout=300, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    g0, g1 = (torch.load(tmp_path / f"grads{i}.pt", weights_only=False) for i in (0, 1))
+    assert g0["world"] == g1["world"] == 2
+    used_by_one = unused = 0
+    for name, l0 in g0["local"].items():
+        l1 = g1["local"][name]
+        if l0 is None and l1 is None:
+            assert g0["ddp"][name] is None and g1["ddp"][name] is None, name
+            unused += 1
+            continue
+        used_by_one += (l0 is None) != (l1 is None)
+        z = torch.zeros_like(l0 if l0 is not None else l1)
+        want = ((l0 if l0 is not None else z) + (l1 if l1 is not None else z)) / 2
+        for g in (g0, g1):
+            assert torch.allclose(g["ddp"][name], want, atol=1e-6, rtol=1e-4), name
+    assert unused > 0 and used_by_one > 0  # the case DDP needs find_unused_parameters for is exercised

@@ -37,7 +37,7 @@ def train_recipe(arch: ArchConfig, x_u8: torch.Tensor, y: torch.Tensor, recipe: 
     net = build_torch_model(arch)
     from dataclasses import replace
     hist = train(net, x_u8, y, arch.resolution, arch.in_channels, replace(recipe, seed=seed), checkpoint,
-                 device=device, progress=progress, desc=desc, log=log, on_batch=on_batch)
+                 device=device, progress=progress, desc=desc, log=log, on_batch=on_batch, distributed=False)
     return net.eval(), hist
 
 

@@ -9,9 +9,10 @@ Images are kept as uint8 (N, C, H, W) at their source size and resized per batch
 ``tinynas.data.prepare_images``): a 60k-image set stays small in memory whatever the resolution.
 
 Several processes (torchrun, WORLD_SIZE > 1): each rank trains on its shard of every epoch's
-permutation and gradients are averaged with an all-reduce after the whole sandwich step. This is what
-DistributedDataParallel does, done by hand because one sandwich step runs several forward/backward
-passes through different parameter subsets. Only rank 0 writes checkpoints.
+permutation under DistributedDataParallel (``tinynas.ddp``; Gloo on CPU, NCCL on GPU). One sandwich
+step is one DDP forward (every sub-network of the step, ``SandwichStep``) and one backward of the
+summed losses, so DDP averages the step's gradients once; ``find_unused_parameters`` covers the
+weights no sub-network of the step used on a rank (skipped blocks). Only rank 0 writes checkpoints.
 """
 from __future__ import annotations
 
@@ -160,7 +161,7 @@ def train(model: nn.Module, x_u8: torch.Tensor, y: torch.Tensor, resolution: int
           device: torch.device | str = "cpu", progress: bool = True, desc: str = "train",
           log: Callable[[str], None] | None = None,
           sampler: Callable[[np.random.Generator], list[ArchConfig]] | None = None,
-          on_batch: Callable[[int, int], None] | None = None) -> list[dict]:
+          on_batch: Callable[[int, int], None] | None = None, distributed: bool = True) -> list[dict]:
     """Train ``model`` in place and return the per-epoch history.
 
     With ``space`` given, ``model`` is a SuperNet: epochs < ``cfg.largest_epochs`` train the largest
@@ -169,11 +170,16 @@ def train(model: nn.Module, x_u8: torch.Tensor, y: torch.Tensor, resolution: int
     sandwich is the sampler's ``teacher`` (when it has one, else the largest) plus the sub-networks
     it draws, instead of largest + smallest + uniform ones.
     Resumes from ``checkpoint`` when it exists. ``on_batch(done, total)``: batches done over all
-    epochs (an overall progress display)."""
+    epochs (an overall progress display). ``distributed=False``: train in this process alone even
+    under torchrun (steps that only rank 0 runs)."""
     from tqdm import tqdm
 
-    rank, world = dist_info()
+    rank, world = dist_info() if distributed else (0, 1)
     model.to(device)
+    ddp = None
+    if world > 1:
+        from tinynas.ddp import wrap
+        ddp = wrap(model, device, sandwich=space is not None)
     params = [p for p in model.parameters() if p.requires_grad]
     decay = [p for p in params if p.ndim > 1]
     no_decay = [p for p in params if p.ndim <= 1]
@@ -215,14 +221,17 @@ def train(model: nn.Module, x_u8: torch.Tensor, y: torch.Tensor, resolution: int
             xb = to_input(x_u8[idx], resolution, channels, device, g if cfg.augment else None)
             yb = y[idx].to(device)
             opt.zero_grad(set_to_none=True)
-            if space is None:
+            if ddp is not None:
+                from tinynas.ddp import ddp_step
+                archs = None if space is None else _step_archs(space, width_mult, resolution, cfg, sandwich,
+                                                                 sampler, arch_rng)
+                out, loss = ddp_step(ddp, xb, yb, cfg, archs)
+            elif space is None:
                 out = model(xb)
                 loss = F.cross_entropy(out, yb, label_smoothing=cfg.label_smoothing)
                 loss.backward()
             else:
-                big = getattr(sampler, "teacher", None) or space.largest(width_mult, resolution)
-                archs = ([big] if not sandwich else [big] + sampler(arch_rng) if sampler
-                         else sandwich_archs(space, width_mult, resolution, arch_rng, cfg.n_random))
+                archs = _step_archs(space, width_mult, resolution, cfg, sandwich, sampler, arch_rng)
                 out = model(xb, archs[0])
                 loss = F.cross_entropy(out, yb, label_smoothing=cfg.label_smoothing)
                 loss.backward()
@@ -234,8 +243,6 @@ def train(model: nn.Module, x_u8: torch.Tensor, y: torch.Tensor, resolution: int
                         sub = (sub + cfg.kd * F.kl_div(F.log_softmax(o, 1), soft, reduction="batchmean")) \
                             / (1 + cfg.kd)
                     sub.backward()
-            if world > 1:
-                _allreduce_grads(params, world)
             nn.utils.clip_grad_norm_(params, 5.0)
             opt.step()
             sched.step()
@@ -249,6 +256,8 @@ def train(model: nn.Module, x_u8: torch.Tensor, y: torch.Tensor, resolution: int
         rec = {"epoch": epoch + 1, "loss": tot_loss / max(1, seen), "train_acc": tot_correct / max(1, seen),
                "lr": sched.get_last_lr()[0], "phase": "sandwich" if sandwich else
                ("largest" if space is not None else "plain")}
+        if world > 1:
+            rec["processes"] = world
         history.append(rec)
         if ckpt is not None and rank == 0:
             ckpt.parent.mkdir(parents=True, exist_ok=True)
@@ -263,10 +272,9 @@ def train(model: nn.Module, x_u8: torch.Tensor, y: torch.Tensor, resolution: int
     return history
 
 
-def _allreduce_grads(params: list[torch.Tensor], world: int) -> None:
-    import torch.distributed as dist
-    for p in params:
-        if p.grad is None:
-            p.grad = torch.zeros_like(p)
-        dist.all_reduce(p.grad)
-        p.grad.div_(world)
+def _step_archs(space, width_mult, resolution, cfg, sandwich, sampler, arch_rng) -> list[ArchConfig]:
+    """The sub-networks of one supernet step: the teacher first (the sampler's, else the largest),
+    then (sandwich epochs) the sampler's draws or largest + smallest + random ones."""
+    big = getattr(sampler, "teacher", None) or space.largest(width_mult, resolution)
+    return ([big] if not sandwich else [big] + sampler(arch_rng) if sampler
+            else sandwich_archs(space, width_mult, resolution, arch_rng, cfg.n_random))
