@@ -161,6 +161,21 @@ def _write_json(path: Path, obj) -> None:
     os.replace(tmp, path)
 
 
+def _prescreened_child(feas: Feasibility, make: Callable[[], Genes], predictor, n: int,
+                       seen: set[str]) -> Genes | None:
+    """Of ``n`` feasible new children, the one the accuracy predictor ranks best."""
+    cands, keys = [], set()
+    for _ in range(n):
+        c = _child_feasible(feas, make)
+        if c is not None and gene_key(c) not in seen and gene_key(c) not in keys:
+            keys.add(gene_key(c))
+            cands.append(c)
+    if not cands:
+        return None
+    pred = predictor.predict(cands, [c["macs"] for c in feas.costs(cands)])
+    return cands[int(np.argmax(pred))]
+
+
 # --------------------------------------------------------------------------- evolution
 @dataclass(frozen=True)
 class EvoConfig:
@@ -170,6 +185,8 @@ class EvoConfig:
     mutate_ratio: float = 0.5
     mutate_prob: float = 0.1
     seed: int = 0
+    prescreen: int = 1        # feasible children drawn per free slot; >1: keep the one an accuracy
+    prescreen_min: int = 8    # predictor (tinynas.predictor) ranks best, once this many are evaluated
 
 
 def _child_feasible(feas: Feasibility, make: Callable[[], Genes], tries: int = 50) -> Genes | None:
@@ -214,13 +231,21 @@ def evolution_search(feas: Feasibility, cache: EvalCache, cfg: EvoConfig,
         if gen < cfg.generations:
             children: list[Genes] = []
             seen = {gene_key(p) for p in parents}
+            predictor = None
+            if cfg.prescreen > 1 and len(evo_keys) >= max(2, cfg.prescreen_min):
+                from tinynas.predictor import AccuracyPredictor
+                predictor = AccuracyPredictor.from_records(space, [cache.records[k] for k in evo_keys])
+                history[-1]["predictor_fit_on"] = len(evo_keys)
             for i in range(cfg.population - n_par):
                 if i < n_mut:
                     make = lambda: space.mutate(rng, parents[rng.integers(len(parents))], cfg.mutate_prob)
                 else:
                     make = lambda: space.crossover(rng, parents[rng.integers(len(parents))],
                                                    parents[rng.integers(len(parents))])
-                c = _child_feasible(feas, make)
+                if predictor is not None:
+                    c = _prescreened_child(feas, make, predictor, cfg.prescreen, seen)
+                else:
+                    c = _child_feasible(feas, make)
                 if c is None or gene_key(c) in seen:  # a fresh random fit keeps the population diverse
                     c = feas.sample_feasible(rng, 1)[0]
                 seen.add(gene_key(c))
