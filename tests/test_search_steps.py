@@ -102,8 +102,17 @@ def test_interrupted_search_resumes_and_equals_an_uninterrupted_run(tmp_path, ti
     monkeypatch.setattr(search_pipeline, "evolution_search", forbidden)
     monkeypatch.setattr(search_pipeline, "train", forbidden)
     monkeypatch.setattr("tinynas.stage1.optimize_variants", forbidden)
+
+    def stop_in_final_training(m):  # killed inside a step, after its first epoch's checkpoint
+        if m.startswith("final training (winner) epoch 1/"):
+            raise Stop
+    with pytest.raises(Stop):
+        run_search(_opts(out), log=stop_in_final_training)
+    assert "final_train" not in json.loads((out / FILE).read_text())["steps"]
+    assert (out / "checkpoints" / "final.pt").exists()
     lines: list[str] = []
     s = run_search(_opts(out), log=lines.append)
+    assert any(m.startswith("final training (winner): resuming after epoch 1/") for m in lines)
     assert s["steps"]["reused"] == ["stage1", "supernet", "search"]
     assert s["steps"]["computed_this_run"] == ["final_train", "int8", "baseline", "report"]
     assert any("step supernet: done in an earlier run" in m for m in lines)

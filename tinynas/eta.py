@@ -2,10 +2,12 @@
 
 After stage 1 (seconds), ``estimate_search_s`` times two training steps of the largest sub-network
 at the chosen (W, R) on this machine and scales them by the budget's work: supernet steps times
-passes per step (largest + sampled sub-networks), fine-tuning and baseline steps, the search's
-evaluations (BN recalibration + held-out forward passes) and the int8 reference images.
-An estimate within a factor of ~2 (the winner is smaller than the largest sub-network; a busy
-machine is slower), printed so that nobody starts an hour-long run by accident.
+passes per step (largest + sampled sub-networks), the winner's and each baseline's training with the
+fair recipe, the search's evaluations (BN recalibration + held-out forward passes) and the int8
+reference images. An estimate within a factor of ~2 (the winner is smaller than the largest
+sub-network; a busy machine is slower), printed so that nobody starts an hour-long run by accident;
+its per-step figures (keyed by the pipeline's step names) weigh the steps of the overall progress
+display (``tinynas.progress``).
 """
 from __future__ import annotations
 
@@ -74,27 +76,3 @@ def describe(est: dict) -> str:
         return f"{s / 60:.0f} min" if s >= 90 else f"{s:.0f} s"
     parts = ", ".join(f"{k} {fmt(v)}" for k, v in est.items() if k != "total")
     return f"expected time ~{fmt(est['total'])} on this machine ({parts}; within a factor of ~2)"
-
-
-class Overall:
-    """The whole search as one progress line per finished step: share of the expected work done and
-    the time left, rescaled by how the finished steps compared with their estimates."""
-
-    STEPS = ("supernet", "search", "final_train", "int8", "baseline")
-
-    def __init__(self, est: dict, log):
-        self.est, self.log = est, log
-        self.spent_est = self.spent_real = 0.0
-
-    def done(self, step: str, seconds: float) -> None:
-        if step not in self.est:
-            return
-        self.spent_est += self.est[step]
-        self.spent_real += seconds
-        left = max(0.0, self.est["total"] - self.spent_est)
-        speed = self.spent_real / self.spent_est if self.spent_est > 0 else 1.0
-        eta = left * speed
-        pct = 100 * self.spent_est / max(self.est["total"], 1e-9)
-        bar = "=" * int(pct // 5) + "-" * (20 - int(pct // 5))
-        self.log(f"overall |{bar}| {pct:.0f}% of the expected work done (after {step}); about "
-                 + (f"{eta / 60:.0f} min" if eta >= 90 else f"{eta:.0f} s") + " left")

@@ -169,6 +169,9 @@ def _run(opts, log, prog, budget, from_step, rank, world) -> dict:
             (out / "space.json").write_text(json.dumps((st1 or sres).to_dict(), indent=1) + "\n")
             plot_cdf(sres, str(out / "space_cdf.png"))
         c = sres.choice
+        log(f"stage 1: W={c.width_mult:g}, R={c.resolution} ({100 * c.fit_ratio:.1f}% of sampled sub-networks "
+            f"fit, mean {c.mean_macs / 1e6:.2f}M MACs)"
+            + (f", space {st1.variant}; {st1.describe_binding()}" if st1 else ""))
         return {"width_mult": c.width_mult, "resolution": c.resolution, "fit_ratio": c.fit_ratio,
                 "mean_macs": c.mean_macs, "variant": st1.variant if st1 else None,
                 "binding": st1.describe_binding() if st1 else "", "space": space_to_json(space)}
@@ -177,9 +180,10 @@ def _run(opts, log, prog, budget, from_step, rank, world) -> dict:
                               "min_fit": budget.min_fit}, do_stage1)
     W, R, space = s1["width_mult"], s1["resolution"], space_from_json(s1["space"])
     timings["stage1_s"] = steps.seconds.get("stage1", 0.0)
-    log(f"stage 1: W={W:g}, R={R} ({100 * s1['fit_ratio']:.1f}% of sampled sub-networks fit, mean "
-        f"{s1['mean_macs'] / 1e6:.2f}M MACs)"
-        + (f", space {s1['variant']}; {s1['binding']}" if s1["variant"] else ""))
+    if "stage1" in steps.skipped:
+        log(f"stage 1: W={W:g}, R={R} ({100 * s1['fit_ratio']:.1f}% of sampled sub-networks fit, mean "
+            f"{s1['mean_macs'] / 1e6:.2f}M MACs)"
+            + (f", space {s1['variant']}; {s1['binding']}" if s1["variant"] else ""))
 
     # held-out split of the training set (fixed by the seed), calibration images from the rest
     perm = torch.randperm(len(ds.y_train), generator=torch.Generator().manual_seed(opts.seed + 99))
