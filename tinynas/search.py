@@ -337,7 +337,8 @@ def _report(s: dict, arch: ArchConfig, base: ArchConfig | None) -> str:
     lines += [f"- {k}: {v:.1f} s / {s['timings_all_runs'].get(k, v):.1f} s" for k, v in s["timings"].items()]
     lines += ["", "## Files", "",
               "arch.json, weights.pt (state_dict for build_torch_model), model_int8.npz (int8 Graph, tinyml-graph/1, no pickle), "
-              "baseline_*, pareto.json/png, space.json/space_cdf.png, search_state.json, eval_cache.json, "
-              "checkpoints/, summary.json", "",
+              "baseline_* (the best grid point), baselines/ (every trained grid point), baseline_grid.json (every "
+              "grid point tried), pareto.json/png, space.json/space_cdf.png, search_state.json, eval_cache.json, "
+              "steps.json (the finished steps), checkpoints/, summary.json", "",
               "![pareto](pareto.png)", ""]
     return "\n".join(lines)
