@@ -147,7 +147,6 @@ def _run(opts, log, prog, budget, from_step, rank, world) -> dict:
 
     # ---------------------------------------------------------------- stage 1
     def do_stage1() -> dict:
-        from tinyengine.cost import fast_costs  # noqa: F401  (stage 1 uses the engine's cost model)
         from tinynas.space_opt import optimize_space, plot_cdf
         st1, space = None, base_space
         if budget.small_space:
@@ -177,7 +176,8 @@ def _run(opts, log, prog, budget, from_step, rank, world) -> dict:
                 "binding": st1.describe_binding() if st1 else "", "space": space_to_json(space)}
 
     s1 = steps.run("stage1", {"samples": budget.space_samples, "small_space": budget.small_space,
-                              "min_fit": budget.min_fit}, do_stage1)
+                              "min_fit": budget.min_fit, "constraints": opts.cons.to_dict(), "data": opts.data,
+                              "in_channels": opts.in_channels, "seed": opts.seed}, do_stage1)
     W, R, space = s1["width_mult"], s1["resolution"], space_from_json(s1["space"])
     timings["stage1_s"] = steps.seconds.get("stage1", 0.0)
     if "stage1" in steps.skipped:
@@ -206,6 +206,7 @@ def _run(opts, log, prog, budget, from_step, rank, world) -> dict:
                 from tinynas.fit_sampler import FitSampler
                 sampler = FitSampler(feas, n=1 + budget.supernet.n_random, seed=opts.seed)
             held["sampler"] = sampler
+            torch.manual_seed(opts.seed)  # the same initial weights whichever steps ran before
             held["supernet"] = SuperNet(space, W).to(device)
         return held["supernet"], held["sampler"]
 
@@ -225,11 +226,12 @@ def _run(opts, log, prog, budget, from_step, rank, world) -> dict:
             timings[f"{key}_s"] = steps.seconds[step_name]
 
     # ---------------------------------------------------------------- supernet
-    def train_supernet() -> dict:
+    def train_supernet(distributed: bool = True) -> dict:
         sup, sampler = supernet_and_sampler()
         hist = train(sup, x_tr, y_tr, R, opts.in_channels, budget.supernet, ck / "supernet.pt",
                      space=space, width_mult=W, device=device, progress=False, desc="supernet", log=log,
-                     sampler=sampler, on_batch=lambda d, n: prog.update(d, n, f"batch {d}/{n}"))
+                     sampler=sampler, on_batch=lambda d, n: prog.update(d, n, f"batch {d}/{n}"),
+                     distributed=distributed)
         held["trained"] = True
         return {"history": hist}
 
@@ -242,7 +244,8 @@ def _run(opts, log, prog, budget, from_step, rank, world) -> dict:
     # ---------------------------------------------------------------- search
     def do_search() -> dict:
         if not held.get("trained"):
-            train_supernet()  # loads the finished checkpoint (no epoch runs), or trains it if it is gone
+            # the finished checkpoint (no epoch runs; rank 0 alone: the other ranks have stopped)
+            train_supernet(distributed=False)
         supernet = held["supernet"]
 
         def fitness(arch: ArchConfig) -> float:
