@@ -96,7 +96,7 @@ def run_one(task, budget, seed, a, log) -> dict:
 
     cache = EvalCache(fitness, feas)
     evo = evolution_search(feas, cache, EvoConfig(population=a.population, generations=a.generations,
-                                                  parent_ratio=0.5, seed=seed))
+                                                  parent_ratio=0.5, seed=seed, prescreen=a.prescreen))
     rnd = random_search(feas, cache, evo["evaluations"], seed=seed)
     log(f"  evolution {evo['best']['acc']:.4f} vs random {rnd['best']['acc']:.4f} ({evo['evaluations']} evals)")
     recipe = TrainConfig(epochs=a.final_epochs, batch_size=a.batch, lr=a.lr, augment=True, seed=seed)
@@ -150,7 +150,8 @@ def report(runs: list[dict], args) -> str:
              f"Scale: {args.train} training pictures ({args.holdout} held out for the search), "
              f"{args.test} test pictures, supernet {args.supernet_epochs} epochs, final recipe "
              f"{args.final_epochs} epochs from scratch for every contender (same seed, same data order), "
-             f"evolution {args.population} x {args.generations}, grid top {args.grid_top}.", "",
+             f"evolution {args.population} x {args.generations} (predictor pre-screening "
+             f"{getattr(args, 'prescreen', 1)} children per slot), grid top {args.grid_top}.", "",
              "| task | budget | seeds | winner int8 | best grid int8 | diff (paired t, p) | winner MACs / SRAM / flash (first seed) "
              "| evolution vs random (best held-out, equal evaluations) | Kendall tau | wall per seed |",
              "|---|---|---|---|---|---|---|---|---|---|"]
@@ -207,6 +208,8 @@ def main() -> int:
     p.add_argument("--population", type=int, default=20)
     p.add_argument("--generations", type=int, default=10)
     p.add_argument("--grid-top", type=int, default=4)
+    p.add_argument("--prescreen", type=int, default=4,
+                   help="evolution: feasible children per free slot ranked by the accuracy predictor (1: off)")
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--lr", type=float, default=0.08)
     p.add_argument("--threads", type=int, default=None)
