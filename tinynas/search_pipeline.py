@@ -98,7 +98,7 @@ def run_pipeline(opts, log: Callable[[str], None] = print) -> dict:
     live = bool(getattr(opts, "live_progress", False)) and rank == 0
     prog = RunProgress(STEPS, log if rank == 0 else (lambda m: None), live=live,
                        console=getattr(opts, "console", None),
-                       every=30.0 if opts.progress else float("inf"), ticker=rank == 0)
+                       every=30.0 if opts.progress else float("inf"), ticker=rank == 0 and (live or opts.progress))
     try:
         return _run(opts, prog.log, prog, budget, from_step, rank, world)
     finally:
