@@ -89,6 +89,22 @@ def test_interrupted_run_resumes_into_its_own_state(tmp_path):
         claim(tmp_path / "o", "s", in_progress=True)
 
 
+def test_interrupted_rerun_of_a_finished_run_resumes(tmp_path):
+    """A finished run's folder, rerun (e.g. `tinynas search --from STEP`) and killed after rewriting one
+    of its files: the next run resumes; the rewrite is the killed run's, not a user's change."""
+    od = claim(tmp_path / "o", "s", in_progress=True)
+    (tmp_path / "o" / "state.json").write_text("{}")
+    od.commit()
+    claim(tmp_path / "o", "s", in_progress=True)
+    (tmp_path / "o" / "state.json").write_text('{"step": 2}')  # rewritten, then killed
+    od = claim(tmp_path / "o", "s", in_progress=True)
+    od.commit()
+    assert (tmp_path / "o" / "state.json").read_text() == '{"step": 2}'
+    (tmp_path / "o" / "state.json").write_text("mine")  # after a finished run, a change is the user's
+    with pytest.raises(OutputError, match="state.json was changed after"):
+        claim(tmp_path / "o", "s", in_progress=True)
+
+
 def test_output_file_checks(tmp_path):
     assert check_output_file(tmp_path / "a" / "b.json", "--json") == tmp_path / "a" / "b.json"
     assert (tmp_path / "a").is_dir()

@@ -151,6 +151,18 @@ def test_from_step_and_no_baseline(tmp_path, tiny, capsys):
     assert "points int8 test accuracy" in report
     grid = json.loads((out / "baseline_grid.json").read_text())
     assert len(grid) == s2["baseline_grid"]["points"] and any(p["fits"] for p in grid)
+    # a rerun of the finished folder killed in a step: the next run resumes (the output folder is still ours)
+    from tinynas import fair
+
+    def killed(*a, **k):
+        raise KeyboardInterrupt
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(fair, "train_recipe", killed)
+        assert main([*argv, "--from", "final_train"]) == 130
+    capsys.readouterr()
+    assert main(argv) == 0
+    s3 = json.loads((out / "summary.json").read_text())
+    assert s3["steps"]["computed_this_run"][0] == "final_train" and s3["winner"] == s2["winner"]
     capsys.readouterr()
     rc = main([*argv, "--from", "nope"])
     err = capsys.readouterr().err

@@ -151,6 +151,8 @@ def claim(path: str | Path, tool: str, *, force: bool = False, flag: str = "--ou
     for rel in ([] if created else _files(root, ignore)):
         if rel in previous:
             if sha256(root / rel) != previous[rel]:
+                if resuming:  # rewritten by the interrupted run itself (a resumable run rewrites its state)
+                    continue
                 problems.append(f"{root / rel} was changed after `{tool}` wrote it")
                 foreign[rel] = sha256(root / rel)
                 del previous[rel]  # no longer ours: never removed
