@@ -18,6 +18,7 @@ class Clock:
 def test_fraction_and_time_left_follow_the_estimates_and_the_measured_speed():
     clock, lines = Clock(), []
     p = RunProgress(("a", "b", "c"), lines.append, every=10, clock=clock, ticker=False)
+    assert p.line().endswith("; time left not estimated yet")  # before the timed estimate: no made-up figure
     p.set_estimate({"a": 10, "b": 30, "c": 60, "total": 100, "unknown": 5})
     p.start("a")
     clock.t += 5

@@ -73,6 +73,8 @@ def estimate_search_s(supernet, space, width_mult: float, resolution: int, chann
 
 def describe(est: dict) -> str:
     def fmt(s):
+        if s >= 5400:
+            return f"{s / 3600:.1f} h"
         return f"{s / 60:.0f} min" if s >= 90 else f"{s:.0f} s"
     parts = ", ".join(f"{k} {fmt(v)}" for k, v in est.items() if k != "total")
     return f"expected time ~{fmt(est['total'])} on this machine ({parts}; within a factor of ~2)"

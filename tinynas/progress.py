@@ -34,6 +34,7 @@ class RunProgress:
                  ticker: bool = True):
         self.steps = list(steps)
         self.est = {s: DEFAULT_S.get(s, 1.0) for s in self.steps}
+        self.estimated = False                   # set_estimate called: the time left means something
         self._log, self.live, self.every, self.clock = log, live, every, clock
         self.done_steps: dict[str, float] = {}   # step -> real seconds (0 for reused steps)
         self.skipped: set[str] = set()
@@ -62,6 +63,7 @@ class RunProgress:
     def set_estimate(self, est: dict) -> None:
         """Seconds per step from ``tinynas.eta.estimate_search_s`` (steps it does not name keep theirs)."""
         with self._lock:
+            self.estimated = True
             for k, v in est.items():
                 if k in self.est and k not in self.done_steps:
                     self.est[k] = max(0.01, float(v))
@@ -160,14 +162,18 @@ class RunProgress:
         pct = 100 * self.fraction()
         bar = "=" * int(pct // 5) + "-" * (20 - int(pct // 5))
         what = why or self._what()
-        return f"overall |{bar}| {pct:.0f}% of the expected work done ({what}); about {fmt_s(self.seconds_left())} left"
+        return f"overall |{bar}| {pct:.0f}% of the expected work done ({what}); " + self._left("about {} left")
+
+    def _left(self, pattern: str) -> str:
+        """The time left, or that it is not estimated yet (before the timed estimate, after stage 1)."""
+        return pattern.format(fmt_s(self.seconds_left())) if self.estimated else "time left not estimated yet"
 
     # ------------------------------------------------------------------ output
     def refresh(self) -> None:
         with self._lock:
             if self._prog is not None:
                 self._prog.update(self._task, completed=int(1000 * self.fraction()), what=self._what(),
-                                  left=f"~{fmt_s(self.seconds_left())} left")
+                                  left=self._left("~{} left"))
                 self._prog.refresh()
 
     def _plain(self, why: str = "") -> None:
