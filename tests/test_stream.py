@@ -122,3 +122,26 @@ def test_choose_segments_lowers_the_peak_and_stays_exact():
     assert all(s.saved_bytes > 0 for s in res.segments)
     x = random_input(g, rng)
     assert run_graph(res.graph, x)[g.outputs[0]].tobytes() == run_graph(g, x)[g.outputs[0]].tobytes()
+
+
+def test_plan_memory_stream_option_and_analyze_cli(tmp_path, capsys):
+    import json
+
+    from search_spaces.zoo import load_model
+    from tinyengine.ir.graph import build_graph
+    from tinyengine.pipeline import plan_memory
+    from tinyml_cli.engine import main
+
+    g = build_graph(load_model("mcunet-vww1"))
+    off = plan_memory(g, PlanOptions())
+    on = plan_memory(g, PlanOptions(stream=True))
+    assert on.arena_bytes <= 61_000 < off.arena_bytes
+    assert sum(op_macs(on.graph, op) for op in on.graph.ops) == sum(op_macs(g, op) for op in g.ops)
+    assert any(op.kind == "stream_segment" for op in on.graph.ops)
+    out = tmp_path / "a.json"
+    assert main(["analyze", "mcunet-vww1", "--stream", "--quiet", "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "streamed" in text and "extra MACs +0" in text
+    d = json.loads(out.read_text())["streamed"]
+    assert d["totals"]["peak_sram"] == on.arena_bytes and d["stream"]["arena_unfused"] == off.arena_bytes
+    assert all(s["saved_bytes"] > 0 and s["rings"] for s in d["stream"]["segments"])

@@ -313,8 +313,8 @@ SPECS: tuple[KernelSpec, ...] = (
         "NHWC rows; intermediates in rings of rows inside the scratch; weights per member",
         lambda g, op, ctx: ("fused streaming: " + " + ".join(m.name for m in op.attrs["stream"].members)
                             + " row by row, intermediates in rings of rows"),
-        lambda g, op: {"row_calls": op.attrs["stream"].row_calls, "fn": "te_seg_%d" % g.ops.index(op)},
-        "    te_seg_{{ i }}(te_arena);",
+        lambda g, op: {"row_calls": op.attrs["stream"].row_calls},
+        "{{ a.code }}",
         lambda a: {"row_calls": a["row_calls"]}, "int16",
         lambda g, op: op.attrs["stream_layout"]["bytes"],
         lambda g, op: f"((size_t){op.attrs['stream_layout']['bytes']})"),

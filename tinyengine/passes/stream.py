@@ -16,8 +16,8 @@ the prefix's output over the image it consumes).
 A general (k > 1 or strided) conv2d may only be a segment's first op (it reads a whole tensor: the C
 im2col kernel needs contiguous rows); pointwise convs, depthwise convs and adds may be anywhere.
 
-Choice (``choose_segments``): greedy on the planned arena. Each round tries every candidate span (up to
-``max_units`` units; a span may swallow segments chosen before) and keeps the one that lowers the
+Choice (``choose_segments``): local search on the planned arena. Each round tries every move (add a candidate span of up to
+``max_units`` units, dropping the segments it overlaps; drop a segment; split one in two) and keeps the one that lowers the
 arena most, ties broken by the per-step memory profile, then by fewer fused ops; it stops when nothing
 helps. Then every chosen segment that the arena does not need is dropped again (streaming costs per-row
 call overhead). Each kept segment is explained: bytes it saves, its rings, its row calls.
@@ -66,7 +66,9 @@ def is_general_conv(op: Op) -> bool:
 
 
 def member_work_bytes(graph: Graph, op: Op) -> int:
-    """Scratch of the member's row kernel (mirrors te_pointwise/te_im2col_scratch_bytes)."""
+    """Scratch of the member's row kernel (mirrors te_pointwise/te_im2col/te_depthwise_row_scratch_bytes)."""
+    if op.kind == "depthwise_conv2d":
+        return 4 * graph.tensors[op.output].shape[2]  # one int32 accumulator per channel
     if op.kind != "conv2d":
         return 0
     cin = graph.tensors[op.inputs[0]].shape[2]
@@ -162,7 +164,7 @@ def fuse(graph: Graph, spans: list[Span], *, include_input: bool = True,
             members.append(m)
         sch = (schedules or {}).get((i, b)) or build_schedule(graph, members)
         sch = replace(sch, members=members)
-        name = f"stream[{members[0].name}..{members[-1].name}]"
+        name = f"stream:{members[0].name}..{members[-1].name}"
         ops.append(Op(name, "stream_segment", tuple(sch.external), sch.output,
                       {"stream": sch, "stream_layout": layout(graph, sch)}, "stream", members[-1].block))
         i = b + 1
@@ -217,24 +219,19 @@ def choose_segments(graph: Graph, options: PlanOptions | None = None, max_units:
 
     base = plan_graph(graph, opts)
     cands = candidate_spans(graph, max_units)
+    ok = set(cands)
+    bounds = {b for _, b in units(graph)}
     chosen: list[Span] = []
-    cur = _key(base)
-    while True:
+    cur = (*_key(base), 0)
+    for _ in range(4 * len(cands) + 1):
         best = None
-        for c in cands:
-            if c in chosen:
-                continue
-            inside = [s for s in chosen if c[0] <= s[0] and s[1] <= c[1]]
-            if any(not (s[1] < c[0] or s[0] > c[1]) for s in chosen if s not in inside):
-                continue
-            spans = [s for s in chosen if s not in inside] + [c]
-            k = _key(plan(spans))
-            nops = sum(s[1] - s[0] + 1 for s in spans)
-            if k < cur and (best is None or (k, nops) < best[0]):
-                best = ((k, nops), spans)
+        for spans in _moves(chosen, cands, ok, bounds):
+            k = (*_key(plan(spans)), sum(b - a + 1 for a, b in spans))
+            if k < cur and (best is None or k < best[0]):
+                best = (k, sorted(spans))
         if best is None:
             break
-        cur, chosen = best[0][0], sorted(best[1])
+        cur, chosen = best
     arena = plan(chosen).arena_bytes if chosen else base.arena_bytes
     for s in list(chosen):  # drop what the arena does not need
         rest = [x for x in chosen if x != s]
@@ -250,6 +247,22 @@ def choose_segments(graph: Graph, options: PlanOptions | None = None, max_units:
                   == graph.ops[s[0]].name)
         infos.append(segment_info(g, op, without - final))
     return StreamResult(g, chosen, infos, base.arena_bytes, final)
+
+
+def _moves(chosen: list[Span], cands: list[Span], ok: set[Span], bounds: set[int]):
+    """Neighbours of a choice: add a span (dropping the ones it overlaps), drop one, split one at a
+    unit boundary (keeping both halves or one)."""
+    for c in cands:
+        if c not in chosen:
+            yield [s for s in chosen if s[1] < c[0] or s[0] > c[1]] + [c]
+    for s in chosen:
+        rest = [x for x in chosen if x != s]
+        yield rest
+        for cut in sorted(b for b in bounds if s[0] <= b < s[1]):
+            left, right = (s[0], cut), (cut + 1, s[1])
+            for part in ([left, right], [left], [right]):
+                if all(p in ok for p in part):
+                    yield rest + part
 
 
 def segment_info(g: Graph, op: Op, saved: int = 0) -> SegmentInfo:
