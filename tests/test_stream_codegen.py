@@ -69,3 +69,38 @@ def test_streamed_c_compiles_for_cortex_m(streamed, flavour, tmp_path):
     src = streamed.project.root / "src"
     for f in [src / "model.c", src / "te_stream.c"]:
         _run([cc, *WARN, *flags, f"-I{src}", "-c", f, "-o", tmp_path / (Path(f).stem + ".o")])
+
+
+# --------------------------------------------------------------------------- edge geometries
+def _edge_graph(h: int, w: int):
+    from test_stream import _graph
+    # stem 3x3/s2, a 7x7 residual block, a 5x5/s2 block, a 3x3 residual block; odd, non-square sizes
+    return _graph(h, w, 3, [(16, 8, 7, 1, True), (24, 12, 5, 2, False), (24, 12, 3, 1, True)],
+                  stem=(8, 3, 2))
+
+
+@pytest.mark.parametrize("h,w,split", [(13, 7, False), (13, 7, True), (9, 3, True), (22, 17, False)])
+def test_streamed_c_edge_geometries_under_asan(h, w, split, tmp_path):
+    from boards import load_board
+    from codegen.project import write_project
+    from test_patch import random_input, random_quantize
+    from tinyengine.passes.stream import fuse, units
+    from tinyengine.planner import plan_graph
+
+    g = _edge_graph(h, w)
+    rng = np.random.default_rng(h * 31 + w)
+    random_quantize(g, rng)
+    us = units(g)
+    spans = [(us[0][0], us[1][1]), (us[2][0], us[-1][1])] if split else [(0, len(g.ops) - 1)]
+    fused = fuse(g, spans)
+    plan = plan_graph(fused, PlanOptions())
+    proj = write_project(tmp_path / "p", None, plan, load_board("qemu-m4"))
+    assert proj.lowering.arena_bytes == plan.arena_bytes
+    src = proj.root / "src"
+    exe = tmp_path / "model"
+    _run([need("gcc"), *WARN, *HOST["asan"], f"-I{src}", *sorted(src.glob("te_*.c")), src / "model.c",
+          src / "weights.c", proj.root / "host" / "host_main.c", "-o", exe])
+    for x in (random_input(g, rng), random_input(g, rng)):
+        (tmp_path / "in.bin").write_bytes(x.tobytes())
+        _run([exe, tmp_path / "in.bin", tmp_path / "out.bin"], timeout=120)
+        assert (tmp_path / "out.bin").read_bytes() == run_graph(g, x)[g.outputs[0]].tobytes()
