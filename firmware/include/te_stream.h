@@ -20,7 +20,8 @@ extern "C" {
  * rows[ky] (ky < k_h) is the input row under kernel row ky, or NULL where that row is zero padding
  * (above the top or below the bottom); columns outside [0, in_w) are zero padding too (pad_left on the
  * left, the rest follows from out_w). acc = bias + sum w * (x - in_zp), requantised per channel.
- * Scratch: te_depthwise_row_scratch_bytes(c) = c * sizeof(int32_t) (one accumulator per channel). */
+ * Scratch: te_depthwise_row_scratch_bytes(c) = 2 * c * sizeof(int32_t) (a per-channel constant and an
+ * accumulator per channel). */
 size_t te_depthwise_row_scratch_bytes(int c);
 void te_depthwise_row_s8(const int8_t *const *rows, int k_h, int k_w, int in_w, int c, int stride_w,
                          int pad_left, int out_w, const int8_t *w, const int32_t *bias, const te_quant_t *q,

@@ -68,7 +68,7 @@ def is_general_conv(op: Op) -> bool:
 def member_work_bytes(graph: Graph, op: Op) -> int:
     """Scratch of the member's row kernel (mirrors te_pointwise/te_im2col/te_depthwise_row_scratch_bytes)."""
     if op.kind == "depthwise_conv2d":
-        return 4 * graph.tensors[op.output].shape[2]  # one int32 accumulator per channel
+        return 8 * graph.tensors[op.output].shape[2]  # int32 constant + accumulator per channel
     if op.kind != "conv2d":
         return 0
     cin = graph.tensors[op.inputs[0]].shape[2]
