@@ -20,6 +20,7 @@ extern "C" {
  * rows[ky] (ky < k_h) is the input row under kernel row ky, or NULL where that row is zero padding
  * (above the top or below the bottom); columns outside [0, in_w) are zero padding too (pad_left on the
  * left, the rest follows from out_w). acc = bias + sum w * (x - in_zp), requantised per channel.
+ * k_h <= 16 (a taller kernel writes nothing; codegen never asks for one).
  * Scratch: te_depthwise_row_scratch_bytes(c) = 2 * c * sizeof(int32_t) (a per-channel constant and an
  * accumulator per channel). */
 size_t te_depthwise_row_scratch_bytes(int c);

@@ -116,6 +116,8 @@ def span_ok(graph: Graph, span: Span, users: dict[str, list[int]] | None = None)
             return False
         if k > 0 and is_general_conv(op):
             return False
+        if op.kind == "depthwise_conv2d" and op.attrs["kernel"][0] > 16:  # te_depthwise_row_s8's limit
+            return False
         if k < len(ops) - 1 and (op.output in graph.outputs or any(u > b for u in users[op.output])):
             return False
     return True
