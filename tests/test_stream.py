@@ -145,3 +145,37 @@ def test_plan_memory_stream_option_and_analyze_cli(tmp_path, capsys):
     d = json.loads(out.read_text())["streamed"]
     assert d["totals"]["peak_sram"] == on.arena_bytes and d["stream"]["arena_unfused"] == off.arena_bytes
     assert all(s["saved_bytes"] > 0 and s["rings"] for s in d["stream"]["segments"])
+
+
+def test_cost_model_with_streaming_is_lower_and_conservative():
+    from search_spaces.space import SearchSpace
+    from tinyengine.cost import batch_costs
+    from tinyengine.ir.graph import build_graph
+    from tinyengine.pipeline import plan_memory
+
+    space = SearchSpace(num_classes=10)
+    rng = np.random.default_rng(4)
+    genes = space.sample_genes(rng, 3)
+    off = batch_costs(space, 0.4, 96, genes)
+    on = batch_costs(space, 0.4, 96, genes, stream=True)
+    assert (on.peak_sram <= off.peak_sram).all() and (on.peak_sram < off.peak_sram).any()
+    assert (on.macs == off.macs).all() and (on.flash_bytes == off.flash_bytes).all()
+    for i in range(2):  # gen --stream plans the whole graph: at most the per-block estimate here
+        arch = space.build(0.4, 96, genes.kernel_idx[i], genes.expand_idx[i], genes.depth[i])
+        assert plan_memory(build_graph(arch), PlanOptions(stream=True)).arena_bytes <= on.peak_sram[i]
+
+
+def test_tinynas_space_stream_flag(tmp_path, capsys):
+    import json
+
+    from tinyml_cli.nas import main
+
+    args = ["space", "--sram", "64KB", "--flash", "1MB", "--samples", "50", "--widths", "0.3,0.5",
+            "--resolutions", "96,128"]
+    assert main(args + ["--json", str(tmp_path / "off.json")]) in (0, 3)
+    assert main(args + ["--stream", "--json", str(tmp_path / "on.json")]) == 0
+    assert "fused streaming" in capsys.readouterr().out
+    off = {(s["width_mult"], s["resolution"]): s for s in json.loads((tmp_path / "off.json").read_text())["spaces"]}
+    on = json.loads((tmp_path / "on.json").read_text())["spaces"]
+    assert all(s["fit"] >= off[s["width_mult"], s["resolution"]]["fit"] for s in on)
+    assert sum(s["fit"] for s in on) > sum(s["fit"] for s in off.values())
