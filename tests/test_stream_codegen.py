@@ -104,3 +104,18 @@ def test_streamed_c_edge_geometries_under_asan(h, w, split, tmp_path):
         (tmp_path / "in.bin").write_bytes(x.tobytes())
         _run([exe, tmp_path / "in.bin", tmp_path / "out.bin"], timeout=120)
         assert (tmp_path / "out.bin").read_bytes() == run_graph(g, x)[g.outputs[0]].tobytes()
+
+
+def test_streamed_model_is_bit_exact_in_qemu_cortex_m4(streamed, tmp_path):
+    """The streamed project built for Cortex-M4 (DSP path) and run in QEMU mps2-an386 (the method of
+    benchmarks/model_instructions.py, which checks the output against the reference of the graph it
+    runs, here the fused one: the other tests tie that one to the unfused graph)."""
+    need("arm-none-eabi-gcc")
+    need("qemu-system-arm")
+    from benchmarks.model_instructions import measure
+
+    r = measure("streamed", streamed.project, tmp_path, True)
+    assert r["instructions"] > 0 and r["macs"] == streamed.project.lowering.macs
+    g = streamed.graph
+    want = run_graph(g, streamed.project.reference_input)[g.outputs[0]].tobytes()
+    assert streamed.project.reference_output.tobytes() == want
