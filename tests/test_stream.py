@@ -179,3 +179,23 @@ def test_tinynas_space_stream_flag(tmp_path, capsys):
     on = json.loads((tmp_path / "on.json").read_text())["spaces"]
     assert all(s["fit"] >= off[s["width_mult"], s["resolution"]]["fit"] for s in on)
     assert sum(s["fit"] for s in on) > sum(s["fit"] for s in off.values())
+
+
+def test_imported_tflite_model_streams_with_the_same_bytes(tmp_path):
+    import json
+    from pathlib import Path
+
+    from tinyengine.frontend.model_source import load_model_file
+    from tinyengine.pipeline import plan_memory
+    from tinyml_cli.engine import main
+
+    path = Path(__file__).parent / "fixtures" / "tflite" / "mobilenet_v2_small.tflite"
+    g, _ = load_model_file(str(path))
+    on = plan_memory(g, PlanOptions(stream=True))
+    assert on.arena_bytes < plan_memory(g).arena_bytes
+    rng = np.random.default_rng(0)
+    x = rng.integers(-128, 128, g.tensors[g.inputs[0]].shape, dtype=np.int8)
+    assert run_graph(on.graph, x)[g.outputs[0]].tobytes() == run_graph(g, x)[g.outputs[0]].tobytes()
+    out = tmp_path / "a.json"
+    assert main(["analyze", str(path), "--stream", "--quiet", "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["streamed"]["totals"]["peak_sram"] == on.arena_bytes

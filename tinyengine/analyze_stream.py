@@ -33,8 +33,9 @@ class StreamAnalysis(Analysis):
         return d
 
 
-def analyze_streamed(arch: ArchConfig, options: PlanOptions) -> StreamAnalysis:
-    g = build_graph(arch)
+def analyze_streamed(arch: ArchConfig, options: PlanOptions, graph=None) -> StreamAnalysis:
+    """``graph``: an imported model's graph (``arch`` is then its ``model_source.ImportedModel``)."""
+    g = graph if graph is not None else build_graph(arch)
     opts = replace(options, stream=False)
     annotated = annotate_inplace(g, depthwise=opts.inplace_depthwise, add=opts.inplace_add,
                                  include_input=opts.include_input)

@@ -82,14 +82,14 @@ def cmd_analyze(args: argparse.Namespace, console: Console) -> int:
         raise UsageError(f"--patches must be >= 1, got {args.patches}")
     if args.patch_split and args.patches == 1:
         raise UsageError("--patch-split needs --patches N with N >= 2")
-    if imported and args.stream:
-        raise UsageError(f"--stream: streaming works on our architectures, not on an imported "
-                         f"{Path(args.model).suffix} model")
     opts = PlanOptions(inplace_depthwise=not args.no_inplace, inplace_add=not args.no_inplace)
     an = analyze_graph(imported[0], arch, opts) if imported else analyze(arch, opts)
     pan = analyze(arch, replace(opts, patches=args.patches, patch_split=args.patch_split)) \
         if args.patches > 1 else None
-    san = analyze(arch, replace(opts, stream=True)) if args.stream else None
+    san = None
+    if args.stream:
+        from tinyengine.analyze_stream import analyze_streamed
+        san = analyze_streamed(arch, replace(opts, stream=True), imported[0] if imported else None)
     kernels, no_kernels = _c_kernels(an, args.winograd)
     board = load_board(args.board) if args.board else None
     lat = lat_model = None
