@@ -120,6 +120,7 @@ def test_choose_segments_lowers_the_peak_and_stays_exact():
     res = choose_segments(g, PlanOptions())
     assert res.arena_after < res.arena_before and res.segments
     assert all(s.saved_bytes > 0 for s in res.segments)
+    assert all(s.overhead_insn > 0 and "instructions" in s.explain() for s in res.segments)
     x = random_input(g, rng)
     assert run_graph(res.graph, x)[g.outputs[0]].tobytes() == run_graph(g, x)[g.outputs[0]].tobytes()
 

@@ -28,7 +28,8 @@ class StreamAnalysis(Analysis):
                                      "rings": {t: {"rows": r, "bytes": b} for t, (r, b) in s.rings.items()},
                                      "work_bytes": s.work_bytes, "scratch_bytes": s.scratch_bytes,
                                      "row_calls": s.row_calls, "layer_calls": s.layer_calls,
-                                     "inplace_of": s.inplace_of, "explain": s.explain()}
+                                     "inplace_of": s.inplace_of, "overhead_insn_estimate": s.overhead_insn,
+                                     "explain": s.explain()}
                                     for s in self.segments]}
         return d
 

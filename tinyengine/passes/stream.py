@@ -19,8 +19,9 @@ im2col kernel needs contiguous rows); pointwise convs, depthwise convs and adds 
 Choice (``choose_segments``): local search on the planned arena. Each round tries every move (add a candidate span of up to
 ``max_units`` units, dropping the segments it overlaps; drop a segment; split one in two) and keeps the one that lowers the
 arena most, ties broken by the per-step memory profile, then by fewer fused ops; it stops when nothing
-helps. Then every chosen segment that the arena does not need is dropped again (streaming costs per-row
-call overhead). Each kept segment is explained: bytes it saves, its rings, its row calls.
+helps. Then every chosen segment that the arena does not need is dropped again: memory first, and no
+instruction is spent where it buys no memory (streaming costs instructions: ``overhead_estimate``).
+Each kept segment is explained: bytes it saves, its rings, its row calls, its estimated overhead.
 """
 from __future__ import annotations
 
@@ -37,6 +38,12 @@ from tinyml_errors import PlanError
 Span = tuple[int, int]  # op indices [first, last] of the unfused graph
 ALIGN = 4
 MAX_UNITS = 6
+# Instruction overhead of a segment over its ops run layer by layer, a least-squares fit to 15 segments of
+# mcunet-vww1/in1/in3 on QEMU Cortex-M4 (DSP path; benchmarks/stream_memory.py's method, within ~30%):
+# the depthwise row kernel's extra cost per MAC, the stem's row-range im2col's, and per row step.
+OVERHEAD_PER_DW_MAC = 2.78
+OVERHEAD_PER_CONV_MAC = 0.42
+OVERHEAD_PER_ROW_STEP = 2630
 
 
 @dataclass
@@ -50,13 +57,14 @@ class SegmentInfo:
     layer_calls: int
     inplace_of: str | None
     saved_bytes: int = 0                # arena without this segment (others kept) - arena with it
+    overhead_insn: float = 0.0          # estimated extra instructions (OVERHEAD_* fit, QEMU Cortex-M4)
 
     def explain(self) -> str:
         rings = ", ".join(f"{t} {r} rows = {b} B" for t, (r, b) in self.rings.items()) or "none"
         inplace = f"; output over '{self.inplace_of}'" if self.inplace_of else ""
         return (f"{self.name}: saves {self.saved_bytes} B of arena; rings {rings}; work {self.work_bytes} B"
-                f"{inplace}; {self.row_calls} row calls instead of {self.layer_calls} layer calls "
-                f"(+{self.row_calls - self.layer_calls} calls of per-row overhead)")
+                f"{inplace}; {self.row_calls} row calls instead of {self.layer_calls} layer calls, "
+                f"about +{self.overhead_insn / 1e6:.2f}M instructions (Cortex-M4 estimate)")
 
 
 def is_general_conv(op: Op) -> bool:
@@ -267,12 +275,20 @@ def _moves(chosen: list[Span], cands: list[Span], ok: set[Span], bounds: set[int
                     yield rest + part
 
 
+def overhead_estimate(g: Graph, sch: Schedule) -> float:
+    """Extra instructions of streaming ``sch`` over layer by layer (the OVERHEAD_* fit)."""
+    dw = sum(op_macs(g, m) for m in sch.members if m.kind == "depthwise_conv2d")
+    conv = sum(op_macs(g, m) for m in sch.members if is_general_conv(m))
+    return OVERHEAD_PER_DW_MAC * dw + OVERHEAD_PER_CONV_MAC * conv + OVERHEAD_PER_ROW_STEP * sch.row_calls
+
+
 def segment_info(g: Graph, op: Op, saved: int = 0) -> SegmentInfo:
     sch: Schedule = op.attrs["stream"]
     lay = op.attrs["stream_layout"]
     return SegmentInfo(op.name, [m.name for m in sch.members],
                        {t: (r, sch.ring_bytes(g, t)) for t, r in sch.rings.items()}, lay["work_bytes"],
-                       lay["bytes"], sch.row_calls, len(sch.members), sch.inplace_of, saved)
+                       lay["bytes"], sch.row_calls, len(sch.members), sch.inplace_of, saved,
+                       overhead_estimate(g, sch))
 
 
 def segment_macs(g: Graph, op: Op) -> int:
