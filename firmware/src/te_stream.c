@@ -8,9 +8,10 @@
  * per tap, at most 16 x k_w taps); the accumulators are uint32 so that adding the bias wraps without UB.
  * For an output pixel whose taps all lie inside the row (the interior columns) the sum is split as
  * sum w * x + (bias - in_zp * sum w) (equal modulo 2^32), the constant computed once per call into the
- * scratch, so the inner loop is a plain multiply-accumulate; border pixels (left/right padding) sum
- * w * (x - in_zp) over the columns inside. Four channels at a time, accumulators in registers (plain C:
- * the Cortex-M SIMD instructions pair taps of one output, which here lie C bytes apart).
+ * scratch, so the inner loop is a plain multiply-accumulate (column loop unrolled for k_w 3/5/7; with
+ * TE_USE_DSP one word load of four channels' w and x each, SXTB16, then SMLABB/SMLATT per channel);
+ * border pixels (left/right padding) sum w * (x - in_zp) over the columns inside, in plain C. Four
+ * channels at a time, accumulators in registers.
  */
 #include "te_internal.h"
 #include "te_stream.h"
@@ -64,6 +65,60 @@ DWR_INLINE void dwr_pixel(const int8_t *const *live, const int8_t *const *wrow, 
     }
 }
 
+/* One tap (kernel column) of four channels into a0..a3: w * x (the interior: no zero point here).
+ * DSP: one word load each of w and x, SXTB16 into halfword pairs, SMLABB/SMLATT per channel. */
+#if defined(TE_USE_DSP)
+#define DWR_TAP4(wp, xp)                                                                  \
+    do {                                                                                  \
+        const uint32_t wv_ = te_read_u32(wp), xv_ = te_read_u32(xp);                      \
+        const uint32_t w02_ = te_sxtb16(wv_), w13_ = te_sxtb16_ror8(wv_);                 \
+        const uint32_t x02_ = te_sxtb16(xv_), x13_ = te_sxtb16_ror8(xv_);                 \
+        a0 = te_smlabb(w02_, x02_, a0);                                                   \
+        a2 = te_smlatt(w02_, x02_, a2);                                                   \
+        a1 = te_smlabb(w13_, x13_, a1);                                                   \
+        a3 = te_smlatt(w13_, x13_, a3);                                                   \
+    } while (0)
+#else
+#define DWR_TAP4(wp, xp)                                                                  \
+    do {                                                                                  \
+        a0 = te_add_wrap(a0, (int32_t)(wp)[0] * (int32_t)(xp)[0]);                         \
+        a1 = te_add_wrap(a1, (int32_t)(wp)[1] * (int32_t)(xp)[1]);                         \
+        a2 = te_add_wrap(a2, (int32_t)(wp)[2] * (int32_t)(xp)[2]);                         \
+        a3 = te_add_wrap(a3, (int32_t)(wp)[3] * (int32_t)(xp)[3]);                         \
+    } while (0)
+#endif
+
+/* The interior pixel: acc[ch] = base[ch] + sum w * x over the n rows and all k_w columns (k_w a
+ * compile-time constant where inlined from the switch below, so the column loop unrolls). */
+DWR_INLINE void dwr_interior(const int8_t *const *live, const int8_t *const *wrow, int n, int k_w, int ix0,
+                             size_t cs, int c, const int32_t *base, uint32_t *acc)
+{
+    int ch = 0;
+    for (; ch + 4 <= c; ch += 4) {
+        int32_t a0 = base[ch], a1 = base[ch + 1], a2 = base[ch + 2], a3 = base[ch + 3];
+        for (int r = 0; r < n; r++) {
+            const int8_t *xp = live[r] + (size_t)ix0 * cs + (size_t)ch;
+            const int8_t *wp = wrow[r] + (size_t)ch;
+            for (int kx = 0; kx < k_w; kx++, xp += cs, wp += cs)
+                DWR_TAP4(wp, xp);
+        }
+        acc[ch] = (uint32_t)a0;
+        acc[ch + 1] = (uint32_t)a1;
+        acc[ch + 2] = (uint32_t)a2;
+        acc[ch + 3] = (uint32_t)a3;
+    }
+    for (; ch < c; ch++) {
+        int32_t a = base[ch];
+        for (int r = 0; r < n; r++) {
+            const int8_t *xp = live[r] + (size_t)ix0 * cs + (size_t)ch;
+            const int8_t *wp = wrow[r] + (size_t)ch;
+            for (int kx = 0; kx < k_w; kx++, xp += cs, wp += cs)
+                a = te_add_wrap(a, (int32_t)wp[0] * (int32_t)xp[0]);
+        }
+        acc[ch] = (uint32_t)a;
+    }
+}
+
 void te_depthwise_row_s8(const int8_t *const *rows, int k_h, int k_w, int in_w, int c, int stride_w,
                          int pad_left, int out_w, const int8_t *w, const int32_t *bias, const te_quant_t *q,
                          int8_t *out, int32_t *scratch)
@@ -99,7 +154,12 @@ void te_depthwise_row_s8(const int8_t *const *rows, int k_h, int k_w, int in_w, 
                 }
                 have_base = 1;
             }
-            dwr_pixel(live, wrow, n, 0, k_w, ix0, cs, c, base, 0, acc);
+            switch (k_w) {  /* the usual widths with the column loop unrolled */
+            case 3: dwr_interior(live, wrow, n, 3, ix0, cs, c, base, acc); break;
+            case 5: dwr_interior(live, wrow, n, 5, ix0, cs, c, base, acc); break;
+            case 7: dwr_interior(live, wrow, n, 7, ix0, cs, c, base, acc); break;
+            default: dwr_interior(live, wrow, n, k_w, ix0, cs, c, base, acc); break;
+            }
         } else {
             dwr_pixel(live, wrow, n, kx0, kx1 > kx0 ? kx1 : kx0, ix0, cs, c, bias, q->in_zp, acc);
         }
