@@ -41,9 +41,9 @@ MAX_UNITS = 6
 # Instruction overhead of a segment over its ops run layer by layer, a least-squares fit to 15 segments of
 # mcunet-vww1/in1/in3 on QEMU Cortex-M4 (DSP path; benchmarks/stream_memory.py's method, within ~30%):
 # the depthwise row kernel's extra cost per MAC, the stem's row-range im2col's, and per row step.
-OVERHEAD_PER_DW_MAC = 2.78
-OVERHEAD_PER_CONV_MAC = 0.42
-OVERHEAD_PER_ROW_STEP = 2630
+OVERHEAD_PER_DW_MAC = 2.12
+OVERHEAD_PER_CONV_MAC = 0.44
+OVERHEAD_PER_ROW_STEP = 1910
 
 
 @dataclass
