@@ -20,6 +20,7 @@ from tinyengine.frontend.quantize import quantize_model
 from tinyengine.frontend.weights import load_weights, random_model
 from tinyengine.outdir import claim as claim_outdir
 from tinyengine.pipeline import plan_memory
+from tinyengine.planner import PlanOptions
 from tinyml_errors import ModelImportError, UsageError
 
 
@@ -53,7 +54,7 @@ MAX_CALIB = 1024  # calibration images: more would allocate gigabytes of float i
 
 def generate(model_spec: str, board_name: str, out: str | Path, *, weights: str | None = None, seed: int = 0,
              calib: int | None = None, winograd: bool = False, calib_data: str | None = None,
-             force: bool = False, datasets: dict | None = None) -> Project:
+             force: bool = False, datasets: dict | None = None, stream: bool = False) -> Project:
     """The whole pipeline behind ``tinyengine gen`` (no printing): returns the written project.
     ``out`` is claimed first (:mod:`tinyengine.outdir`): files gen did not write stop it unless ``force``."""
     board = load_board(board_name)
@@ -62,17 +63,19 @@ def generate(model_spec: str, board_name: str, out: str | Path, *, weights: str 
     if calib is not None and not 1 <= calib <= MAX_CALIB:
         raise UsageError(f"--calib: must be in 1..{MAX_CALIB}, got {calib}")
     n_calib, calib_src = (16 if calib is None else calib), (calib_data or "random")
+    opts = PlanOptions(stream=stream)  # --stream: fused streaming segments (tinyengine.passes.stream)
     if Path(model_spec).is_dir():
         refuse_quantise_options(Path(model_spec), weights=weights, calib=calib, calib_data=calib_data)
-        make = lambda: _generate_searched(Path(model_spec), board, out, seed=seed, winograd=winograd)  # noqa: E731
+        make = lambda: _generate_searched(Path(model_spec), board, out, seed=seed, winograd=winograd,  # noqa: E731
+                                          opts=opts)
     elif is_model_file(model_spec):  # .tflite: int8 as is; .onnx: float, quantised on the calibration images
         make = lambda: _generate_imported(model_spec, board, out, seed=seed, winograd=winograd,  # noqa: E731
-                                          calib=n_calib, calib_data=calib_src, datasets=datasets)
+                                          calib=n_calib, calib_data=calib_src, datasets=datasets, opts=opts)
     else:
         arch = load_model(model_spec)
         make = lambda: _generate_model(arch, model_spec, board, out, weights=weights or "random",  # noqa: E731
                                        seed=seed, calib=n_calib, winograd=winograd, calib_data=calib_src,
-                                       datasets=datasets)
+                                       datasets=datasets, opts=opts)
     od = claim_outdir(out, "tinyengine gen", force=force, ignore=("build", ".pio"))
     try:
         proj = make()
@@ -84,16 +87,17 @@ def generate(model_spec: str, board_name: str, out: str | Path, *, weights: str 
 
 
 def _generate_imported(model_spec: str, board, out, *, seed: int, winograd: bool, calib: int,
-                       calib_data: str, datasets: dict | None) -> Project:
+                       calib_data: str, datasets: dict | None, opts: PlanOptions | None = None) -> Project:
     graph, _ = load_model_file(model_spec, calib_data=calib_data, calib=calib, seed=seed, datasets=datasets or {})
     how = ("int8 .tflite, imported with its quantisation" if model_spec.lower().endswith(".tflite")
            else f"float .onnx; calibrated on {calib} {calib_data} images")
-    return write_project(out, None, plan_memory(graph), board, winograd=winograd, seed=seed,
+    return write_project(out, None, plan_memory(graph, opts), board, winograd=winograd, seed=seed,
                          weights_from=f"{model_spec} ({how})")
 
 
 def _generate_model(arch: ArchConfig, model_spec: str, board, out, *, weights: str, seed: int, calib: int,
-                    winograd: bool, calib_data: str, datasets: dict | None) -> Project:
+                    winograd: bool, calib_data: str, datasets: dict | None,
+                    opts: PlanOptions | None = None) -> Project:
     if weights == "random":
         model, source = random_model(arch, seed), f"random (seed {seed})"
     else:
@@ -101,12 +105,13 @@ def _generate_model(arch: ArchConfig, model_spec: str, board, out, *, weights: s
     graph = quantize_model(arch, model, calibration_images(arch, calib, seed, calib_data, datasets))
     if not arch.name:
         graph.name = Path(model_spec).stem
-    plan = plan_memory(graph)
+    plan = plan_memory(graph, opts)
     return write_project(out, arch, plan, board, winograd=winograd, seed=seed,
                          weights_from=f"{source}; calibrated on {calib} {calib_data} images")
 
 
-def _generate_searched(folder: Path, board, out, *, seed: int, winograd: bool) -> Project:
+def _generate_searched(folder: Path, board, out, *, seed: int, winograd: bool,
+                       opts: PlanOptions | None = None) -> Project:
     """A `tinynas search` output: the int8 graph it evaluated (so the firmware computes exactly the
     int8 accuracy the search reported), with its architecture."""
     from tinyengine.ir.graph_io import load_graph
@@ -122,7 +127,7 @@ def _generate_searched(folder: Path, board, out, *, seed: int, winograd: bool) -
     arch = ArchConfig.load(arch_file)
     graph = load_graph(graph_file)  # tinyml-graph/1: JSON + arrays, loaded without pickle
     check_graph_matches_arch(graph, arch, arch_file, graph_file)
-    plan = plan_memory(graph)
+    plan = plan_memory(graph, opts)
     return write_project(out, arch, plan, board, winograd=winograd, seed=seed,
                          weights_from=f"{folder} (trained by tinynas search; its int8 model as evaluated)")
 

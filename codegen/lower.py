@@ -95,6 +95,9 @@ def lower(plan: MemoryPlan, *, winograd: bool = False) -> Lowering:
         _check_quantised(graph, op)
         lo = choose(plan, i, winograd=winograd, cls=LoweredOp)
         _bind(graph, op, names[op.name], lo)
+        if op.kind == "stream_segment":  # fused row-streamed ops: the loop and every member's weights
+            from codegen.stream_lower import bind_segment
+            bind_segment(plan, op, names[op.name], lo)
         ops.append(lo)
     off = plan.tensor_offset
     inp, outp = graph.inputs[0], graph.outputs[0]

@@ -71,6 +71,9 @@ def analyze(arch: ArchConfig, options: PlanOptions | None = None) -> Analysis:
     """Per-layer figures and the memory plan; with ``options.patches > 1`` see ``analyze_patched``."""
     if options is not None and options.patches > 1:
         return analyze_patched(arch, options)
+    if options is not None and options.stream:  # fused streaming (tinyengine.analyze_stream)
+        from tinyengine.analyze_stream import analyze_streamed
+        return analyze_streamed(arch, options)
     return analyze_graph(build_graph(arch), arch, options)
 
 

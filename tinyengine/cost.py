@@ -10,6 +10,13 @@ network is a chain of blocks and only a block's input/output cross its boundary,
 live bytes at any step are those of the block running then. Each distinct block is planned once
 (``plan_memory`` on ``block_graph``, cached) and the network's figures are sums/maxima over its
 blocks. ``tests/test_cost.py`` checks that this equals planning the whole graph.
+
+With ``stream=True`` (fused streaming execution, ``tinyengine.passes.stream``) each block is planned
+with streaming on (the block alone: its expanded tensor in rings of rows when that lowers its peak),
+and the stem is planned together with the first block (the stem streams into it, the image is
+overwritten as it is consumed). Segments spanning several later blocks are not modelled: the figure
+is what per-block streaming reaches, which the whole-graph choice of ``gen --stream`` usually beats.
+MACs, parameters and flash do not change.
 """
 from __future__ import annotations
 
@@ -50,10 +57,22 @@ def network_costs(arch: ArchConfig, options: PlanOptions | None = None) -> Costs
 
 # ---------------------------------------------------------------------------- cached per block
 @lru_cache(maxsize=200_000)
-def _block_costs(blk: BlockSpec, size: int) -> tuple[int, int, int, int]:
+def _block_costs(blk: BlockSpec, size: int, stream: bool = False) -> tuple[int, int, int, int]:
     g = block_graph(blk, size)
-    c = graph_costs(g)
+    c = graph_costs(g, plan_memory(g, PlanOptions(stream=True)) if stream else None)
     return c.macs, c.params, c.flash_bytes, c.peak_sram
+
+
+@lru_cache(maxsize=4096)
+def _stem_first_peak(resolution: int, in_channels: int, stem_channels: int, first: BlockSpec) -> int:
+    """Streamed peak of the stem (3x3/s2) followed by the first block (what ``stream=True`` counts)."""
+    from tinyengine.ir.graph import _block, _Builder
+    b = _Builder("stem+first")
+    x = b.tensor("input", (resolution, resolution, in_channels))
+    b.g.inputs.append(x)
+    x = b.conv("stem", x, stem_channels, 3, 2, role="stem", block=None)
+    b.g.outputs.append(_block(b, x, first))
+    return plan_memory(b.g, PlanOptions(stream=True)).peak_sram
 
 
 @lru_cache(maxsize=4096)
@@ -92,8 +111,10 @@ class BatchCosts:
     peak_sram: np.ndarray
 
 
-def batch_costs(space: SearchSpace, width_mult: float, resolution: int, genes: Genes) -> BatchCosts:
-    """Costs of many sub-networks of one (W, R), vectorised over the batch of genes."""
+def batch_costs(space: SearchSpace, width_mult: float, resolution: int, genes: Genes,
+                stream: bool = False) -> BatchCosts:
+    """Costs of many sub-networks of one (W, R), vectorised over the batch of genes (``stream``: peak
+    SRAM with fused streaming execution, see the module doc)."""
     w = space.widths(width_mult)
     n_s, n_d = space.n_stages, space.max_depth
     nk, ne = len(space.kernel_choices), len(space.expand_choices)
@@ -101,7 +122,7 @@ def batch_costs(space: SearchSpace, width_mult: float, resolution: int, genes: G
     table = np.zeros((n_s, 2, nk, ne, 4), dtype=np.int64)
     h = conv_out(resolution, 3, 2)
     first = BlockSpec(0, -1, w[0], w[0], w[1], 3, 1, False, False)
-    fixed = np.array(_block_costs(first, h), dtype=np.int64)
+    fixed = np.array(_block_costs(first, h, stream), dtype=np.int64)
     h = conv_out(h, 3, 1)
     sizes = []
     cin = w[1]
@@ -112,9 +133,9 @@ def batch_costs(space: SearchSpace, width_mult: float, resolution: int, genes: G
             h_out = conv_out(h, k, stride)
             for ei, e in enumerate(space.expand_choices):
                 b0 = BlockSpec(1, s, cin, mid_channels_for(cin, e), cout, k, stride, True, False)
-                table[s, 0, ki, ei] = _block_costs(b0, h)
+                table[s, 0, ki, ei] = _block_costs(b0, h, stream)
                 b1 = BlockSpec(2, s, cout, mid_channels_for(cout, e), cout, k, 1, True, True)
-                table[s, 1, ki, ei] = _block_costs(b1, h_out)
+                table[s, 1, ki, ei] = _block_costs(b1, h_out, stream)
         # conv_out(h, k, s) with padding k//2 does not depend on k for odd k
         h, cin = conv_out(h, 3, stride), cout
     stem, head = _stem_head_costs((resolution, space.in_channels, w[0], 3, 2, w[-1], h,
@@ -129,5 +150,7 @@ def batch_costs(space: SearchSpace, width_mult: float, resolution: int, genes: G
     macs = vals[..., 0].sum((1, 2)) + base[0]
     params = vals[..., 1].sum((1, 2)) + base[1]
     flash = vals[..., 2].sum((1, 2)) + base[2]
-    peak = np.maximum(vals[..., 3].max((1, 2)), max(fixed[3], stem[3], head[3]))
+    pre = (_stem_first_peak(resolution, space.in_channels, w[0], first) if stream
+           else max(fixed[3], stem[3]))
+    peak = np.maximum(vals[..., 3].max((1, 2)), max(pre, head[3]))
     return BatchCosts(macs, params, flash, peak)

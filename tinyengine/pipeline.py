@@ -1,7 +1,8 @@
 """The engine's pipeline before code generation: graph -> passes -> memory plan.
 
 Passes (``tinyengine.passes``) rewrite the graph and return a new one: patch-based inference when
-``PlanOptions.patches > 1``, then the in-place aliasing decisions. The planner then plans the result
+``PlanOptions.patches > 1``, then the in-place aliasing decisions, then fused streaming
+(``PlanOptions.stream``: segments that run row by row, chosen on the planned arena). The planner then plans the result
 as it is. ``MemoryPlan.graph`` is the graph that runs: codegen lowers it, nothing else.
 """
 from __future__ import annotations
@@ -16,8 +17,12 @@ def prepare(graph: Graph, options: PlanOptions) -> Graph:
     """The passes ``options`` ask for, in order; the input graph is left as it was."""
     if options.patches > 1:
         graph = patch_graph(graph, options.patches, options.patch_split, options=options).graph
-    return annotate_inplace(graph, depthwise=options.inplace_depthwise, add=options.inplace_add,
-                            include_input=options.include_input)
+    graph = annotate_inplace(graph, depthwise=options.inplace_depthwise, add=options.inplace_add,
+                             include_input=options.include_input)
+    if options.stream:
+        from tinyengine.passes.stream import choose_segments
+        graph = choose_segments(graph, options).graph
+    return graph
 
 
 def plan_memory(graph: Graph, options: PlanOptions | None = None) -> MemoryPlan:

@@ -46,6 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--patch-split", metavar="OP",
                    help="last op of the patched prefix (default: the split with the lowest peak "
                         "within 15%% extra MACs)")
+    a.add_argument("--stream", action="store_true",
+                   help="also plan fused streaming execution (segments run row by row, intermediates in "
+                        "rings of rows; no extra MACs): the segments, their line buffers and the peak SRAM "
+                        "with and without")
     a.add_argument("--latency-model", metavar="F",
                    help="latency model from `tinyengine calibrate` (default with --board: the shipped QEMU "
                         "Cortex-M4 instruction model, as estimated cycles on a real board)")
@@ -82,6 +86,10 @@ def cmd_analyze(args: argparse.Namespace, console: Console) -> int:
     an = analyze_graph(imported[0], arch, opts) if imported else analyze(arch, opts)
     pan = analyze(arch, replace(opts, patches=args.patches, patch_split=args.patch_split)) \
         if args.patches > 1 else None
+    san = None
+    if args.stream:
+        from tinyengine.analyze_stream import analyze_streamed
+        san = analyze_streamed(arch, replace(opts, stream=True), imported[0] if imported else None)
     kernels, no_kernels = _c_kernels(an, args.winograd)
     board = load_board(args.board) if args.board else None
     lat = lat_model = None
@@ -129,6 +137,9 @@ def cmd_analyze(args: argparse.Namespace, console: Console) -> int:
                       f"{pan.graph.ops[pp.peak_step].name}), {p.peak_sram / pp.peak_sram:.2f}x lower than "
                       f"without ({p.peak_sram:,} B)   extra MACs +{pan.extra_macs / 1e6:.2f}M "
                       f"({100 * pan.extra_macs / an.macs:.1f}% of {an.macs / 1e6:.2f}M)")
+    if san:
+        from tinyml_cli.stream_report import print_stream
+        print_stream(console, an, san)
     if lat:
         total = sum(lat)
         secs = lat_model.seconds(total, board.clock_hz) if board else None
@@ -152,6 +163,10 @@ def cmd_analyze(args: argparse.Namespace, console: Console) -> int:
         if pan:
             pd = pan.to_dict()
             d["patched"] = {"totals": pd["totals"], "patches": pd["patches"], "arena": pd["arena"]}
+        if san:
+            sd = san.to_dict()
+            d["streamed"] = {"totals": sd["totals"], "stream": sd["stream"], "arena": sd["arena"],
+                             "layers": sd["layers"]}
         write_output(args.json_out, json.dumps(d, indent=1) + "\n", "--json")
         console.print(f"wrote {args.json_out}")
     if args.plot:
@@ -163,10 +178,13 @@ def cmd_analyze(args: argparse.Namespace, console: Console) -> int:
             profiles = {"no in-place": an, "in-place": other}
         if pan:
             profiles[f"patched {pan.patched.n}x{pan.patched.n} to {pan.patched.split_name}"] = pan
+        if san:
+            profiles[f"streamed ({len(san.segments)} segments)"] = san
         plot_memory_profile(profiles, args.plot, board.sram_bytes if board else None)
         console.print(f"wrote {args.plot}")
     if board:
         p = pan.plan if pan else p  # deploying with patches: the patched arena is what must fit
+        p = san.plan if san and san.plan.peak_sram < p.peak_sram else p  # gen --stream
         over_s, over_f = p.peak_sram - board.sram_bytes, an.flash_bytes - board.flash_bytes
         if over_s > 0 or over_f > 0:
             what = []

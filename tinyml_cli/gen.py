@@ -39,6 +39,9 @@ def add_gen_parser(subparsers) -> argparse.ArgumentParser:
                         "images (for a network trained on it), or an .npy array (N, C, H, W) in [0, 1]")
     g.add_argument("--winograd", action="store_true",
                    help="use Winograd F(2x2,3x3) for 3x3 stride-1 regular convs where the plan's scratch allows")
+    g.add_argument("--stream", action="store_true",
+                   help="fused streaming execution: the segments that lower the arena run row by row, their "
+                        "intermediate tensors in rings of rows (same bytes, same MACs; see analyze --stream)")
     g.add_argument("--build", action="store_true",
                    help="also build the host program (make host) and compare it with the reference output")
     return g
@@ -47,7 +50,7 @@ def add_gen_parser(subparsers) -> argparse.ArgumentParser:
 def cmd_gen(args: argparse.Namespace, console) -> int:
     proj = generate(args.model, args.board, args.out, weights=args.weights, seed=args.seed,
                     calib=args.calib, winograd=args.winograd, calib_data=args.calib_data, force=args.force,
-                    datasets=DATASETS)
+                    datasets=DATASETS, stream=args.stream)
     low, board = proj.lowering, load_board(args.board)
     kinds: dict[str, int] = {}
     for o in low.ops:

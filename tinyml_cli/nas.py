@@ -70,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--min-fit", type=float, default=0.01,
                    help="ignore spaces where fewer than this fraction of samples fit: a mean over a "
                         "handful of fits says little (default 0.01)")
+    s.add_argument("--stream", action="store_true",
+                   help="count peak SRAM with fused streaming execution (tinyengine gen --stream): "
+                        "blocks and the stem run row by row where that lowers their peak")
     s.add_argument("--json", dest="json_out", help="write every space's figures and the choice here")
     s.add_argument("--plot", help="write the MACs CDF of the best spaces here (PNG)")
     s.add_argument("--top", type=int, default=12, help="rows of the table (default 12)")
@@ -183,13 +186,13 @@ def cmd_space(args: argparse.Namespace, console: Console) -> int:
     space = SearchSpace(**kw)
     console.print(f"[bold]TinyNAS stage 1[/]: {len(space.width_choices)} widths x "
                   f"{len(space.resolution_choices)} resolutions x {args.samples} samples under "
-                  f"{cons.describe()}")
+                  f"{cons.describe()}" + (" (peak SRAM with fused streaming)" if args.stream else ""))
     t0 = time.perf_counter()
     with Progress(TextColumn("scoring (W, R) spaces"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TimeElapsedColumn(), console=console, transient=True) as prog:
         task = prog.add_task("spaces", total=len(space.width_choices) * len(space.resolution_choices))
         res = optimize_space(space, cons, samples=args.samples, seed=args.seed, min_fit_ratio=args.min_fit,
-                             progress=lambda i, n: prog.update(task, completed=i))
+                             progress=lambda i, n: prog.update(task, completed=i), stream=args.stream)
     dt = time.perf_counter() - t0
 
     ranked = sorted(res.stats, key=lambda s: (-s.mean_macs, -s.fit_ratio))

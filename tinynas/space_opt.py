@@ -74,9 +74,9 @@ class SpaceResult:
 
 def evaluate_space(space: SearchSpace, width_mult: float, resolution: int, cons: Constraints,
                    samples: int, rng: np.random.Generator,
-                   latency: Callable[[ArchConfig], float] | None = None) -> SpaceStats:
+                   latency: Callable[[ArchConfig], float] | None = None, stream: bool = False) -> SpaceStats:
     genes = space.sample_genes(rng, samples)
-    c = batch_costs(space, width_mult, resolution, genes)
+    c = batch_costs(space, width_mult, resolution, genes, stream=stream)
     sram_ok, flash_ok = c.peak_sram <= cons.sram_bytes, c.flash_bytes <= cons.flash_bytes
     ok = sram_ok & flash_ok
     if latency is not None and cons.latency_s is not None:  # only the memory-fitting ones need it
@@ -94,9 +94,10 @@ def evaluate_space(space: SearchSpace, width_mult: float, resolution: int, cons:
 def optimize_space(space: SearchSpace, cons: Constraints, *, samples: int = 1000, seed: int = 0,
                    min_fit_ratio: float = 0.0,
                    progress: Callable[[int, int], None] | None = None,
-                   latency: Callable[[ArchConfig], float] | None = None) -> SpaceResult:
+                   latency: Callable[[ArchConfig], float] | None = None, stream: bool = False) -> SpaceResult:
     """Score every (W, R) of ``space``; pick the largest mean MACs among spaces with enough fits.
-    With ``latency`` (seconds for an ArchConfig) and ``cons.latency_s``, fitting also means fast enough."""
+    With ``latency`` (seconds for an ArchConfig) and ``cons.latency_s``, fitting also means fast enough.
+    ``stream``: peak SRAM with fused streaming execution (``tinyengine.cost.batch_costs``)."""
     if samples < 1:
         raise SearchError(f"--samples must be at least 1, got {samples}")
     if not 0.0 <= min_fit_ratio < 1.0:
@@ -106,7 +107,7 @@ def optimize_space(space: SearchSpace, cons: Constraints, *, samples: int = 1000
             for ri, r in enumerate(space.resolution_choices)]
     for i, (wi, w, ri, r) in enumerate(grid):
         rng = np.random.default_rng([seed, wi, ri])  # independent of the visiting order
-        stats.append(evaluate_space(space, w, r, cons, samples, rng, latency))
+        stats.append(evaluate_space(space, w, r, cons, samples, rng, latency, stream))
         if progress:
             progress(i + 1, len(grid))
     eligible = [s for s in stats if s.fit > 0 and s.fit_ratio >= min_fit_ratio]

@@ -306,6 +306,18 @@ SPECS: tuple[KernelSpec, ...] = (
         lambda a: {"in": a["in_h"] * a["in_w"] * a["c"],
                    "out": (a["in_h"] + a["pad_top"] + a["pad_bottom"]) * (a["in_w"] + a["pad_left"] + a["pad_right"])
                    * a["c"]}),
+    # fused row-streamed segment (tinyengine.passes.stream): generated C loop over the static row
+    # schedule, calling the row kernels of firmware/src/te_stream.c and te_conv_pointwise_s8 per row
+    KernelSpec(
+        "te_stream_segment", ("stream_segment",),
+        "NHWC rows; intermediates in rings of rows inside the scratch; weights per member",
+        lambda g, op, ctx: ("fused streaming: " + " + ".join(m.name for m in op.attrs["stream"].members)
+                            + " row by row, intermediates in rings of rows"),
+        lambda g, op: {"row_calls": op.attrs["stream"].row_calls},
+        "{{ a.code }}",
+        lambda a: {"row_calls": a["row_calls"]}, "int16",
+        lambda g, op: op.attrs["stream_layout"]["bytes"],
+        lambda g, op: f"((size_t){op.attrs['stream_layout']['bytes']})"),
     KernelSpec(
         "(none)", ("reshape",), "bytes unchanged",
         lambda g, op, ctx: "reshape: same bytes, new shape" if ctx.same_offset else None,

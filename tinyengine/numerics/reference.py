@@ -16,6 +16,10 @@ from tinyml_errors import GraphError
 
 
 def _check_quantised(graph: Graph, op: Op) -> None:
+    if op.kind == "stream_segment":
+        for m in op.attrs["stream"].members:
+            _check_quantised(graph, m)
+        return
     for name in (*op.inputs, op.output):
         t = graph.tensors[name]
         if t.scale is None or t.zero_point is None:
@@ -26,6 +30,9 @@ def _check_quantised(graph: Graph, op: Op) -> None:
 
 def run_op(graph: Graph, op: Op, vals: dict[str, np.ndarray], *, single_rounding: bool = False) -> np.ndarray:
     t = graph.tensors
+    if op.kind == "stream_segment":  # fused row-streamed ops (tinyengine.passes.stream)
+        from tinyengine.numerics.stream_ref import run_segment
+        return run_segment(graph, op.attrs["stream"], vals, single_rounding=single_rounding)
     x = vals[op.inputs[0]]
     zin = t[op.inputs[0]].zero_point
     out = t[op.output]

@@ -34,6 +34,7 @@ class PlanOptions:
     alignment: int = 4          # every buffer starts at a multiple of this (int16/int32 scratch, SIMD loads)
     patches: int = 1            # n: run the early high-resolution layers in n x n patches (1 = off)
     patch_split: str | int | None = None  # last op of the patched prefix (None: patch.default_split)
+    stream: bool = False        # fused streaming execution of the segments that lower the arena (passes.stream)
 
 
 @dataclass
