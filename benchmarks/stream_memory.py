@@ -24,8 +24,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from codegen.generate import generate  # noqa: E402
 from model_instructions import measure  # noqa: E402
+
+from codegen.generate import generate  # noqa: E402
 from tinyengine.numerics.reference import run_graph  # noqa: E402
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from test_patch import random_input, random_quantize
+
 from tinyengine.ir.graph import Graph, _Builder
 from tinyengine.ir.opcost import op_macs
 from tinyengine.ir.stream import build_schedule

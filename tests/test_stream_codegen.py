@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from test_codegen import FLAVOURS, WARN, make_case, need, random_arch
+
 from tinyengine.numerics.reference import run_graph
 from tinyengine.planner import PlanOptions
 
@@ -85,9 +85,10 @@ def _edge_graph(h: int, w: int):
 @pytest.mark.parametrize("h,w,split,flavour", [(13, 7, False, "asan"), (13, 7, True, "dsp-asan"),
                                                (9, 3, True, "asan"), (22, 17, False, "dsp-asan")])
 def test_streamed_c_edge_geometries_under_asan(h, w, split, flavour, tmp_path):
+    from test_patch import random_input, random_quantize
+
     from boards import load_board
     from codegen.project import write_project
-    from test_patch import random_input, random_quantize
     from tinyengine.passes.stream import fuse, units
     from tinyengine.planner import plan_graph
 
