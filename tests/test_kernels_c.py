@@ -67,7 +67,16 @@ def build_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def cases() -> list[Case]:
     rng = np.random.default_rng(99)
-    return random_cases() + winograd_bound_cases(rng) + tflite_op_cases(rng)
+    return random_cases() + winograd_bound_cases(rng) + tflite_op_cases(rng) + pointwise_tail_cases(rng)
+
+
+def pointwise_tail_cases(rng) -> list[Case]:
+    """Pointwise tiles and tails: 1..3 and non-multiple-of-4 channels, odd pixel counts, both clamp kinds."""
+    cs = []
+    for n, ci, co in ((1, 1, 1), (3, 2, 3), (5, 3, 2), (7, 5, 7), (2, 6, 1), (9, 7, 5), (4, 8, 3), (11, 16, 9),
+                      (6, 9, 4), (13, 1, 17)):
+        cs.append(pointwise_case(rng, n, ci, co))
+    return cs
 
 
 @pytest.fixture(scope="module")
@@ -164,6 +173,7 @@ def qemu_cases(seed: int = 7) -> list[Case]:
     for _ in range(12):
         cs.append(pointwise_case(rng, int(rng.integers(1, 20)), int(rng.integers(1, 50)), int(rng.integers(1, 20))))
     cs.append(pointwise_case(rng, 25, 48, 16))
+    cs += pointwise_tail_cases(rng)[::2]
     cs.append(im2col_case(rng, 16, 16, 3, 16, (3, 3), (2, 2), K.same_padding((16, 16), (3, 3), (2, 2))))
     for _ in range(8):
         k = (int(rng.choice([1, 3, 5])),) * 2

@@ -1,0 +1,185 @@
+/*
+ * Pointwise (1x1, stride 1) convolution, DSP path: two pixels at a time are widened once into the
+ * scratch (x - in_zp, the GEMM column layout of te_internal.h), then every pair of output channels
+ * is a 2 x 2 register tile (two weight rows x two pixels) whose accumulators start at the bias.
+ * The output stage loads the channel's multiplier and shift once for both pixels and, when the
+ * clamp is the whole int8 range (the usual case), clamps with one SSAT; both variants are
+ * instantiated from one always-inlined body with the clamp kind a literal, so nothing inside the
+ * loops tests it. An odd last pixel goes through the shared GEMM core (te_gemm.c).
+ * The portable path (no DSP) is te_conv.c's.
+ */
+#include "te_internal.h"
+
+#if defined(TE_USE_DSP)
+
+#if defined(__GNUC__) && !defined(__clang__)
+/* GCC's pre-allocation scheduler hoists the loads of the 2 x 2 loop and spills accumulators. */
+#pragma GCC optimize("no-schedule-insns")
+#endif
+
+#if defined(__GNUC__)
+#define PW_INLINE static inline __attribute__((always_inline))
+#define PW_NOINLINE __attribute__((noinline))
+#else
+#define PW_INLINE static inline
+#define PW_NOINLINE
+#endif
+
+/* Saturation to [-128, 127]: SSAT #8 on the core, its C model on a host. */
+PW_INLINE int32_t pw_ssat8(int32_t v)
+{
+#if defined(TE_DSP_EMULATE)
+    v = v < -128 ? -128 : v;
+    return v > 127 ? 127 : v;
+#else
+    int32_t r;
+    __asm__("ssat %0, #8, %1" : "=r"(r) : "r"(v));
+    return r;
+#endif
+}
+
+/* zero point + clamp; full (a literal) = the clamp is [-128, 127]. */
+PW_INLINE int8_t pw_out(int32_t v, int32_t zp, int32_t lo, int32_t hi, int full)
+{
+    v = te_add_wrap(v, zp);
+    if (full) {
+        v = pw_ssat8(v);
+    } else {
+        v = v < lo ? lo : v;
+        v = v > hi ? hi : v;
+    }
+    return (int8_t)v;
+}
+
+/* shift > -2 (rare): the general requantisation, out of the hot loop. acc includes the bias. */
+static PW_NOINLINE void pw_requant_slow(int32_t a0, int32_t a1, int32_t mult, int32_t shift, const te_quant_t *q,
+                                        int8_t *y0, int8_t *y1)
+{
+    const te_rq_t r = te_rq_make(mult, shift);
+    *y0 = te_rq_s8(&r, a0, q->out_zp, q->act_min, q->act_max);
+    *y1 = te_rq_s8(&r, a1, q->out_zp, q->act_min, q->act_max);
+}
+
+/* One channel's two outputs (accumulators with the bias included). */
+PW_INLINE void pw_store2(int32_t a0, int32_t a1, int32_t mult, int32_t shift, const te_quant_t *q, int32_t zp,
+                         int32_t lo, int32_t hi, int8_t *y0, int8_t *y1, int full)
+{
+    if (shift <= -2) {
+        const int32_t hpos = (int32_t)(1u << (-2 - shift)), em1 = -1 - shift;
+        *y0 = pw_out(te_rq_fast(a0, mult, hpos, em1), zp, lo, hi, full);
+        *y1 = pw_out(te_rq_fast(a1, mult, hpos, em1), zp, lo, hi, full);
+    } else {
+        pw_requant_slow(a0, a1, mult, shift, q, y0, y1);
+    }
+}
+
+/* All output channels of two pixels (columns in `cols`), outputs at y and y + out_c. */
+PW_INLINE void pw_two_pixels(const int8_t *w, const int16_t *cols, int K, int out_c, const int32_t *bias,
+                             const te_quant_t *q, int8_t *y, int full)
+{
+    const int32_t *mult = q->mult, *shift = q->shift;
+    const int32_t zp = q->out_zp, lo = q->act_min, hi = q->act_max;
+    const int G = K >> 2, t = K & 3;
+    const int8_t *wa = w;
+    int o = 0;
+    for (; o + 2 <= out_c; o += 2) {
+        const int8_t *restrict pa = wa;
+        const int8_t *restrict pb = wa + K;
+        const int16_t *restrict c = cols;
+        const int32_t b0 = te_bias(bias, o), b1 = te_bias(bias, o + 1);
+        int32_t s00 = b0, s01 = b0, s10 = b1, s11 = b1;
+        for (int g = G; g > 0; g--) {
+            const uint32_t a = te_read_u32(pa), b = te_read_u32(pb);
+            uint32_t x0 = te_read_u32(c), x1 = te_read_u32(c + 2);
+            const uint32_t a02 = te_sxtb16(a), a13 = te_sxtb16_ror8(a);
+            s00 = te_smlad(a02, x0, s00);
+            s00 = te_smlad(a13, x1, s00);
+            const uint32_t b02 = te_sxtb16(b), b13 = te_sxtb16_ror8(b);
+            s10 = te_smlad(b02, x0, s10);
+            s10 = te_smlad(b13, x1, s10);
+            x0 = te_read_u32(c + 4);
+            x1 = te_read_u32(c + 6);
+            s01 = te_smlad(a02, x0, s01);
+            s01 = te_smlad(a13, x1, s01);
+            s11 = te_smlad(b02, x0, s11);
+            s11 = te_smlad(b13, x1, s11);
+            pa += 4;
+            pb += 4;
+            c += 8;
+        }
+        for (int k = 0; k < t; k++) { /* tails: column 0 at c[k], column 1 at c[t + k] */
+            const int32_t x0 = c[k], x1 = c[t + k], ka = pa[k], kb = pb[k];
+            s00 = te_add_wrap(s00, ka * x0);
+            s01 = te_add_wrap(s01, ka * x1);
+            s10 = te_add_wrap(s10, kb * x0);
+            s11 = te_add_wrap(s11, kb * x1);
+        }
+        pw_store2(s00, s01, mult[o], shift[o], q, zp, lo, hi, y + o, y + out_c + o, full);
+        pw_store2(s10, s11, mult[o + 1], shift[o + 1], q, zp, lo, hi, y + o + 1, y + out_c + o + 1, full);
+        wa += 2 * K;
+    }
+    if (o < out_c) {
+        const int16_t *restrict c = cols;
+        const int8_t *restrict pa = wa;
+        int32_t s0 = te_bias(bias, o), s1 = s0;
+        for (int g = G; g > 0; g--) {
+            const uint32_t a = te_read_u32(pa);
+            const uint32_t a02 = te_sxtb16(a), a13 = te_sxtb16_ror8(a);
+            s0 = te_smlad(a02, te_read_u32(c), s0);
+            s0 = te_smlad(a13, te_read_u32(c + 2), s0);
+            s1 = te_smlad(a02, te_read_u32(c + 4), s1);
+            s1 = te_smlad(a13, te_read_u32(c + 6), s1);
+            pa += 4;
+            c += 8;
+        }
+        for (int k = 0; k < t; k++) {
+            s0 = te_add_wrap(s0, pa[k] * c[k]);
+            s1 = te_add_wrap(s1, pa[k] * c[t + k]);
+        }
+        pw_store2(s0, s1, mult[o], shift[o], q, zp, lo, hi, y + o, y + out_c + o, full);
+    }
+}
+
+static PW_NOINLINE void pw_pairs_full(const int8_t *in, int n_pairs, int in_c, const int8_t *w,
+                                      const int32_t *bias, int out_c, const te_quant_t *q, int8_t *out,
+                                      int16_t *scratch)
+{
+    for (int i = 0; i < n_pairs; i++) {
+        te_col_put(scratch, in_c, 0, 0, in, in_c, q->in_zp);
+        te_col_put(scratch, in_c, 1, 0, in + in_c, in_c, q->in_zp);
+        pw_two_pixels(w, scratch, in_c, out_c, bias, q, out, 1);
+        in += 2 * in_c;
+        out += 2 * out_c;
+    }
+}
+
+static PW_NOINLINE void pw_pairs_clamp(const int8_t *in, int n_pairs, int in_c, const int8_t *w,
+                                       const int32_t *bias, int out_c, const te_quant_t *q, int8_t *out,
+                                       int16_t *scratch)
+{
+    for (int i = 0; i < n_pairs; i++) {
+        te_col_put(scratch, in_c, 0, 0, in, in_c, q->in_zp);
+        te_col_put(scratch, in_c, 1, 0, in + in_c, in_c, q->in_zp);
+        pw_two_pixels(w, scratch, in_c, out_c, bias, q, out, 0);
+        in += 2 * in_c;
+        out += 2 * out_c;
+    }
+}
+
+void te_conv_pointwise_s8(const int8_t *in, int n_pixels, int in_c, const int8_t *w, const int32_t *bias,
+                          int out_c, const te_quant_t *q, int8_t *out, int16_t *scratch)
+{
+    const int n_pairs = n_pixels >> 1;
+    if (q->act_min == -128 && q->act_max == 127) {
+        pw_pairs_full(in, n_pairs, in_c, w, bias, out_c, q, out, scratch);
+    } else {
+        pw_pairs_clamp(in, n_pairs, in_c, w, bias, out_c, q, out, scratch);
+    }
+    if (n_pixels & 1) {
+        const size_t p = (size_t)n_pixels - 1u;
+        te_col_put(scratch, in_c, 0, 0, in + p * (size_t)in_c, in_c, q->in_zp);
+        te_gemm_s8_s16(w, scratch, 1, in_c, out_c, bias, q, out + p * (size_t)out_c, NULL);
+    }
+}
+
+#endif /* TE_USE_DSP */
