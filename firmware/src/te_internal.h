@@ -229,6 +229,19 @@ TE_INLINE uint32_t te_pkhtb(uint32_t a, uint32_t b)
 
 #endif /* TE_DSP_EMULATE */
 
+/* Saturation to [-128, 127]: one SSAT #8 (GCC does not always find it in the clamp). */
+TE_INLINE int32_t te_ssat8(int32_t v)
+{
+#if defined(TE_DSP_EMULATE)
+    v = v < -128 ? -128 : v;
+    return v > 127 ? 127 : v;
+#else
+    int32_t r;
+    __asm__("ssat %0, #8, %1" : "=r"(r) : "r"(v));
+    return r;
+#endif
+}
+
 /* Two int16 lanes both holding v (v in [-32768, 32767]). */
 TE_INLINE uint32_t te_dup16(int32_t v)
 {

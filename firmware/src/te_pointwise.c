@@ -25,25 +25,12 @@
 #define PW_NOINLINE
 #endif
 
-/* Saturation to [-128, 127]: SSAT #8 on the core, its C model on a host. */
-PW_INLINE int32_t pw_ssat8(int32_t v)
-{
-#if defined(TE_DSP_EMULATE)
-    v = v < -128 ? -128 : v;
-    return v > 127 ? 127 : v;
-#else
-    int32_t r;
-    __asm__("ssat %0, #8, %1" : "=r"(r) : "r"(v));
-    return r;
-#endif
-}
-
 /* zero point + clamp; full (a literal) = the clamp is [-128, 127]. */
 PW_INLINE int8_t pw_out(int32_t v, int32_t zp, int32_t lo, int32_t hi, int full)
 {
     v = te_add_wrap(v, zp);
     if (full) {
-        v = pw_ssat8(v);
+        v = te_ssat8(v);
     } else {
         v = v < lo ? lo : v;
         v = v > hi ? hi : v;
