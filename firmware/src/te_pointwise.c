@@ -183,8 +183,7 @@ PW_INLINE void pw_pairs(const int8_t *in, int n_pairs, int in_c, const int8_t *w
     }
 PW_VARIANT(pw_pairs_full, 1, 0)
 PW_VARIANT(pw_pairs_full_tail, 1, 1)
-PW_VARIANT(pw_pairs_clamp, 0, 0)
-PW_VARIANT(pw_pairs_clamp_tail, 0, 1)
+PW_VARIANT(pw_pairs_clamp, 0, 1) /* a clamp inside int8 (rare): one variant, tails included */
 
 void te_conv_pointwise_s8(const int8_t *in, int n_pixels, int in_c, const int8_t *w, const int32_t *bias,
                           int out_c, const te_quant_t *q, int8_t *out, int16_t *scratch)
@@ -195,7 +194,7 @@ void te_conv_pointwise_s8(const int8_t *in, int n_pixels, int in_c, const int8_t
     } else if (q->act_min == -128 && q->act_max == 127) {
         (in_c & 3 ? pw_pairs_full_tail : pw_pairs_full)(in, n_pairs, in_c, w, bias, out_c, q, out, scratch);
     } else {
-        (in_c & 3 ? pw_pairs_clamp_tail : pw_pairs_clamp)(in, n_pairs, in_c, w, bias, out_c, q, out, scratch);
+        pw_pairs_clamp(in, n_pairs, in_c, w, bias, out_c, q, out, scratch);
     }
     for (int p = 2 * n_pairs; p < n_pixels; p++) {
         te_col_put(scratch, in_c, 0, 0, in + (size_t)p * (size_t)in_c, in_c, q->in_zp);
