@@ -292,6 +292,12 @@ TE_INLINE void requant_channel(const int32_t *s, int n, int o, const gemm_out_t 
 void te_gemm_s8_s16(const int8_t *w, const int16_t *cols, int ncols, int K, int out_c, const int32_t *bias,
                     const te_quant_t *q, int8_t *out0, int8_t *out1)
 {
+#if defined(TE_USE_DSP)
+    if (ncols == 2 && bias != NULL) {
+        te_gemm2_s8_s16(w, cols, K, out_c, bias, q, out0, out1);
+        return;
+    }
+#endif
     const gemm_out_t g = {q->mult, q->shift, bias, q->out_zp, q->act_min, q->act_max};
     int8_t *restrict y0 = out0;
     int8_t *restrict y1 = out1;

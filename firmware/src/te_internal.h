@@ -402,4 +402,10 @@ void te_col_zero(int16_t *cols, int K, int j, int k0, int n);
 void te_gemm_s8_s16(const int8_t *w, const int16_t *cols, int ncols, int K, int out_c, const int32_t *bias,
                     const te_quant_t *q, int8_t *out0, int8_t *out1);
 
+#if defined(TE_USE_DSP)
+/* te_gemm_s8_s16 for two columns and a bias (te_pointwise.c: the pointwise kernel's tiles). */
+void te_gemm2_s8_s16(const int8_t *w, const int16_t *cols, int K, int out_c, const int32_t *bias,
+                     const te_quant_t *q, int8_t *out0, int8_t *out1);
+#endif
+
 #endif /* TE_INTERNAL_H */

@@ -67,13 +67,12 @@ PW_INLINE void pw_store2(int32_t a0, int32_t a1, int32_t mult, int32_t shift, co
 /* All output channels of two pixels (columns in `cols`), outputs at y and y + out_c. `full` and
  * `tail` (K % 4 != 0) are literals at every call; bias is not NULL. */
 PW_INLINE void pw_two_pixels(const int8_t *w, const int16_t *cols, int K, int out_c, const int32_t *bias,
-                             const te_quant_t *q, int8_t *y, int full, int tail)
+                             const te_quant_t *q, int8_t *y, int8_t *y1, int full, int tail)
 {
     const int32_t *mult = q->mult, *shift = q->shift;
     const int32_t zp = q->out_zp, lo = q->act_min, hi = q->act_max;
     const int G = K >> 2, t = tail ? K & 3 : 0;
     const int8_t *wa = w;
-    int8_t *y1 = y + out_c;
     int8_t *const yend = y + (out_c & ~1);
     while (y < yend) {
         const int8_t *restrict pa = wa;
@@ -171,7 +170,7 @@ PW_INLINE void pw_pairs(const int8_t *in, int n_pairs, int in_c, const int8_t *w
         } else {
             pw_cols4(in, in_c, q->in_zp, scratch);
         }
-        pw_two_pixels(w, scratch, in_c, out_c, bias, q, out, full, tail);
+        pw_two_pixels(w, scratch, in_c, out_c, bias, q, out, out + out_c, full, tail);
         in += 2 * in_c;
         out += 2 * out_c;
     }
@@ -187,6 +186,27 @@ PW_INLINE void pw_pairs(const int8_t *in, int n_pairs, int in_c, const int8_t *w
 PW_VARIANT(pw_pairs_full, 1, 0)
 PW_VARIANT(pw_pairs_full_tail, 1, 1)
 PW_VARIANT(pw_pairs_clamp, 0, 1) /* a clamp inside int8 (rare): one variant, tails included */
+
+/* The 2 x 2 tiles of one pixel pair for the shared GEMM core (te_gemm.c: im2col convolutions). */
+#define PW_TILE_VARIANT(NAME, FULL, TAIL)                                                                  \
+    static PW_NOINLINE void NAME(const int8_t *w, const int16_t *cols, int K, int out_c, const int32_t *bias, \
+                                 const te_quant_t *q, int8_t *y0, int8_t *y1)                              \
+    {                                                                                                      \
+        pw_two_pixels(w, cols, K, out_c, bias, q, y0, y1, FULL, TAIL);                                      \
+    }
+PW_TILE_VARIANT(pw_tile_full, 1, 0)
+PW_TILE_VARIANT(pw_tile_full_tail, 1, 1)
+PW_TILE_VARIANT(pw_tile_clamp, 0, 1)
+
+void te_gemm2_s8_s16(const int8_t *w, const int16_t *cols, int K, int out_c, const int32_t *bias,
+                     const te_quant_t *q, int8_t *out0, int8_t *out1)
+{
+    if (q->act_min == -128 && q->act_max == 127) {
+        ((K & 3) || K == 0 ? pw_tile_full_tail : pw_tile_full)(w, cols, K, out_c, bias, q, out0, out1);
+    } else {
+        pw_tile_clamp(w, cols, K, out_c, bias, q, out0, out1);
+    }
+}
 
 void te_conv_pointwise_s8(const int8_t *in, int n_pixels, int in_c, const int8_t *w, const int32_t *bias,
                           int out_c, const te_quant_t *q, int8_t *out, int16_t *scratch)
