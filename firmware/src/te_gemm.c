@@ -8,6 +8,10 @@
  * the 2 x 2 tile costs 2 weight loads, 4 SXTB16, 4 column loads and 8 SMLAD for 16 MACs (plus the
  * loop branch); the interleaved columns need a single pointer, which keeps the loop free of spills.
  *
+ * On the DSP path a two-column call with a bias (every im2col convolution codegen emits) is handed
+ * to te_gemm2_s8_s16 (te_pointwise.c: the same 2 x 2 tiles with the output stage of the pointwise
+ * kernel); what follows serves single columns, a NULL bias and the portable path.
+ *
  * Accumulators start at 0 and the bias is added modulo 2^32 at the end (the reference's
  * wrap_int32(acc + bias)). The portable path keeps the dot product in int32 without overflow while
  * K * 128 * 255 < 2^31, i.e. K = kh * kw * in_c <= 65793; the DSP path wraps like the hardware.
