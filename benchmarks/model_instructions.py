@@ -12,7 +12,14 @@ and with the portable C path on the same core, side by side.
 QEMU counts instructions, not cycles. The "x bound" column is insn/MAC divided by 0.5, the rate of
 SMLAD doing two 16-bit MACs per instruction with no other work.
 
+Code size: the kernels and the generated model are compiled to separate objects and linked with a map
+file; "code" is the .text their objects contribute to the linked firmware (after --gc-sections), in bytes.
+
+``--baseline F`` (a JSON written by an earlier ``--json``) prints, per layer and per kernel type, the
+baseline's instructions next to today's and flags every layer that got slower (more than 0.5 %%).
+
 Usage: .venv/bin/python benchmarks/model_instructions.py [--models mcunet-vww1 mcunet-in0 ...] [--json F]
+       [--baseline F]
 """
 from __future__ import annotations
 
@@ -106,14 +113,25 @@ def measure(model: str, proj, work: Path, dsp: bool) -> dict:
     elf = work / ("fw_dsp.elf" if dsp else "fw_c.elf")
     c_files = [work / "main.c", src / "model.c", src / "weights.c", *(proj.root / k for k in proj.kernel_sources),
                *(RT / f for f in ("startup.c", "uart.c", "semihost.c", "timer.c"))]
-    cmd = [_tool("arm-none-eabi-gcc", "gcc-arm-none-eabi"), "-std=c99", "-O2", *M4,
-           "-DTE_USE_DSP" if dsp else "-DTE_NO_DSP", "-ffunction-sections", "-fdata-sections",
-           f"-I{src}", f"-I{RT}", f"-I{work}", "-DTE_HOOKS_HEADER=\"bench_hooks.h\"", *map(str, c_files),
-           "-nostartfiles", "-specs=nano.specs", f"-L{RT}", "-T", "mps2-an386.ld", "-Wl,--gc-sections",
-           "-o", str(elf)]
+    gcc = _tool("arm-none-eabi-gcc", "gcc-arm-none-eabi")
+    cflags = ["-std=c99", "-O2", *M4, "-DTE_USE_DSP" if dsp else "-DTE_NO_DSP", "-ffunction-sections",
+              "-fdata-sections", f"-I{src}", f"-I{RT}", f"-I{work}", "-DTE_HOOKS_HEADER=\"bench_hooks.h\""]
+    objdir = work / ("obj_dsp" if dsp else "obj_c")
+    objdir.mkdir(exist_ok=True)
+    objs = []
+    for i, f in enumerate(c_files):
+        o = objdir / f"{i:02d}_{Path(f).stem}.o"
+        r = subprocess.run([gcc, *cflags, "-c", str(f), "-o", str(o)], capture_output=True, text=True)
+        if r.returncode:
+            raise RuntimeError(f"{model}: firmware build failed ({f}):\n{r.stderr[-3000:]}")
+        objs.append(o)
+    mapf = elf.with_suffix(".map")
+    cmd = [gcc, *M4, *map(str, objs), "-nostartfiles", "-specs=nano.specs", f"-L{RT}", "-T", "mps2-an386.ld",
+           "-Wl,--gc-sections", f"-Wl,-Map={mapf}", "-o", str(elf)]
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode:
-        raise RuntimeError(f"{model}: firmware build failed:\n{r.stderr[-3000:]}")
+        raise RuntimeError(f"{model}: firmware link failed:\n{r.stderr[-3000:]}")
+    code = code_bytes(mapf.read_text(), [o.name for o in objs[1:2] + objs[3:3 + len(proj.kernel_sources)]])
     r = subprocess.run([_tool("qemu-system-arm", "qemu-system-arm"), "-M", "mps2-an386", "-nographic",
                         "-semihosting-config", "enable=on,target=native", "-icount", f"shift={SHIFT}",
                         "-kernel", str(elf)], capture_output=True, text=True, timeout=900)
@@ -130,7 +148,21 @@ def measure(model: str, proj, work: Path, dsp: bool) -> dict:
                "out_bytes": o.out_bytes,
                "instructions": max(0.0, (ticks[o.index] - empty) * INSN_PER_TICK)} for o in low.ops]
     return {"model": model, "dsp": dsp, "macs": low.macs, "instructions": total * INSN_PER_TICK,
-            "layers": layers}
+            "code_bytes": code, "layers": layers}
+
+
+_MAP_TEXT = re.compile(r"^ (\.text\S*)\s+0x([0-9a-f]+)\s+0x([0-9a-f]+)\s+(\S+)$", re.M)
+
+
+def code_bytes(map_text: str, obj_names: list[str]) -> int:
+    """.text bytes the named objects contribute to the linked image (GNU ld map; a long section name
+    sits on its own line, its address/size/file on the next)."""
+    text = re.sub(r"^ (\.text\S*)\n\s+(0x)", r" \1 \2", map_text, flags=re.M)
+    # only the output part of the map (after the discarded-sections list)
+    text = text.split("Linker script and memory map", 1)[-1]
+    names = set(obj_names)
+    return sum(int(m.group(3), 16) for m in _MAP_TEXT.finditer(text)
+               if Path(m.group(4)).name in names and int(m.group(2), 16) != 0)
 
 
 def per_kernel(run: dict) -> dict[str, dict]:
@@ -148,7 +180,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS))
     ap.add_argument("--json", help="write every per-layer figure here")
+    ap.add_argument("--baseline", help="a JSON of an earlier --json run: per-layer and per-kernel before/after")
     args = ap.parse_args(argv)
+    base = json.loads(Path(args.baseline).read_text()) if args.baseline else None
     results = []
     print("Emulated Cortex-M4 (QEMU mps2-an386, -icount shift=6), random weights, outputs equal the reference")
     hdr = (f"{'model':<16} {'kernel':<26} {'layers':>6} {'MACs':>12} {'insn DSP':>13} {'insn/MAC':>8} "
@@ -182,9 +216,63 @@ def main(argv=None) -> int:
     print("-" * len(hdr))
     print("\n".join(lines))
     print("x bound = (insn/MAC) / 0.5; C/DSP = portable-C instructions over DSP-path instructions.")
+    for r in results:
+        if r["dsp"]:
+            print(f"{r['model']}: code (.text of the generated model + kernels, DSP build) {r['code_bytes']:,} bytes")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
+    if base is not None:
+        print()
+        print("\n".join(compare(base, results)))
     return 0
+
+
+def _covers(layer: dict) -> list[str]:
+    """Names of the baseline layers one layer stands for (a fused op carries them in "covers")."""
+    return layer.get("covers") or [layer["name"]]
+
+
+def compare(base: list[dict], results: list[dict], tol: float = 0.005) -> list[str]:
+    """Per layer and per kernel type: baseline instructions vs today's (DSP path), slower layers flagged."""
+    out = []
+    for r in results:
+        if not r["dsp"]:
+            continue
+        b = next((x for x in base if x["model"] == r["model"] and x["dsp"]), None)
+        if b is None:
+            out.append(f"{r['model']}: not in the baseline")
+            continue
+        by_name = {lay["name"]: lay for lay in b["layers"]}
+        out.append(f"{r['model']} per layer, DSP path (baseline -> now)")
+        out.append(f"  {'layer':<22} {'kernel':<28} {'MACs':>10} {'before':>12} {'after':>12} {'after/before':>12}")
+        slower = []
+        for lay in r["layers"]:
+            names = _covers(lay)
+            if not all(n in by_name for n in names):
+                out.append(f"  {lay['name']:<22} {lay['kernel'][:28]:<28} (not in the baseline)")
+                continue
+            before = sum(by_name[n]["instructions"] for n in names)
+            ratio = lay["instructions"] / max(before, 1.0)
+            flag = "  SLOWER" if ratio > 1 + tol else ""
+            if flag:
+                slower.append(lay["name"])
+            out.append(f"  {'+'.join(names)[:22]:<22} {lay['kernel'][:28]:<28} {lay['macs']:>10,} {before:>12,.0f} "
+                       f"{lay['instructions']:>12,.0f} {ratio:>12.3f}{flag}")
+        out.append(f"  slower than the baseline: {', '.join(slower) if slower else 'none'}")
+        out.append(f"{r['model']} per kernel type (insn/MAC, or insn per output byte for kernels without MACs)")
+        kb, kn = per_kernel(b), per_kernel(r)
+        for k in sorted(set(kb) | set(kn), key=lambda k: -kb.get(k, kn.get(k))["instructions"]):
+            def fig(a):
+                if a is None:
+                    return f"{'-':>22}"
+                w = a["macs"] or a["out_bytes"]
+                return f"{a['instructions']:>13,.0f} {a['instructions'] / w:>8.2f}"
+            out.append(f"  {k.removeprefix('te_')[:30]:<30} {fig(kb.get(k))}  -> {fig(kn.get(k))}")
+        cb = b.get("code_bytes")
+        out.append(f"  WHOLE MODEL insn/MAC {b['instructions'] / b['macs']:.3f} -> {r['instructions'] / r['macs']:.3f} "
+                   f"(x{r['instructions'] / r['macs'] / 0.5:.2f} the 0.5 bound); code "
+                   f"{cb if cb is not None else '?'} -> {r.get('code_bytes')} bytes")
+    return out
 
 
 if __name__ == "__main__":

@@ -41,6 +41,7 @@ from kernel_harness import (
     dw_case,
     fc_case,
     im2col_case,
+    multiply_by_quantized_multiplier,
     pack_all,
     parse_outputs,
     pointwise_case,
@@ -55,6 +56,7 @@ from kernel_harness import (
     winograd_bound_cases,
     winograd_case,
     winograd_weights,
+    wrap_int32,
     write_cases_c,
 )
 
@@ -67,7 +69,52 @@ def build_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def cases() -> list[Case]:
     rng = np.random.default_rng(99)
-    return random_cases() + winograd_bound_cases(rng) + tflite_op_cases(rng)
+    return random_cases() + winograd_bound_cases(rng) + tflite_op_cases(rng) + pointwise_tail_cases(rng) + add_fast_cases(rng)
+
+
+def add_fast_cases(rng) -> list[Case]:
+    """ADD's fast paths at their limits: the half-scale input first or second, the other input's shift
+    -1 and -19, output shifts -2 and -23 (folded zero point), and the split path (no half input)."""
+    cs = []
+    for am, ash, bm, bsh, osh in ((1 << 30, 0, 1518500250, -1, -2), (2147483647, -19, 1 << 30, 0, -23),
+                                  (1 << 30, 0, 1 << 30, -1, -18), (1 << 30, 0, 1073741825, -7, -24),
+                                  (1300000000, -1, 1700000000, -3, -17), (1 << 30, 0, 2000000000, 0, -12)):
+        om = int(rng.integers(1 << 30, 1 << 31))
+        for v in (0, 1, 2):
+            cs.append(add_case_raw(rng, int(rng.integers(40, 300)), am, ash, bm, bsh, om, osh, v))
+    cs += [add_tie_case(rng, a_half) for a_half in (True, False)]
+    return cs
+
+
+def add_tie_case(rng, a_half: bool) -> Case:
+    """ADD whose output sees every unit of the scaled small input: the half-scale input sits at its zero
+    point, and the other input's multiplier 3 * 2^29 with shift -19 puts every odd value on a rounding
+    tie (ties of negative values round away from zero), output scale about 1/4."""
+    n = 300
+    h_zp, o_zp = (int(v) for v in rng.integers(-60, 60, size=2))
+    half = np.full(n, h_zp, np.int8)
+    other = rng.integers(-128, 128, size=n).astype(np.int8)
+    m, sh, om, osh = 3 << 29, -19, (1 << 31) - 1, -2
+    out_zp = int(rng.integers(-20, 20))
+    so = ((other.astype(np.int64) - o_zp) << 20)
+    sb = np.asarray(multiply_by_quantized_multiplier(so, m, sh), dtype=np.int64)
+    raw = np.asarray(multiply_by_quantized_multiplier(wrap_int32(sb), om, osh), dtype=np.int64)
+    y = np.clip(wrap_int32(raw + out_zp), -128, 127).astype(np.int8)
+    a, b, a_zp, b_zp = (half, other, h_zp, o_zp) if a_half else (other, half, o_zp, h_zp)
+    am, ash, bm, bsh = (1 << 30, 0, m, sh) if a_half else (m, sh, 1 << 30, 0)
+    hdr = dict(variant=0, n=n, in_zp=a_zp, b_zp=b_zp, out_zp=out_zp, act_min=-128, act_max=127, a_mult=am,
+               a_shift=ash, b_mult=bm, b_shift=bsh, out_mult=om, out_shift=osh, left_shift=20)
+    return Case("add", f"add ties half={'a' if a_half else 'b'}", hdr, inp=a.tobytes(), inp2=b.tobytes(),
+                expected=y.tobytes())
+
+
+def pointwise_tail_cases(rng) -> list[Case]:
+    """Pointwise tiles and tails: 1..3 and non-multiple-of-4 channels, odd pixel counts, both clamp kinds."""
+    cs = []
+    for n, ci, co in ((1, 1, 1), (3, 2, 3), (5, 3, 2), (7, 5, 7), (2, 6, 1), (9, 7, 5), (4, 8, 3), (11, 16, 9),
+                      (6, 9, 4), (13, 1, 17)):
+        cs.append(pointwise_case(rng, n, ci, co))
+    return cs
 
 
 @pytest.fixture(scope="module")
@@ -164,6 +211,7 @@ def qemu_cases(seed: int = 7) -> list[Case]:
     for _ in range(12):
         cs.append(pointwise_case(rng, int(rng.integers(1, 20)), int(rng.integers(1, 50)), int(rng.integers(1, 20))))
     cs.append(pointwise_case(rng, 25, 48, 16))
+    cs += pointwise_tail_cases(rng)[::2] + add_fast_cases(rng)[::3]
     cs.append(im2col_case(rng, 16, 16, 3, 16, (3, 3), (2, 2), K.same_padding((16, 16), (3, 3), (2, 2))))
     for _ in range(8):
         k = (int(rng.choice([1, 3, 5])),) * 2

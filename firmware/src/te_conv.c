@@ -16,6 +16,7 @@ size_t te_im2col_scratch_bytes(int k_h, int k_w, int in_c)
     return (size_t)2 * (size_t)k_h * (size_t)k_w * (size_t)in_c * sizeof(int16_t);
 }
 
+#if !defined(TE_USE_DSP) /* the DSP path is in te_pointwise.c */
 void te_conv_pointwise_s8(const int8_t *in, int n_pixels, int in_c, const int8_t *w, const int32_t *bias,
                           int out_c, const te_quant_t *q, int8_t *out, int16_t *scratch)
 {
@@ -32,6 +33,7 @@ void te_conv_pointwise_s8(const int8_t *in, int n_pixels, int in_c, const int8_t
         te_gemm_s8_s16(w, scratch, 1, in_c, out_c, bias, q, out + (size_t)p * (size_t)out_c, NULL);
     }
 }
+#endif
 
 /* Column j of the tile: the im2col column of output pixel (oy, ox), K = k_h * k_w * in_c values in
  * (ky, kx, c) order, x - in_zp for taps inside the input and 0 for padded taps (a padded tap

@@ -12,6 +12,140 @@ int32_t te_requantize(int32_t acc, int32_t mult, int32_t shift)
     return te_rq_scale(&r, acc);
 }
 
+/* One input of ADD scaled without 64-bit arithmetic. The reference computes, for x = byte - zp
+ * (|x| <= 255), RDBPOT(SRDHM(x * 2^ls, M), e) with M in [0, 2^31), e = -shift >= 0. With s = 31 - ls:
+ * SRDHM(x 2^ls, M) = floor((x M + 2^(s-1)) / 2^s) (2^ls divides both terms), and, as in te_rq_fast,
+ * RDBPOT(r, e) = floor((r + 2^(e-1) - [r < 0]) / 2^e) for e >= 1. [r < 0] may be replaced by [x < 0]:
+ * they differ only for x < 0 with |x| M <= 2^(s-1), where both give 0 (the merged numerator lies in
+ * [0, 2^(s+e))); the nested floors merge. Splitting M = mh 2^s + ml:
+ *   out = (x mh + 2^(e-1) - [x < 0] + ((x ml + 2^(s-1)) >> s)) >> e          (e >= 1)
+ *   out =  x mh + ((x ml + 2^(s-1)) >> s)                                    (e = 0)
+ * in int32 without overflow for 8 <= s <= 22 (|x mh| < 2^8 2^(31-s), |x ml| < 2^(8+s)). */
+typedef struct {
+    int32_t zp, mh, ml, c, k, sgn, e;
+} add_in_t;
+
+static add_in_t add_in_make(int32_t zp, int32_t mult, int32_t shift, int32_t ls)
+{
+    const int32_t sh = 31 - ls, e = -shift;
+    add_in_t r;
+    r.zp = zp;
+    r.mh = mult >> sh;
+    r.ml = mult & (int32_t)((1u << sh) - 1u);
+    r.c = (int32_t)(1u << (sh - 1));
+    r.k = e > 0 ? (int32_t)(1u << (e - 1)) : 0;
+    r.sgn = e > 0 ? -1 : 0;
+    r.e = e;
+    return r;
+}
+
+TE_INLINE int32_t add_in_scale(const add_in_t *r, int32_t sh, int32_t x)
+{
+    const int32_t t = (x * r->ml + r->c) >> sh;
+    return (x * r->mh + r->k + t + ((x >> 31) & r->sgn)) >> r->e;
+}
+
+/* The TFLM case (input shifts <= 0, output shift <= -2) with 9 <= ls <= 23. */
+static void add_split(const int8_t *a, const int8_t *b, int n, const te_add_params_t *p, int8_t *out)
+{
+    const int32_t ls = p->left_shift, sh = 31 - ls;
+    const add_in_t ra = add_in_make(p->a_zp, p->a_mult, p->a_shift, ls);
+    const add_in_t rb = add_in_make(p->b_zp, p->b_mult, p->b_shift, ls);
+    const int32_t mo = p->out_mult, e = -p->out_shift, hpos = (int32_t)(1u << (e - 2)), em1 = e - 1;
+    const int32_t zp = p->out_zp, lo = p->act_min, hi = p->act_max;
+    for (int i = 0; i < n; i++) {
+        const int32_t sa = add_in_scale(&ra, sh, a[i] - ra.zp);
+        const int32_t sb = add_in_scale(&rb, sh, b[i] - rb.zp);
+        out[i] = te_out_s8(te_rq_fast(te_add_wrap(sa, sb), mo, hpos, em1), zp, lo, hi);
+    }
+}
+
+#if defined(__GNUC__)
+#define ADD_INLINE static inline __attribute__((always_inline))
+#define ADD_NOINLINE __attribute__((noinline))
+#else
+#define ADD_INLINE static inline
+#define ADD_NOINLINE
+#endif
+
+/* TFLM's usual parameters: left shift 20 and the input with the larger scale at multiplier 0.5 =
+ * (2^30, 0), which makes its scaled value exactly x_a 2^19 (SRDHM(x 2^20, 2^30) = x 2^19). The other
+ * input has e = -shift in [1, 19], so add_split's constants fold: c + 2^(e-1) 2^11 < 2^30 and the
+ * sign term is always taken. The output's zero point is folded into the high word of the rounding
+ * addend: (hi + zp 2^(e_o - 1)) >> (e_o - 1) = (hi >> (e_o - 1)) + zp, exact, and without overflow
+ * for e_o - 1 <= 22 (|hi| < 2^30, |zp| 2^22 <= 2^29). `full` (a literal): the clamp is [-128, 127]. */
+ADD_INLINE void add_half_body(const int8_t *a, const int8_t *b, int n, int32_t a_zp, const add_in_t *rb,
+                              const te_add_params_t *p, int8_t *out, int full)
+{
+    const int32_t zb = rb->zp, ml = rb->ml, mh = rb->mh, eb = rb->e;
+    const int32_t c = rb->c + (rb->k << 11);
+    const int32_t ca = -(a_zp * (1 << 19));
+    const int32_t mo = p->out_mult, eo = -p->out_shift, em1 = eo - 1;
+    const int32_t hz = (int32_t)(1u << (eo - 2)) + p->out_zp * (1 << em1);
+    const int32_t lo = p->act_min, hi = p->act_max;
+    for (int i = 0; i < n; i++) {
+        const int32_t xa = a[i], xb = b[i] - zb;
+        const int32_t t = (xb * ml + c) >> 11;
+        const int32_t sb = (xb * mh + t + (xb >> 31)) >> eb;
+        const int32_t acc = xa * (1 << 19) + ca + sb;
+        const uint32_t l = 0x40000000u | ((uint32_t)acc & 0x80000000u);
+        const int32_t h = hz + (acc >> 31);
+        const int64_t q = (int64_t)(((uint64_t)(uint32_t)h << 32) | l) + (int64_t)acc * mo;
+        int32_t v = (int32_t)(q >> 32) >> em1;
+        if (full) {
+#if defined(TE_USE_DSP)
+            v = te_ssat8(v);
+#else
+            v = v < -128 ? -128 : v;
+            v = v > 127 ? 127 : v;
+#endif
+        } else {
+            v = v < lo ? lo : v;
+            v = v > hi ? hi : v;
+        }
+        out[i] = (int8_t)v;
+    }
+}
+
+static ADD_NOINLINE void add_half_full(const int8_t *a, const int8_t *b, int n, int32_t a_zp, const add_in_t *rb,
+                                       const te_add_params_t *p, int8_t *out)
+{
+    add_half_body(a, b, n, a_zp, rb, p, out, 1);
+}
+
+static ADD_NOINLINE void add_half_clamp(const int8_t *a, const int8_t *b, int n, int32_t a_zp, const add_in_t *rb,
+                                        const te_add_params_t *p, int8_t *out)
+{
+    add_half_body(a, b, n, a_zp, rb, p, out, 0);
+}
+
+/* add_half's preconditions; on success the half-scale input is passed first (ADD commutes). */
+static int add_half(const int8_t *a, const int8_t *b, int n, const te_add_params_t *p, int8_t *out)
+{
+    const int32_t eo = -p->out_shift;
+    if (p->left_shift != 20 || eo < 2 || eo - 1 > 22 || p->out_mult < 0) {
+        return 0;
+    }
+    const int a_half = p->a_mult == (1 << 30) && p->a_shift == 0;
+    const int b_half = p->b_mult == (1 << 30) && p->b_shift == 0;
+    if (!a_half && !b_half) {
+        return 0;
+    }
+    const int32_t m = a_half ? p->b_mult : p->a_mult, sh = a_half ? p->b_shift : p->a_shift;
+    if (m < 0 || sh > -1 || sh < -19) {
+        return 0;
+    }
+    const add_in_t r = add_in_make(a_half ? p->b_zp : p->a_zp, m, sh, 20);
+    const int32_t zh = a_half ? p->a_zp : p->b_zp;
+    const int8_t *x = a_half ? a : b, *y = a_half ? b : a;
+    if (p->act_min == -128 && p->act_max == 127) {
+        add_half_full(x, y, n, zh, &r, p, out);
+    } else {
+        add_half_clamp(x, y, n, zh, &r, p, out);
+    }
+    return 1;
+}
+
 /* TFLM int8 ADD (integer_ops/add.h): both inputs are shifted left by left_shift (20) after removing
  * their zero points, rescaled to a common scale, summed, and the sum is rescaled to the output.
  * Each element is read before the same index is written, so `out` may alias `a` or `b` exactly
@@ -31,7 +165,14 @@ void te_add_s8(const int8_t *a, const int8_t *b, int n, const te_add_params_t *p
         }
         return;
     }
+    if (add_half(a, b, n, p, out)) {
+        return;
+    }
     const te_rq_t ro = te_rq_make(p->out_mult, p->out_shift);
+    if (p->a_shift <= 0 && p->b_shift <= 0 && ro.fast && ls >= 9 && ls <= 23) {
+        add_split(a, b, n, p, out);
+        return;
+    }
     if (p->a_shift <= 0 && p->b_shift <= 0 && ro.fast) {
         /* TFLM's case: inputs scaled by multipliers < 1 (RDBPOT after SRDHM, branch-free), output
          * by the fast path. */

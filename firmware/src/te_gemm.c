@@ -8,6 +8,10 @@
  * the 2 x 2 tile costs 2 weight loads, 4 SXTB16, 4 column loads and 8 SMLAD for 16 MACs (plus the
  * loop branch); the interleaved columns need a single pointer, which keeps the loop free of spills.
  *
+ * On the DSP path a two-column call with a bias (every im2col convolution codegen emits) is handed
+ * to te_gemm2_s8_s16 (te_pointwise.c: the same 2 x 2 tiles with the output stage of the pointwise
+ * kernel); what follows serves single columns, a NULL bias and the portable path.
+ *
  * Accumulators start at 0 and the bias is added modulo 2^32 at the end (the reference's
  * wrap_int32(acc + bias)). The portable path keeps the dot product in int32 without overflow while
  * K * 128 * 255 < 2^31, i.e. K = kh * kw * in_c <= 65793; the DSP path wraps like the hardware.
@@ -292,6 +296,12 @@ TE_INLINE void requant_channel(const int32_t *s, int n, int o, const gemm_out_t 
 void te_gemm_s8_s16(const int8_t *w, const int16_t *cols, int ncols, int K, int out_c, const int32_t *bias,
                     const te_quant_t *q, int8_t *out0, int8_t *out1)
 {
+#if defined(TE_USE_DSP)
+    if (ncols == 2 && bias != NULL) {
+        te_gemm2_s8_s16(w, cols, K, out_c, bias, q, out0, out1);
+        return;
+    }
+#endif
     const gemm_out_t g = {q->mult, q->shift, bias, q->out_zp, q->act_min, q->act_max};
     int8_t *restrict y0 = out0;
     int8_t *restrict y1 = out1;

@@ -229,6 +229,19 @@ TE_INLINE uint32_t te_pkhtb(uint32_t a, uint32_t b)
 
 #endif /* TE_DSP_EMULATE */
 
+/* Saturation to [-128, 127]: one SSAT #8 (GCC does not always find it in the clamp). */
+TE_INLINE int32_t te_ssat8(int32_t v)
+{
+#if defined(TE_DSP_EMULATE)
+    v = v < -128 ? -128 : v;
+    return v > 127 ? 127 : v;
+#else
+    int32_t r;
+    __asm__("ssat %0, #8, %1" : "=r"(r) : "r"(v));
+    return r;
+#endif
+}
+
 /* Two int16 lanes both holding v (v in [-32768, 32767]). */
 TE_INLINE uint32_t te_dup16(int32_t v)
 {
@@ -388,5 +401,11 @@ void te_col_zero(int16_t *cols, int K, int j, int k0, int n);
  * out1 when ncols == 2. w is out_c rows of K int8 (row-major). */
 void te_gemm_s8_s16(const int8_t *w, const int16_t *cols, int ncols, int K, int out_c, const int32_t *bias,
                     const te_quant_t *q, int8_t *out0, int8_t *out1);
+
+#if defined(TE_USE_DSP)
+/* te_gemm_s8_s16 for two columns and a bias (te_pointwise.c: the pointwise kernel's tiles). */
+void te_gemm2_s8_s16(const int8_t *w, const int16_t *cols, int K, int out_c, const int32_t *bias,
+                     const te_quant_t *q, int8_t *out0, int8_t *out1);
+#endif
 
 #endif /* TE_INTERNAL_H */
