@@ -169,6 +169,30 @@ def _terms_dw(a):
             "chunks": c * oh * math.ceil(ow / 32), "padded_in": c * ph * pw, "channels": c}
 
 
+def _dw_span(n_out, s, pad, k, n_in):
+    """(valid taps summed over the outputs of one axis, outputs whose window lies inside the input)."""
+    taps = inside = 0
+    for o in range(n_out):
+        i0 = o * s - pad
+        lo, hi = max(0, -i0), min(k, n_in - i0)
+        taps += max(0, hi - lo)
+        inside += lo == 0 and hi == k
+    return taps, inside
+
+
+def _terms_dw_hwc(a):
+    # te_depthwise_s8 (HWC direct, four channels per pass): the valid taps (border windows skip the
+    # padding), interior outputs two at a time, border outputs one at a time with clipped loops, one
+    # requantisation per output in chunks of up to 32 per channel; C % 4 channels take the scalar loop.
+    g = a["geom"]
+    c, oh, ow = g["in_c"], g["out_h"], g["out_w"]
+    ty, iy = _dw_span(oh, g["stride_h"], g["pad_top"], g["k_h"], g["in_h"])
+    tx, ix = _dw_span(ow, g["stride_w"], g["pad_left"], g["k_w"], g["in_w"])
+    groups = math.ceil(c / 4)
+    return {"taps": c * ty * tx, "out": c * oh * ow, "border_px": groups * (oh * ow - iy * ix),
+            "chunks": groups * oh * math.ceil(ow / 32), "groups": groups, "tail_taps": (c % 4) * ty * tx}
+
+
 def _dw_key(name):
     # one fit per (kernel size, stride): each has its own unrolled row function
     return lambda a: f"{name}/k{a['geom']['k_h']}s{a['geom']['stride_h']}"
@@ -250,7 +274,7 @@ SPECS: tuple[KernelSpec, ...] = (
         _sel_dw, _geom,
         "    te_depthwise_s8(TE_I8({{ x }}), &te_geom_{{ i }}, {{ w }}, &te_quant_{{ i }},\n"
         "                    TE_I8({{ y }}));",
-        _terms_dw, fit_key=_dw_key("te_depthwise_s8"), weights="hwc"),
+        _terms_dw_hwc, weights="hwc"),
     KernelSpec(
         "te_add_s8", ("add",), "elementwise over NHWC",
         lambda g, op, ctx: "residual add (TFLM int8 ADD: left shift 20, two input and one output multiplier)",
