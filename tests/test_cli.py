@@ -291,7 +291,7 @@ def test_analyze_shows_the_generated_code_kernels(tmp_path, capsys):
     dw = {r["c_kernel"]["kernel"] for r in layers if r["kind"] == "depthwise_conv2d"}
     assert dw == {"te_depthwise_inplace_s8", "te_depthwise_s8"}  # in place at the peak, out of place off it
     assert all("layout_choice" in r["c_kernel"] for r in layers if r["kind"] == "depthwise_conv2d")
-    assert layers[0]["c_kernel"]["kernel"] == "te_conv_im2col_s8"  # the stem
+    assert layers[0]["c_kernel"]["kernel"] == "te_conv_stem_s8"  # the stem
     assert "depthwise_inplace" in flat(out) and "conv_pointwise" in flat(out)
     assert "layout choice (memory)" in flat(out) and "out of place" in flat(out)
 

@@ -23,12 +23,16 @@ from kernel_harness import (
     im2col_case,
     pack_all,
     parse_outputs,
+    planned_scratch,
     require_arm_toolchain,
     require_tool,
     run,
     run_qemu,
     write_cases_c,
 )
+
+from codegen.stem import stem_weights
+from tinyengine.kernels.registry import stem_k
 
 
 def _dw_cases(rng) -> list:
@@ -52,14 +56,31 @@ def _dw_cases(rng) -> list:
     return cs
 
 
+def stem_case(rng, h: int, w_: int, in_c: int, out_c: int, k, s, p):
+    """te_conv_stem_s8 (te_case.c: im2col record, variant 1): the im2col case with the weights in the stem
+    kernel's layout, as codegen stores them (codegen/stem.py)."""
+    c = im2col_case(rng, h, w_, in_c, out_c, k, s, p)
+    w = np.frombuffer(c.w, np.int8).reshape(out_c, -1)
+    assert c.hdr["scratch_len"] == planned_scratch("conv2d", (h, w_, in_c), k, s, p) == 2 * stem_k(*k, in_c) * 2
+    c.w = stem_weights(w.reshape(out_c, k[0], k[1], in_c)).tobytes()
+    c.hdr["variant"] = 1
+    c.desc = "stem" + c.desc.removeprefix("im2col")
+    return c
+
+
 def _stem_cases(rng) -> list:
     cs = []
-    for c in (1, 2, 3):
+    for c in (1, 2, 3, 4):
         for (h, w_) in ((1, 1), (2, 3), (5, 5), (16, 16), (17, 12)):
-            for k, s in ((3, 2), (3, 1), (5, 2)):
+            for k, s in ((3, 2), (3, 1), (5, 2), (7, 2)):
                 p = K.same_padding((h, w_), (k, k), (s, s))
-                for co in (1, 8, 16, 17):
-                    cs.append(im2col_case(rng, h, w_, c, co, (k, k), (s, s), p))
+                for co in (1, 8, 17):
+                    cs.append(stem_case(rng, h, w_, c, co, (k, k), (s, s), p))
+    cs.append(stem_case(rng, 9, 7, 3, 16, (3, 3), (2, 2), (1, 1, 1, 1)))
+    cs.append(stem_case(rng, 9, 7, 3, 6, (3, 3), (2, 2), (0, 0, 0, 0)))
+    cs.append(stem_case(rng, 8, 8, 3, 5, (2, 3), (1, 2), (0, 1, 1, 1)))
+    # the generic im2col on the same small-channel shapes (the stem must equal it)
+    cs.append(im2col_case(rng, 16, 16, 3, 16, (3, 3), (2, 2), K.same_padding((16, 16), (3, 3), (2, 2))))
     return cs
 
 

@@ -50,7 +50,7 @@ class KernelSpec:
     scratch: Callable[[Graph, Op], int] | None = None      # bytes (mirror of the C function)
     scratch_c: Callable[[Graph, Op], str] | None = None    # the C expression checked by te_model_check()
     fit_key: Callable[[dict], str] | None = None           # latency fit per variant (default: the name)
-    weights: str = "none"                       # weight array layout: none | ohwi | oi | hwc | winograd
+    weights: str = "none"                       # weight array layout: none | ohwi | stem | oi | hwc | winograd
 
     def latency_key(self, args: dict) -> str:
         return self.fit_key(args) if self.fit_key else self.name
@@ -112,6 +112,35 @@ def _sel_im2col(g, op, ctx):
                    else f" (no Winograd: it needs {winograd_scratch_bytes(cin)} B scratch, the "
                         f"plan reserved {ctx.planned_scratch} B") + ")"
     return reason
+
+
+STEM_MAX_IN_C, STEM_MAX_K = 4, 196  # TE_STEM_MAX_IN_C / TE_STEM_MAX_K in tinyengine.h
+
+
+def stem_k(k_h: int, k_w: int, in_c: int) -> int:
+    """Mirror of ``te_stem_k``: the stem's reduction length, k_h * k_w * in_c rounded up to a multiple of 4."""
+    return (k_h * k_w * in_c + 3) & ~3
+
+
+def _sel_stem(g, op, ctx):
+    kh, kw = op.attrs["kernel"]
+    cin = _cin(g, op)
+    if cin > STEM_MAX_IN_C or stem_k(kh, kw, cin) > STEM_MAX_K:
+        return None
+    k, kp = kh * kw * cin, stem_k(kh, kw, cin)
+    pad = f", padded to {kp} with zero weights (no scalar tail)" if kp != k else ""
+    return (f"{'stem' if op.role == 'stem' else 'conv'} with {cin} input channel{'s' * (cin > 1)}: im2col columns of "
+            f"{k} values gathered whole and widened in groups of four{pad}, 2x2 tiles on int16 weights")
+
+
+def _terms_stem(a):
+    # the 2x2 tiles run over the padded column (Kp - K zero-weight products per output), one column
+    # gathered and widened per pixel, requantisation per output, constants per channel and call
+    g = a["geom"]
+    k = g["k_h"] * g["k_w"] * g["in_c"]
+    p, kp, co = g["out_h"] * g["out_w"], stem_k(g["k_h"], g["k_w"], g["in_c"]), g["out_c"]
+    return {"macs": p * k * co, "pad_macs": p * (kp - k) * co, "out": p * co, "col": p * kp, "pixels": p,
+            "out_c": co, "co_odd": p * kp * (co % 2)}
 
 
 def _terms_pointwise(a):
@@ -253,6 +282,17 @@ SPECS: tuple[KernelSpec, ...] = (
         _terms_winograd, "int32",
         lambda g, op: winograd_scratch_bytes(_cin(g, op)),
         lambda g, op: f"te_winograd_scratch_bytes({_cin(g, op)})", weights="winograd"),
+    KernelSpec(
+        "te_conv_stem_s8", ("conv2d",), "NHWC, 1..4 input channels; weights OHWI rows zero-padded to a multiple "
+        "of 4, widened to int16 pairs (codegen/stem.py); two int16 im2col columns in scratch",
+        _sel_stem, _geom,
+        "    if (te_conv_stem_s8(TE_I8({{ x }}), &te_geom_{{ i }}, {{ w }}, &te_quant_{{ i }},\n"
+        "                        TE_I8({{ y }}), TE_I16({{ s }})) != 0) "
+        "return {{ i + 1 }};",
+        _terms_stem, "int16",
+        lambda g, op: 2 * stem_k(op.attrs["kernel"][0], op.attrs["kernel"][1], _cin(g, op)) * 2,
+        lambda g, op: f"te_stem_scratch_bytes({op.attrs['kernel'][0]}, {op.attrs['kernel'][1]}, {_cin(g, op)})",
+        weights="stem"),
     KernelSpec(
         "te_conv_im2col_s8", ("conv2d",), "NHWC; weights OHWI; two int16 im2col columns in scratch",
         _sel_im2col, _geom,
