@@ -448,7 +448,7 @@ TE_INLINE void dw_clip(int o, int s, int pad, int k, int n, int *i0, int *k0, in
 }
 
 /* Scalar sums of n <= 4 channels (any window): wk[t * 4 + j] is tap t of channel c + j. */
-static void dw_sums_scalar(const int8_t *in, const te_conv_geom_t *g, const int32_t *wk, int c, int n, int32_t zp,
+static void dw_sums_scalar(const int8_t *in, const te_conv_geom_t *g, const int8_t *wk, int c, int n, int32_t zp,
                            const dw_win_t *v, int32_t *a)
 {
     const int C = g->in_c, in_w = g->in_w, kw = g->k_w;
@@ -457,7 +457,7 @@ static void dw_sums_scalar(const int8_t *in, const te_conv_geom_t *g, const int3
         for (int ky = v->ky0; ky < v->ky1; ky++) {
             const int8_t *xp = in + ((size_t)(v->iy0 + ky) * (size_t)in_w + (size_t)(v->ix0 + v->kx0)) * (size_t)C +
                                (size_t)(c + j);
-            const int32_t *wq = wk + (ky * kw + v->kx0) * 4 + j;
+            const int8_t *wq = wk + (ky * kw + v->kx0) * 4 + j;
             for (int kx = v->kx0; kx < v->kx1; kx++) {
                 s += *wq * (*xp - zp);
                 xp += C;
@@ -597,7 +597,7 @@ void te_depthwise_s8(const int8_t *in, const te_conv_geom_t *g, const int8_t *w,
     ox_hi = ox_hi > ow ? ow : ox_hi;
     ox_lo = ox_lo > ox_hi ? ox_hi : ox_lo;
     int32_t acc[4][32];
-    int32_t wk[DW_OOP_TAPS * 4];
+    int8_t wk[DW_OOP_TAPS * 4]; /* the group's weights, tap-major (the stack stays near 1 KiB) */
 #if defined(TE_USE_DSP)
     uint32_t wp[DW_OOP_TAPS * 2];
     const uint32_t off = te_dup16(-zp);
@@ -618,8 +618,8 @@ void te_depthwise_s8(const int8_t *in, const te_conv_geom_t *g, const int8_t *w,
 #if defined(TE_USE_DSP)
         if (n == 4) {
             for (int t = 0; t < taps; t++) {
-                wp[2 * t] = te_pkhbt((uint32_t)wk[t * 4], (uint32_t)wk[t * 4 + 2]);
-                wp[2 * t + 1] = te_pkhbt((uint32_t)wk[t * 4 + 1], (uint32_t)wk[t * 4 + 3]);
+                wp[2 * t] = te_pkhbt((uint32_t)(int32_t)wk[t * 4], (uint32_t)(int32_t)wk[t * 4 + 2]);
+                wp[2 * t + 1] = te_pkhbt((uint32_t)(int32_t)wk[t * 4 + 1], (uint32_t)(int32_t)wk[t * 4 + 3]);
             }
         }
 #endif
