@@ -20,6 +20,7 @@ from tinyengine.frontend.quantize import quantize_model
 from tinyengine.frontend.weights import load_weights, random_model
 from tinyengine.outdir import claim as claim_outdir
 from tinyengine.pipeline import plan_memory
+from tinyengine.planner import PlanOptions
 from tinyml_errors import ModelImportError, UsageError
 
 
@@ -83,12 +84,19 @@ def generate(model_spec: str, board_name: str, out: str | Path, *, weights: str 
     return proj
 
 
+def _plan_options(board) -> PlanOptions:
+    """The layout pass's choice comes from the shipped instruction fits of the Cortex-M4 DSP path; on a
+    core without the DSP extension (portable C kernels) out-of-place depthwise is not the cheaper one,
+    so every depthwise stays in place there."""
+    return PlanOptions() if board.dsp else PlanOptions(layout_choice="off")
+
+
 def _generate_imported(model_spec: str, board, out, *, seed: int, winograd: bool, calib: int,
                        calib_data: str, datasets: dict | None) -> Project:
     graph, _ = load_model_file(model_spec, calib_data=calib_data, calib=calib, seed=seed, datasets=datasets or {})
     how = ("int8 .tflite, imported with its quantisation" if model_spec.lower().endswith(".tflite")
            else f"float .onnx; calibrated on {calib} {calib_data} images")
-    return write_project(out, None, plan_memory(graph), board, winograd=winograd, seed=seed,
+    return write_project(out, None, plan_memory(graph, _plan_options(board)), board, winograd=winograd, seed=seed,
                          weights_from=f"{model_spec} ({how})")
 
 
@@ -101,7 +109,7 @@ def _generate_model(arch: ArchConfig, model_spec: str, board, out, *, weights: s
     graph = quantize_model(arch, model, calibration_images(arch, calib, seed, calib_data, datasets))
     if not arch.name:
         graph.name = Path(model_spec).stem
-    plan = plan_memory(graph)
+    plan = plan_memory(graph, _plan_options(board))
     return write_project(out, arch, plan, board, winograd=winograd, seed=seed,
                          weights_from=f"{source}; calibrated on {calib} {calib_data} images")
 
@@ -122,7 +130,7 @@ def _generate_searched(folder: Path, board, out, *, seed: int, winograd: bool) -
     arch = ArchConfig.load(arch_file)
     graph = load_graph(graph_file)  # tinyml-graph/1: JSON + arrays, loaded without pickle
     check_graph_matches_arch(graph, arch, arch_file, graph_file)
-    plan = plan_memory(graph)
+    plan = plan_memory(graph, _plan_options(board))
     return write_project(out, arch, plan, board, winograd=winograd, seed=seed,
                          weights_from=f"{folder} (trained by tinynas search; its int8 model as evaluated)")
 
