@@ -162,12 +162,33 @@ TE_STEM_INLINE void stem_dot_2x2(const uint32_t *wa, const uint32_t *wb, const u
     s[3] = s11;
 }
 
+/* The same, not unrolled (any Kp: keeps the generic instance small). */
+static void stem_dot_2x2_plain(const uint32_t *wa, const uint32_t *wb, const uint32_t *c0, const uint32_t *c1,
+                                 int Kp, int32_t *s)
+{
+    int32_t s00 = 0, s01 = 0, s10 = 0, s11 = 0;
+    for (int i = 0; i < Kp / 2; i += 2) {
+        const uint32_t a02 = wa[i], a13 = wa[i + 1], x0 = c0[i], x1 = c0[i + 1];
+        s00 = te_smlad(a13, x1, te_smlad(a02, x0, s00));
+        const uint32_t b02 = wb[i], b13 = wb[i + 1];
+        s10 = te_smlad(b13, x1, te_smlad(b02, x0, s10));
+        const uint32_t z0 = c1[i], z1 = c1[i + 1];
+        s01 = te_smlad(a13, z1, te_smlad(a02, z0, s01));
+        s11 = te_smlad(b13, z1, te_smlad(b02, z0, s11));
+    }
+    s[0] = s00;
+    s[1] = s01;
+    s[2] = s10;
+    s[3] = s11;
+}
+
 /* Columns c0 and c1 through every output channel into y0 and (when not NULL) y1; inlined into the
  * instances below, Kp a constant in the usual ones (the group loop unrolls, fixed offsets). */
 TE_STEM_INLINE void stem_tile_row(const uint32_t *w, const uint32_t *c0, const uint32_t *c1, int Kp, int out_c,
                                   const stem_ch_t *tab, int fast, const int32_t *bias, const te_quant_t *q, int8_t *y0,
-                                  int8_t *y1)
+                                  int8_t *y1, int unrolled)
 {
+#define STEM_DOT(...) (unrolled ? stem_dot_2x2(__VA_ARGS__) : stem_dot_2x2_plain(__VA_ARGS__))
     const int half = Kp / 2;
     if (fast) { /* every channel on te_rq_fast: sums first, then each channel's constants loaded once */
         const int32_t ozp = q->out_zp, lo = q->act_min, hi = q->act_max;
@@ -175,7 +196,7 @@ TE_STEM_INLINE void stem_tile_row(const uint32_t *w, const uint32_t *c0, const u
         for (int o = 0; o < out_c; o += 2) {
             const uint32_t *wa = w + (size_t)o * (size_t)half;
             int32_t s[4];
-            stem_dot_2x2(wa, o + 1 < out_c ? wa + half : wa, c0, c1, Kp, s);
+            STEM_DOT(wa, o + 1 < out_c ? wa + half : wa, c0, c1, Kp, s);
             a0[o] = s[0];
             a1[o] = s[1];
             a0[o + 1] = s[2]; /* o + 1 <= out_c <= STEM_RQ_TAB */
@@ -206,7 +227,7 @@ TE_STEM_INLINE void stem_tile_row(const uint32_t *w, const uint32_t *c0, const u
         const int two = o + 1 < out_c;
         int32_t s[4];
         const uint32_t *wa = w + (size_t)o * (size_t)half;
-        stem_dot_2x2(wa, two ? wa + half : wa, c0, c1, Kp, s);
+        STEM_DOT(wa, two ? wa + half : wa, c0, c1, Kp, s);
         const stem_ch_t ca = tab != NULL ? tab[o] : stem_ch(bias, q, o);
         y0[o] = stem_out(&ca, s[0], q);
         if (y1 != NULL) {
@@ -222,17 +243,18 @@ TE_STEM_INLINE void stem_tile_row(const uint32_t *w, const uint32_t *c0, const u
     }
 }
 
-#define STEM_ROWS(NAME, KP)                                                                                     \
+#define STEM_ROWS(NAME, KP, UNR)                                                                                \
     static void NAME(const uint32_t *w, const uint32_t *c0, const uint32_t *c1, int Kp, int out_c,             \
                      const stem_ch_t *tab, int fast, const int32_t *bias, const te_quant_t *q, int8_t *y0,      \
                      int8_t *y1)                                                                                \
     {                                                                                                           \
         (void)Kp;                                                                                               \
-        stem_tile_row(w, c0, c1, (KP), out_c, tab, fast, bias, q, y0, y1);                                      \
+        stem_tile_row(w, c0, c1, (KP), out_c, tab, fast, bias, q, y0, y1, UNR);                                \
     }
-STEM_ROWS(stem_rows_k12, 12) /* 3x3, 1 channel */
-STEM_ROWS(stem_rows_k28, 28) /* 3x3, 3 channels (the RGB stem) */
-STEM_ROWS(stem_rows_any, Kp)
+STEM_ROWS(stem_rows_k12, 12, 1) /* 3x3, 1 channel */
+STEM_ROWS(stem_rows_k28, 28, 1) /* 3x3, 3 channels (the RGB stem) */
+STEM_ROWS(stem_rows_any, Kp, 0)
+#undef STEM_DOT
 
 #else /* portable */
 
