@@ -54,7 +54,8 @@ MAX_CALIB = 1024  # calibration images: more would allocate gigabytes of float i
 
 def generate(model_spec: str, board_name: str, out: str | Path, *, weights: str | None = None, seed: int = 0,
              calib: int | None = None, winograd: bool = False, calib_data: str | None = None,
-             force: bool = False, datasets: dict | None = None) -> Project:
+             force: bool = False, datasets: dict | None = None, layout_choice: str = "memory",
+             layout_extra_sram: int = 0) -> Project:
     """The whole pipeline behind ``tinyengine gen`` (no printing): returns the written project.
     ``out`` is claimed first (:mod:`tinyengine.outdir`): files gen did not write stop it unless ``force``."""
     board = load_board(board_name)
@@ -63,17 +64,19 @@ def generate(model_spec: str, board_name: str, out: str | Path, *, weights: str 
     if calib is not None and not 1 <= calib <= MAX_CALIB:
         raise UsageError(f"--calib: must be in 1..{MAX_CALIB}, got {calib}")
     n_calib, calib_src = (16 if calib is None else calib), (calib_data or "random")
+    opts = _plan_options(board, layout_choice, layout_extra_sram)
     if Path(model_spec).is_dir():
         refuse_quantise_options(Path(model_spec), weights=weights, calib=calib, calib_data=calib_data)
-        make = lambda: _generate_searched(Path(model_spec), board, out, seed=seed, winograd=winograd)  # noqa: E731
+        make = lambda: _generate_searched(Path(model_spec), board, out, seed=seed, winograd=winograd,  # noqa: E731
+                                          options=opts)
     elif is_model_file(model_spec):  # .tflite: int8 as is; .onnx: float, quantised on the calibration images
         make = lambda: _generate_imported(model_spec, board, out, seed=seed, winograd=winograd,  # noqa: E731
-                                          calib=n_calib, calib_data=calib_src, datasets=datasets)
+                                          calib=n_calib, calib_data=calib_src, datasets=datasets, options=opts)
     else:
         arch = load_model(model_spec)
         make = lambda: _generate_model(arch, model_spec, board, out, weights=weights or "random",  # noqa: E731
                                        seed=seed, calib=n_calib, winograd=winograd, calib_data=calib_src,
-                                       datasets=datasets)
+                                       datasets=datasets, options=opts)
     od = claim_outdir(out, "tinyengine gen", force=force, ignore=("build", ".pio"))
     try:
         proj = make()
@@ -84,24 +87,28 @@ def generate(model_spec: str, board_name: str, out: str | Path, *, weights: str 
     return proj
 
 
-def _plan_options(board) -> PlanOptions:
-    """The layout pass's choice comes from the shipped instruction fits of the Cortex-M4 DSP path; on a
-    core without the DSP extension (portable C kernels) out-of-place depthwise is not the cheaper one,
-    so every depthwise stays in place there."""
-    return PlanOptions() if board.dsp else PlanOptions(layout_choice="off")
+def _plan_options(board, layout_choice: str = "memory", layout_extra_sram: int = 0) -> PlanOptions:
+    """``--layout-choice`` / ``--layout-extra-sram`` (tinyengine/passes/layout.py). The choice comes from
+    the shipped instruction fits of the Cortex-M4 DSP path; on a core without the DSP extension (portable
+    C kernels) out-of-place depthwise is not the cheaper one, so every depthwise stays in place there."""
+    if layout_extra_sram < 0:
+        raise UsageError(f"--layout-extra-sram must be >= 0 bytes, got {layout_extra_sram}")
+    if layout_extra_sram and layout_choice != "speed":
+        raise UsageError("--layout-extra-sram needs --layout-choice speed")
+    return PlanOptions(layout_choice=layout_choice if board.dsp else "off", layout_extra_sram=layout_extra_sram)
 
 
 def _generate_imported(model_spec: str, board, out, *, seed: int, winograd: bool, calib: int,
-                       calib_data: str, datasets: dict | None) -> Project:
+                       calib_data: str, datasets: dict | None, options: PlanOptions) -> Project:
     graph, _ = load_model_file(model_spec, calib_data=calib_data, calib=calib, seed=seed, datasets=datasets or {})
     how = ("int8 .tflite, imported with its quantisation" if model_spec.lower().endswith(".tflite")
            else f"float .onnx; calibrated on {calib} {calib_data} images")
-    return write_project(out, None, plan_memory(graph, _plan_options(board)), board, winograd=winograd, seed=seed,
+    return write_project(out, None, plan_memory(graph, options), board, winograd=winograd, seed=seed,
                          weights_from=f"{model_spec} ({how})")
 
 
 def _generate_model(arch: ArchConfig, model_spec: str, board, out, *, weights: str, seed: int, calib: int,
-                    winograd: bool, calib_data: str, datasets: dict | None) -> Project:
+                    winograd: bool, calib_data: str, datasets: dict | None, options: PlanOptions) -> Project:
     if weights == "random":
         model, source = random_model(arch, seed), f"random (seed {seed})"
     else:
@@ -109,12 +116,12 @@ def _generate_model(arch: ArchConfig, model_spec: str, board, out, *, weights: s
     graph = quantize_model(arch, model, calibration_images(arch, calib, seed, calib_data, datasets))
     if not arch.name:
         graph.name = Path(model_spec).stem
-    plan = plan_memory(graph, _plan_options(board))
+    plan = plan_memory(graph, options)
     return write_project(out, arch, plan, board, winograd=winograd, seed=seed,
                          weights_from=f"{source}; calibrated on {calib} {calib_data} images")
 
 
-def _generate_searched(folder: Path, board, out, *, seed: int, winograd: bool) -> Project:
+def _generate_searched(folder: Path, board, out, *, seed: int, winograd: bool, options: PlanOptions) -> Project:
     """A `tinynas search` output: the int8 graph it evaluated (so the firmware computes exactly the
     int8 accuracy the search reported), with its architecture."""
     from tinyengine.ir.graph_io import load_graph
@@ -130,7 +137,7 @@ def _generate_searched(folder: Path, board, out, *, seed: int, winograd: bool) -
     arch = ArchConfig.load(arch_file)
     graph = load_graph(graph_file)  # tinyml-graph/1: JSON + arrays, loaded without pickle
     check_graph_matches_arch(graph, arch, arch_file, graph_file)
-    plan = plan_memory(graph, _plan_options(board))
+    plan = plan_memory(graph, options)
     return write_project(out, arch, plan, board, winograd=winograd, seed=seed,
                          weights_from=f"{folder} (trained by tinynas search; its int8 model as evaluated)")
 

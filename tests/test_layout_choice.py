@@ -85,3 +85,19 @@ def test_predictions_follow_the_kernels_terms():
 def test_bad_options_are_named(opts, what):
     with pytest.raises(UsageError, match=what):
         plan_memory(build_graph(load_zoo("mcunet-in0")), opts)
+
+
+def test_gen_options_follow_the_board_and_refuse_bad_combinations():
+    import dataclasses
+
+    from boards import load_board
+    from codegen.generate import _plan_options
+    m4 = load_board("qemu-m4")
+    assert _plan_options(m4).layout_choice == "memory"
+    assert _plan_options(m4, "speed", 2048) == PlanOptions(layout_choice="speed", layout_extra_sram=2048)
+    no_dsp = dataclasses.replace(m4, dsp=False)  # portable kernels: out of place is not the cheaper one
+    assert _plan_options(no_dsp, "speed").layout_choice == "off"
+    with pytest.raises(UsageError, match="needs --layout-choice speed"):
+        _plan_options(m4, "memory", 100)
+    with pytest.raises(UsageError, match=">= 0"):
+        _plan_options(m4, "speed", -1)

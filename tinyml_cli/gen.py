@@ -39,6 +39,12 @@ def add_gen_parser(subparsers) -> argparse.ArgumentParser:
                         "images (for a network trained on it), or an .npy array (N, C, H, W) in [0, 1]")
     g.add_argument("--winograd", action="store_true",
                    help="use Winograd F(2x2,3x3) for 3x3 stride-1 regular convs where the plan's scratch allows")
+    g.add_argument("--layout-choice", choices=("off", "memory", "speed"), default="memory",
+                   help="depthwise in or out of place by predicted cost (see `tinyengine analyze`): memory "
+                        "(default) only where the arena does not grow, speed also where it grows (up to "
+                        "--layout-extra-sram), off: in place wherever possible")
+    g.add_argument("--layout-extra-sram", type=int, default=0, metavar="BYTES",
+                   help="with --layout-choice speed: bytes the arena may grow by (0: no limit)")
     g.add_argument("--build", action="store_true",
                    help="also build the host program (make host) and compare it with the reference output")
     return g
@@ -47,7 +53,7 @@ def add_gen_parser(subparsers) -> argparse.ArgumentParser:
 def cmd_gen(args: argparse.Namespace, console) -> int:
     proj = generate(args.model, args.board, args.out, weights=args.weights, seed=args.seed,
                     calib=args.calib, winograd=args.winograd, calib_data=args.calib_data, force=args.force,
-                    datasets=DATASETS)
+                    datasets=DATASETS, layout_choice=args.layout_choice, layout_extra_sram=args.layout_extra_sram)
     low, board = proj.lowering, load_board(args.board)
     kinds: dict[str, int] = {}
     for o in low.ops:
