@@ -54,7 +54,8 @@ MAX_CALIB = 1024  # calibration images: more would allocate gigabytes of float i
 
 def generate(model_spec: str, board_name: str, out: str | Path, *, weights: str | None = None, seed: int = 0,
              calib: int | None = None, winograd: bool = False, calib_data: str | None = None,
-             force: bool = False, datasets: dict | None = None, stream: bool = False) -> Project:
+             force: bool = False, datasets: dict | None = None, stream: bool = False,
+             layout_choice: str = "memory", layout_extra_sram: int = 0) -> Project:
     """The whole pipeline behind ``tinyengine gen`` (no printing): returns the written project.
     ``out`` is claimed first (:mod:`tinyengine.outdir`): files gen did not write stop it unless ``force``."""
     board = load_board(board_name)
@@ -63,7 +64,7 @@ def generate(model_spec: str, board_name: str, out: str | Path, *, weights: str 
     if calib is not None and not 1 <= calib <= MAX_CALIB:
         raise UsageError(f"--calib: must be in 1..{MAX_CALIB}, got {calib}")
     n_calib, calib_src = (16 if calib is None else calib), (calib_data or "random")
-    opts = PlanOptions(stream=stream)  # --stream: fused streaming segments (tinyengine.passes.stream)
+    opts = _plan_options(board, layout_choice, layout_extra_sram, stream)
     if Path(model_spec).is_dir():
         refuse_quantise_options(Path(model_spec), weights=weights, calib=calib, calib_data=calib_data)
         make = lambda: _generate_searched(Path(model_spec), board, out, seed=seed, winograd=winograd,  # noqa: E731
@@ -86,8 +87,22 @@ def generate(model_spec: str, board_name: str, out: str | Path, *, weights: str 
     return proj
 
 
+def _plan_options(board, layout_choice: str = "memory", layout_extra_sram: int = 0,
+                  stream: bool = False) -> PlanOptions:
+    """``--stream`` (tinyengine/passes/stream.py), ``--layout-choice`` / ``--layout-extra-sram``
+    (tinyengine/passes/layout.py). The choice comes from
+    the shipped instruction fits of the Cortex-M4 DSP path; on a core without the DSP extension (portable
+    C kernels) out-of-place depthwise is not the cheaper one, so every depthwise stays in place there."""
+    if layout_extra_sram < 0:
+        raise UsageError(f"--layout-extra-sram must be >= 0 bytes, got {layout_extra_sram}")
+    if layout_extra_sram and layout_choice != "speed":
+        raise UsageError("--layout-extra-sram needs --layout-choice speed")
+    return PlanOptions(stream=stream, layout_choice=layout_choice if board.dsp else "off",
+                       layout_extra_sram=layout_extra_sram)
+
+
 def _generate_imported(model_spec: str, board, out, *, seed: int, winograd: bool, calib: int,
-                       calib_data: str, datasets: dict | None, opts: PlanOptions | None = None) -> Project:
+                       calib_data: str, datasets: dict | None, opts: PlanOptions) -> Project:
     graph, _ = load_model_file(model_spec, calib_data=calib_data, calib=calib, seed=seed, datasets=datasets or {})
     how = ("int8 .tflite, imported with its quantisation" if model_spec.lower().endswith(".tflite")
            else f"float .onnx; calibrated on {calib} {calib_data} images")
@@ -96,8 +111,7 @@ def _generate_imported(model_spec: str, board, out, *, seed: int, winograd: bool
 
 
 def _generate_model(arch: ArchConfig, model_spec: str, board, out, *, weights: str, seed: int, calib: int,
-                    winograd: bool, calib_data: str, datasets: dict | None,
-                    opts: PlanOptions | None = None) -> Project:
+                    winograd: bool, calib_data: str, datasets: dict | None, opts: PlanOptions) -> Project:
     if weights == "random":
         model, source = random_model(arch, seed), f"random (seed {seed})"
     else:
@@ -110,8 +124,7 @@ def _generate_model(arch: ArchConfig, model_spec: str, board, out, *, weights: s
                          weights_from=f"{source}; calibrated on {calib} {calib_data} images")
 
 
-def _generate_searched(folder: Path, board, out, *, seed: int, winograd: bool,
-                       opts: PlanOptions | None = None) -> Project:
+def _generate_searched(folder: Path, board, out, *, seed: int, winograd: bool, opts: PlanOptions) -> Project:
     """A `tinynas search` output: the int8 graph it evaluated (so the firmware computes exactly the
     int8 accuracy the search reported), with its architecture."""
     from tinyengine.ir.graph_io import load_graph

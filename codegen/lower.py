@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from codegen.stem import stem_weights
 from codegen.winograd import transform_weights
 from tinyengine.ir.graph import Graph, Op
 from tinyengine.kernels.choice import AlignmentError, KernelChoice, check_plan, choose
@@ -121,6 +122,8 @@ def _bind(g: Graph, op: Op, cname: str, lo: LoweredOp) -> None:
             lo.arrays = [CArray(f"{cname}_w", "int8_t", w.reshape(w.shape[0], -1))]
         elif layout == "winograd":
             lo.arrays = [CArray(f"{cname}_u", "int32_t", transform_weights(w))]
+        elif layout == "stem":  # te_conv_stem_s8: rows zero-padded to a multiple of 4, int16 pairs
+            lo.arrays = [CArray(f"{cname}_w", "int32_t", stem_weights(w))]
         else:
             lo.arrays = [CArray(f"{cname}_w", "int8_t", w)]
         lo.arrays += _bias_mult_shift(op, cname)

@@ -288,10 +288,12 @@ def test_analyze_shows_the_generated_code_kernels(tmp_path, capsys):
     an = analyze(load_zoo("mcunet-vww1"))
     want = [k["kernel"] for k in kernel_choices(an.plan)]
     assert [r["c_kernel"]["kernel"] for r in layers] == want
-    kinds = {r["kind"]: r["c_kernel"]["kernel"] for r in layers}
-    assert kinds["depthwise_conv2d"] == "te_depthwise_inplace_s8"
-    assert layers[0]["c_kernel"]["kernel"] == "te_conv_im2col_s8"  # the stem
+    dw = {r["c_kernel"]["kernel"] for r in layers if r["kind"] == "depthwise_conv2d"}
+    assert dw == {"te_depthwise_inplace_s8", "te_depthwise_s8"}  # in place at the peak, out of place off it
+    assert all("layout_choice" in r["c_kernel"] for r in layers if r["kind"] == "depthwise_conv2d")
+    assert layers[0]["c_kernel"]["kernel"] == "te_conv_stem_s8"  # the stem
     assert "depthwise_inplace" in flat(out) and "conv_pointwise" in flat(out)
+    assert "layout choice (memory)" in flat(out) and "out of place" in flat(out)
 
 
 def test_gen_is_a_tinyengine_subcommand(tmp_path, capsys):

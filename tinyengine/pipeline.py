@@ -2,13 +2,16 @@
 
 Passes (``tinyengine.passes``) rewrite the graph and return a new one: patch-based inference when
 ``PlanOptions.patches > 1``, then the in-place aliasing decisions, then fused streaming
-(``PlanOptions.stream``: segments that run row by row, chosen on the planned arena). The planner then plans the result
-as it is. ``MemoryPlan.graph`` is the graph that runs: codegen lowers it, nothing else.
+(``PlanOptions.stream``: segments that run row by row, chosen on the planned arena). The planner then plans
+the result as it is, and the layout pass (``tinyengine.passes.layout``) moves the depthwise ops left in
+place out of place where that is predicted cheaper and the arena does not grow (re-planning each trial).
+``MemoryPlan.graph`` is the graph that runs: codegen lowers it, nothing else.
 """
 from __future__ import annotations
 
 from tinyengine.ir.graph import Graph
 from tinyengine.passes.inplace import annotate_inplace
+from tinyengine.passes.layout import choose_layouts
 from tinyengine.passes.patch import patch_graph
 from tinyengine.planner import MemoryPlan, PlanOptions, plan_graph
 
@@ -28,4 +31,7 @@ def prepare(graph: Graph, options: PlanOptions) -> Graph:
 def plan_memory(graph: Graph, options: PlanOptions | None = None) -> MemoryPlan:
     """Run the passes, then plan: the peak SRAM the search constrains and the arena codegen allocates."""
     opts = options or PlanOptions()
-    return plan_graph(prepare(graph, opts), opts)
+    g, layout = choose_layouts(prepare(graph, opts), opts, lambda x: plan_graph(x, opts))
+    plan = plan_graph(g, opts)
+    plan.layout = layout
+    return plan

@@ -55,6 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "Cortex-M4 instruction model, as estimated cycles on a real board)")
     a.add_argument("--winograd", action="store_true",
                    help="show the kernel choices as `tinyengine gen --winograd` would make them")
+    a.add_argument("--layout-choice", choices=("off", "memory", "speed"), default="memory",
+                   help="depthwise in or out of place by predicted cost: memory (default) only where the "
+                        "arena does not grow, speed also where it grows (up to --layout-extra-sram), off: "
+                        "in place wherever possible")
+    a.add_argument("--layout-extra-sram", type=int, default=0, metavar="BYTES",
+                   help="with --layout-choice speed: bytes the arena may grow by (0: no limit)")
     add_gen_parser(sub)
     add_deploy_parsers(sub)
     add_export_parser(sub)
@@ -67,6 +73,30 @@ def _c_kernels(an, winograd: bool) -> tuple[list[dict] | None, str | None]:
         return kernel_choices(an.plan, winograd=winograd), None
     except LoweringError as e:
         return None, str(e)
+
+
+def _num(v) -> str:
+    return "?" if v is None else f"{v:,}"
+
+
+def _print_layout_choice(plan, console: Console, quiet: bool) -> None:
+    """The layout pass's depthwise decisions: each op's choice, reason and alternatives' costs."""
+    recs = plan.layout
+    moved = {n: r for n, r in recs.items() if r["choice"] == "out of place"
+             and "te_depthwise_inplace_s8" in r["alternatives"]}
+    if not recs:
+        return
+    saved = sum(r["alternatives"]["te_depthwise_inplace_s8"]["predicted_instructions"]
+                - r["alternatives"]["te_depthwise_s8"]["predicted_instructions"] for r in moved.values())
+    console.print(f"[bold]layout choice[/] ({plan.options.layout_choice}): {len(moved)} of {len(recs)} depthwise "
+                  f"out of place, {saved:,} predicted instructions saved, arena unchanged by it"
+                  + ("" if plan.options.layout_choice != "speed" else " or grown within the allowance"))
+    if quiet:
+        return
+    for name, r in recs.items():
+        alts = "; ".join(f"{k.removeprefix('te_').removesuffix('_s8')}: {_num(v['predicted_instructions'])} insn, "
+                         f"arena {_num(v['arena_bytes'])} B" for k, v in r["alternatives"].items())
+        console.print(f"  {name}: {r['choice']} -- {r['reason']} [{alts}]")
 
 
 def cmd_analyze(args: argparse.Namespace, console: Console) -> int:
@@ -82,7 +112,12 @@ def cmd_analyze(args: argparse.Namespace, console: Console) -> int:
         raise UsageError(f"--patches must be >= 1, got {args.patches}")
     if args.patch_split and args.patches == 1:
         raise UsageError("--patch-split needs --patches N with N >= 2")
-    opts = PlanOptions(inplace_depthwise=not args.no_inplace, inplace_add=not args.no_inplace)
+    if args.layout_extra_sram < 0:
+        raise UsageError(f"--layout-extra-sram must be >= 0 bytes, got {args.layout_extra_sram}")
+    if args.layout_extra_sram and args.layout_choice != "speed":
+        raise UsageError("--layout-extra-sram needs --layout-choice speed")
+    opts = PlanOptions(inplace_depthwise=not args.no_inplace, inplace_add=not args.no_inplace,
+                       layout_choice=args.layout_choice, layout_extra_sram=args.layout_extra_sram)
     an = analyze_graph(imported[0], arch, opts) if imported else analyze(arch, opts)
     pan = analyze(arch, replace(opts, patches=args.patches, patch_split=args.patch_split)) \
         if args.patches > 1 else None
@@ -123,6 +158,7 @@ def cmd_analyze(args: argparse.Namespace, console: Console) -> int:
         console.print(t)
     if no_kernels:
         console.print(f"[yellow]no C kernels for this graph:[/] {no_kernels}")
+    _print_layout_choice(an.plan, console, args.quiet)
     p = an.plan
     console.print(f"[bold]MACs[/] {an.macs / 1e6:.2f}M   [bold]params[/] {an.params / 1e6:.3f}M "
                   f"(float model, BN counted)   [bold]flash[/] {format_size(an.flash_bytes)} "
@@ -155,6 +191,8 @@ def cmd_analyze(args: argparse.Namespace, console: Console) -> int:
         if kernels:
             for row, k in zip(d["layers"], kernels):
                 row["c_kernel"] = {key: k[key] for key in ("kernel", "layout", "reason", "scratch_type")}
+                if "layout_choice" in k:
+                    row["c_kernel"]["layout_choice"] = k["layout_choice"]
         if lat:
             for row, v in zip(d["layers"], lat):
                 row["predicted_latency"] = v

@@ -42,6 +42,12 @@ def add_gen_parser(subparsers) -> argparse.ArgumentParser:
     g.add_argument("--stream", action="store_true",
                    help="fused streaming execution: the segments that lower the arena run row by row, their "
                         "intermediate tensors in rings of rows (same bytes, same MACs; see analyze --stream)")
+    g.add_argument("--layout-choice", choices=("off", "memory", "speed"), default="memory",
+                   help="depthwise in or out of place by predicted cost (see `tinyengine analyze`): memory "
+                        "(default) only where the arena does not grow, speed also where it grows (up to "
+                        "--layout-extra-sram), off: in place wherever possible")
+    g.add_argument("--layout-extra-sram", type=int, default=0, metavar="BYTES",
+                   help="with --layout-choice speed: bytes the arena may grow by (0: no limit)")
     g.add_argument("--build", action="store_true",
                    help="also build the host program (make host) and compare it with the reference output")
     return g
@@ -50,7 +56,8 @@ def add_gen_parser(subparsers) -> argparse.ArgumentParser:
 def cmd_gen(args: argparse.Namespace, console) -> int:
     proj = generate(args.model, args.board, args.out, weights=args.weights, seed=args.seed,
                     calib=args.calib, winograd=args.winograd, calib_data=args.calib_data, force=args.force,
-                    datasets=DATASETS, stream=args.stream)
+                    datasets=DATASETS, stream=args.stream, layout_choice=args.layout_choice,
+                    layout_extra_sram=args.layout_extra_sram)
     low, board = proj.lowering, load_board(args.board)
     kinds: dict[str, int] = {}
     for o in low.ops:

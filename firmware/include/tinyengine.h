@@ -60,6 +60,20 @@ size_t te_im2col_scratch_bytes(int k_h, int k_w, int in_c);
 void te_conv_im2col_s8(const int8_t *in, const te_conv_geom_t *g, const int8_t *w, const int32_t *bias,
                        const te_quant_t *q, int8_t *out, int16_t *scratch);
 
+/* The stem (te_stem.c): a k_h x k_w convolution of an input with 1..TE_STEM_MAX_IN_C channels, any
+ * stride and padding, as im2col + 2 x 2 tiles with the reduction padded to Kp = te_stem_k(k_h, k_w, in_c)
+ * (K = k_h * k_w * in_c rounded up to a multiple of 4; Kp <= TE_STEM_MAX_K). Weights: per output
+ * channel Kp / 2 words, OHWI order zero-padded to Kp and widened to int16, each group of four k as the
+ * words (w0 | w2 << 16) and (w1 | w3 << 16) (codegen/stem.py). Scratch: te_stem_scratch_bytes(k_h, k_w,
+ * in_c) = 2 * Kp * sizeof(int16_t), int32-aligned. Returns 0, or -1 (nothing written) for in_c or Kp
+ * over the limits. Bit-exact with te_conv_im2col_s8. */
+#define TE_STEM_MAX_IN_C 4
+#define TE_STEM_MAX_K 196
+int te_stem_k(int k_h, int k_w, int in_c);
+size_t te_stem_scratch_bytes(int k_h, int k_w, int in_c);
+int te_conv_stem_s8(const int8_t *in, const te_conv_geom_t *g, const int32_t *w, const int32_t *bias,
+                    const te_quant_t *q, int8_t *out, int16_t *scratch);
+
 /* Winograd F(2x2, 3x3) for 3x3 stride-1 regular convs, computed in int32 and requantised once:
  * bit-exact with te_conv_im2col_s8. Weights are pre-transformed by codegen (see
  * codegen/winograd.py, or te_winograd3x3_weights below) into int32 U = G g G^T scaled by 4 (kept

@@ -48,6 +48,19 @@ size_t te_depthwise_scratch_bytes(int in_h, int in_w, int pad_top, int pad_botto
     return (size_t)(in_h + pad_top + pad_bottom) * (size_t)(in_w + pad_left + pad_right);
 }
 
+/* requantised value + out_zp saturated to int8: one SSAT on Cortex-M (the compiler's two compares and
+ * IT moves take six), the C clamp elsewhere; the same value as te_out_s8(v, zp, -128, 127). */
+TE_INLINE int8_t dw_ssat8(int32_t scaled, int32_t zp)
+{
+#if defined(TE_USE_DSP) && !defined(TE_DSP_EMULATE)
+    int32_t r;
+    __asm__("ssat %0, #8, %1" : "=r"(r) : "r"(te_add_wrap(scaled, zp)));
+    return (int8_t)r;
+#else
+    return te_out_s8(scaled, zp, -128, 127);
+#endif
+}
+
 /* Per-channel output parameters. */
 typedef struct {
     int32_t base; /* bias - in_zp * sum(w) (mod 2^32) */
@@ -80,7 +93,7 @@ static void dw_store(const int32_t *acc, int n, const dw_out_t *o, int8_t *out, 
     if (o->rq.fast && lo == -128 && hi == 127) { /* no fused clamp: SSAT #8 */
         const int32_t mult = o->rq.mult, hpos = o->rq.hpos, em1 = o->rq.em1;
         for (int i = 0; i < n; i++) {
-            out[(size_t)i * (size_t)C] = te_out_s8(te_rq_fast(te_add_wrap(acc[i], base), mult, hpos, em1), zp, -128, 127);
+            out[(size_t)i * (size_t)C] = dw_ssat8(te_rq_fast(te_add_wrap(acc[i], base), mult, hpos, em1), zp);
         }
         return;
     }
@@ -420,73 +433,260 @@ void te_depthwise_inplace_s8(int8_t *inout, const te_conv_geom_t *g, const int8_
     }
 }
 
-/* Out of place: for each output pixel the valid taps (clipped to the input) are accumulated for
- * four channels at a time, so no scratch and no padding are needed. */
+/* ------------------------------------------------------------------------------------------------
+ * Out of place (te_depthwise_s8): reads the NHWC input directly, no scratch, no padded copy.
+ *
+ * Channels are taken in groups of four (one 32-bit load of input bytes c..c+3 per tap). The group's
+ * weights are widened once into a small stack table (DSP: per tap (w_c, w_c+2) and (w_c+1, w_c+3) as
+ * int16 pairs, the order SXTAB16 / SXTAB16 ROR 8 give the inputs in). Per tap: 1 load, 2 SXTAB16
+ * (x - in_zp in 16-bit lanes, |x - in_zp| <= 255) and 4 SMLAxy, one per channel. Windows entirely
+ * inside the input (the interior, found once per row and per layer) run a loop whose kernel size is a
+ * compile-time constant for 3x3, 5x5 and 7x7 (fully unrolled, weights at fixed stack offsets); border
+ * windows accumulate only their taps inside the input (a padded tap would add w * 0). The raw sums of
+ * up to DW_CHUNK pixels of a row are requantised per channel by dw_store (constants in registers).
+ * Channels left over (C % 4) and, on the portable path, every group use the scalar loop.
+ * --------------------------------------------------------------------------------------------- */
+#define DW_OOP_TAPS 49
+
+/* Window of output (oy, ox): taps [ky0, ky1) x [kx0, kx1) fall inside the input. */
+typedef struct {
+    int ky0, ky1, kx0, kx1, iy0, ix0;
+} dw_win_t;
+
+TE_INLINE void dw_clip(int o, int s, int pad, int k, int n, int *i0, int *k0, int *k1)
+{
+    *i0 = o * s - pad;
+    *k0 = *i0 < 0 ? -*i0 : 0;
+    *k1 = *i0 + k > n ? n - *i0 : k;
+}
+
+/* Scalar sums of n <= 4 channels (any window): wk[t * 4 + j] is tap t of channel c + j. */
+static void dw_sums_scalar(const int8_t *in, const te_conv_geom_t *g, const int8_t *wk, int c, int n, int32_t zp,
+                           const dw_win_t *v, int32_t *a)
+{
+    const int C = g->in_c, in_w = g->in_w, kw = g->k_w;
+    for (int j = 0; j < n; j++) {
+        int32_t s = 0;
+        for (int ky = v->ky0; ky < v->ky1; ky++) {
+            const int8_t *xp = in + ((size_t)(v->iy0 + ky) * (size_t)in_w + (size_t)(v->ix0 + v->kx0)) * (size_t)C +
+                               (size_t)(c + j);
+            const int8_t *wq = wk + (ky * kw + v->kx0) * 4 + j;
+            for (int kx = v->kx0; kx < v->kx1; kx++) {
+                s += *wq * (*xp - zp);
+                xp += C;
+                wq += 4;
+            }
+        }
+        a[j] = s;
+    }
+}
+
+#if defined(TE_USE_DSP)
+/* Four channels, taps [0, ny) x [0, nx) from x (the first valid tap); wp the pairs of the first tap,
+ * pitch 2 * kw words per kernel row. One tap: LDR, 2 SXTAB16, 2 LDR (weights), 4 SMLAxy. */
+#define DW4_TAP(XP, WQ)                                                     \
+    do {                                                                    \
+        const uint32_t v_ = te_read_u32(XP);                                \
+        const uint32_t x02_ = te_sxtab16(off, v_), x13_ = te_sxtab16_ror8(off, v_); \
+        const uint32_t w02_ = (WQ)[0], w13_ = (WQ)[1];                      \
+        a0 = te_smlabb(x02_, w02_, a0);                                     \
+        a2 = te_smlatt(x02_, w02_, a2);                                     \
+        a1 = te_smlabb(x13_, w13_, a1);                                     \
+        a3 = te_smlatt(x13_, w13_, a3);                                     \
+    } while (0)
+
+static void dw4_sums(const int8_t *x, size_t rs, int C, const uint32_t *wp, int kw, int ny, int nx, uint32_t off,
+                     int32_t *a)
+{
+    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    for (int ky = 0; ky < ny; ky++) {
+        const int8_t *xp = x + (size_t)ky * rs;
+        const uint32_t *wq = wp + 2 * ky * kw;
+        for (int kx = 0; kx < nx; kx++) {
+            DW4_TAP(xp, wq);
+            xp += C;
+            wq += 2;
+        }
+    }
+    a[0] = a0;
+    a[1] = a1;
+    a[2] = a2;
+    a[3] = a3;
+}
+
+/* Interior windows of one row, kernel K x K (a constant in each instance below: the taps of a kernel
+ * row are unrolled, the weights read at fixed offsets): raw sums of outputs [0, n) starting at x, the
+ * first tap of the first window, the windows `step` bytes apart; acc[j * 32 + i] is channel j of output i.
+ * Two outputs and two channels per pass (channels c, c+2 from SXTAB16, then c+1, c+3 from SXTAB16
+ * ROR 8): per tap 2 loads, 2 SXTAB16, 1 weight load and 4 SMLAxy, few enough live values for the
+ * registers. Kept out of line so that the register allocator sees only this loop. */
+#if defined(__GNUC__)
+#define TE_NOINLINE __attribute__((noinline))
+#else
+#define TE_NOINLINE
+#endif
+#define DW4_HALF(K, EXT, H)                                                                            \
+    do {                                                                                               \
+        int32_t a0 = 0, a2 = 0, b0 = 0, b2 = 0;                                                        \
+        const int8_t *xr = x;                                                                          \
+        const uint32_t *wq = wp + (H);                                                                 \
+        for (int ky = 0; ky < (K); ky++) {                                                             \
+            const int8_t *xp = xr;                                                                     \
+            TE_UNROLL                                                                                  \
+            for (int kx = 0; kx < (K); kx++) {                                                         \
+                const uint32_t wv = wq[2 * kx];                                                        \
+                const uint32_t p_ = EXT(off, te_read_u32(xp)), q_ = EXT(off, te_read_u32(xp + step));  \
+                a0 = te_smlabb(p_, wv, a0);                                                            \
+                a2 = te_smlatt(p_, wv, a2);                                                            \
+                b0 = te_smlabb(q_, wv, b0);                                                            \
+                b2 = te_smlatt(q_, wv, b2);                                                            \
+                xp += C;                                                                               \
+            }                                                                                          \
+            xr += rs;                                                                                  \
+            wq += 2 * (K);                                                                             \
+        }                                                                                              \
+        acc[(H) * 32 + i] = a0;                                                                        \
+        acc[(H) * 32 + i + 1] = b0;                                                                    \
+        acc[(H + 2) * 32 + i] = a2;                                                                    \
+        acc[(H + 2) * 32 + i + 1] = b2;                                                                \
+    } while (0)
+
+#define DW4_INTERIOR(NAME, K)                                                                          \
+    static TE_NOINLINE void NAME(const int8_t *x, size_t rs, int C, int step, const uint32_t *wp, uint32_t off, \
+                                 int n, int32_t *acc)                                                  \
+    {                                                                                                  \
+        int i = 0;                                                                                     \
+        for (; i + 2 <= n; i += 2) {                                                                   \
+            DW4_HALF(K, te_sxtab16, 0);                                                                \
+            DW4_HALF(K, te_sxtab16_ror8, 1);                                                           \
+            x += 2 * step;                                                                             \
+        }                                                                                              \
+        if (i < n) {                                                                                   \
+            int32_t a[4];                                                                              \
+            dw4_sums(x, rs, C, wp, K, K, K, off, a);                                                   \
+            acc[i] = a[0];                                                                             \
+            acc[32 + i] = a[1];                                                                        \
+            acc[64 + i] = a[2];                                                                        \
+            acc[96 + i] = a[3];                                                                        \
+        }                                                                                              \
+    }
+DW4_INTERIOR(dw4_interior_k3, 3)
+DW4_INTERIOR(dw4_interior_k5, 5)
+DW4_INTERIOR(dw4_interior_k7, 7)
+#endif /* TE_USE_DSP */
+
 void te_depthwise_s8(const int8_t *in, const te_conv_geom_t *g, const int8_t *w, const int32_t *bias,
                      const te_quant_t *q, int8_t *out)
 {
     const int C = g->in_c, in_h = g->in_h, in_w = g->in_w, kh = g->k_h, kw = g->k_w;
-    const int32_t zp = q->in_zp, ozp = q->out_zp, lo = q->act_min, hi = q->act_max;
-    const size_t row_stride = (size_t)in_w * (size_t)C;
-
-    for (int oy = 0; oy < g->out_h; oy++) {
-        const int iy0 = oy * g->stride_h - g->pad_top;
-        const int ky0 = iy0 < 0 ? -iy0 : 0;
-        const int ky1 = iy0 + kh > in_h ? in_h - iy0 : kh;
-        for (int ox = 0; ox < g->out_w; ox++) {
-            const int ix0 = ox * g->stride_w - g->pad_left;
-            const int kx0 = ix0 < 0 ? -ix0 : 0;
-            const int kx1 = ix0 + kw > in_w ? in_w - ix0 : kw;
-            int8_t *restrict y = out + ((size_t)oy * (size_t)g->out_w + (size_t)ox) * (size_t)C;
-            const int empty = ky0 >= ky1 || kx0 >= kx1; /* a window entirely in the padding */
-            const int8_t *x00 =
-                empty ? in : in + ((size_t)(iy0 + ky0) * (size_t)in_w + (size_t)(ix0 + kx0)) * (size_t)C;
-            const int8_t *w00 = empty ? w : w + (size_t)(ky0 * kw + kx0) * (size_t)C;
-            int c = 0;
-            for (; c + 4 <= C; c += 4) {
-                int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-                for (int ky = ky0; ky < ky1 && !empty; ky++) {
-                    const int8_t *xp = x00 + (size_t)(ky - ky0) * row_stride + c;
-                    const int8_t *wq = w00 + (size_t)((ky - ky0) * kw) * (size_t)C + c;
-                    for (int kx = kx0; kx < kx1; kx++) {
-#if defined(TE_USE_DSP)
-                        const uint32_t off = te_dup16(-zp);
-                        const uint32_t xv = te_read_u32(xp), wv = te_read_u32(wq);
-                        const uint32_t x02 = te_sxtab16(off, xv), x13 = te_sxtab16_ror8(off, xv);
-                        const uint32_t w02 = te_sxtb16(wv), w13 = te_sxtb16_ror8(wv);
-                        a0 = te_smlabb(x02, w02, a0);
-                        a2 = te_smlatt(x02, w02, a2);
-                        a1 = te_smlabb(x13, w13, a1);
-                        a3 = te_smlatt(x13, w13, a3);
-#else
-                        a0 += wq[0] * (xp[0] - zp);
-                        a1 += wq[1] * (xp[1] - zp);
-                        a2 += wq[2] * (xp[2] - zp);
-                        a3 += wq[3] * (xp[3] - zp);
-#endif
-                        xp += C;
-                        wq += C;
+    const int oh = g->out_h, ow = g->out_w, sh = g->stride_h, sw = g->stride_w;
+    const int taps = kh * kw;
+    const int32_t zp = q->in_zp;
+    if (taps > DW_OOP_TAPS) { /* large kernels: one channel at a time, weights read in place */
+        for (int c = 0; c < C; c++) {
+            dw_out_t o = dw_out_make(bias, q, c, 0);
+            for (int oy = 0; oy < oh; oy++) {
+                for (int ox = 0; ox < ow; ox++) {
+                    dw_win_t v;
+                    dw_clip(oy, sh, g->pad_top, kh, in_h, &v.iy0, &v.ky0, &v.ky1);
+                    dw_clip(ox, sw, g->pad_left, kw, in_w, &v.ix0, &v.kx0, &v.kx1);
+                    int32_t s = 0;
+                    for (int ky = v.ky0; ky < v.ky1; ky++) {
+                        for (int kx = v.kx0; kx < v.kx1; kx++) {
+                            s += w[(size_t)(ky * kw + kx) * (size_t)C + (size_t)c] *
+                                 (in[((size_t)(v.iy0 + ky) * (size_t)in_w + (size_t)(v.ix0 + kx)) * (size_t)C +
+                                     (size_t)c] - zp);
+                        }
                     }
-                }
-                const int32_t acc[4] = {a0, a1, a2, a3};
-                for (int j = 0; j < 4; j++) {
-                    const te_rq_t r = te_rq_make(q->mult[c + j], q->shift[c + j]);
-                    y[c + j] = te_rq_s8(&r, te_add_wrap(acc[j], te_bias(bias, c + j)), ozp, lo, hi);
+                    out[((size_t)oy * (size_t)ow + (size_t)ox) * (size_t)C + (size_t)c] = dw_requant(&o, s);
                 }
             }
-            for (; c < C; c++) {
-                int32_t a = 0;
-                for (int ky = ky0; ky < ky1 && !empty; ky++) {
-                    const int8_t *xp = x00 + (size_t)(ky - ky0) * row_stride + c;
-                    const int8_t *wq = w00 + (size_t)((ky - ky0) * kw) * (size_t)C + c;
-                    for (int kx = kx0; kx < kx1; kx++) {
-                        a += *wq * (*xp - zp);
-                        xp += C;
-                        wq += C;
+        }
+        return;
+    }
+    /* interior columns: windows [ox_lo, ox_hi) lie inside the input horizontally */
+    int ox_lo = (g->pad_left + sw - 1) / sw;
+    int ox_hi = in_w + g->pad_left - kw < 0 ? 0 : (in_w + g->pad_left - kw) / sw + 1;
+    ox_hi = ox_hi > ow ? ow : ox_hi;
+    ox_lo = ox_lo > ox_hi ? ox_hi : ox_lo;
+    int32_t acc[4][32];
+    int8_t wk[DW_OOP_TAPS * 4]; /* the group's weights, tap-major (the stack stays near 1 KiB) */
+#if defined(TE_USE_DSP)
+    uint32_t wp[DW_OOP_TAPS * 2];
+    const uint32_t off = te_dup16(-zp);
+    const size_t rs = (size_t)in_w * (size_t)C;
+    const int sq = kh == kw && (kh == 3 || kh == 5 || kh == 7);
+#endif
+    for (int c = 0; c < C; c += 4) {
+        const int n = C - c < 4 ? C - c : 4;
+        dw_out_t o[4];
+        for (int j = 0; j < n; j++) {
+            o[j] = dw_out_make(bias, q, c + j, 0);
+        }
+        for (int t = 0; t < taps; t++) {
+            for (int j = 0; j < n; j++) {
+                wk[t * 4 + j] = w[(size_t)t * (size_t)C + (size_t)(c + j)];
+            }
+        }
+#if defined(TE_USE_DSP)
+        if (n == 4) {
+            for (int t = 0; t < taps; t++) {
+                wp[2 * t] = te_pkhbt((uint32_t)(int32_t)wk[t * 4], (uint32_t)(int32_t)wk[t * 4 + 2]);
+                wp[2 * t + 1] = te_pkhbt((uint32_t)(int32_t)wk[t * 4 + 1], (uint32_t)(int32_t)wk[t * 4 + 3]);
+            }
+        }
+#endif
+        for (int oy = 0; oy < oh; oy++) {
+            dw_win_t v;
+            dw_clip(oy, sh, g->pad_top, kh, in_h, &v.iy0, &v.ky0, &v.ky1);
+#if defined(TE_USE_DSP)
+            const int row_in = v.ky0 == 0 && v.ky1 == kh;
+#endif
+            int8_t *orow = out + (size_t)oy * (size_t)ow * (size_t)C + (size_t)c;
+            for (int ox0 = 0; ox0 < ow; ox0 += 32) {
+                const int end = ow - ox0 < 32 ? ow : ox0 + 32;
+                int ox = ox0;
+                while (ox < end) {
+#if defined(TE_USE_DSP)
+                    if (n == 4 && row_in && sq && ox >= ox_lo && ox < ox_hi) {
+                        const int e = ox_hi < end ? ox_hi : end;
+                        const int8_t *x = in + (size_t)v.iy0 * rs + (size_t)(ox * sw - g->pad_left) * (size_t)C +
+                                          (size_t)c;
+                        const int step = sw * C;
+                        if (kh == 3) {
+                            dw4_interior_k3(x, rs, C, step, wp, off, e - ox, &acc[0][ox - ox0]);
+                        } else if (kh == 5) {
+                            dw4_interior_k5(x, rs, C, step, wp, off, e - ox, &acc[0][ox - ox0]);
+                        } else {
+                            dw4_interior_k7(x, rs, C, step, wp, off, e - ox, &acc[0][ox - ox0]);
+                        }
+                        ox = e;
+                        continue;
                     }
+#endif
+                    dw_clip(ox, sw, g->pad_left, kw, in_w, &v.ix0, &v.kx0, &v.kx1);
+                    int32_t a[4] = {0, 0, 0, 0};
+                    if (v.ky0 < v.ky1 && v.kx0 < v.kx1) {
+#if defined(TE_USE_DSP)
+                        if (n == 4) {
+                            const int8_t *x = in + ((size_t)(v.iy0 + v.ky0) * (size_t)in_w +
+                                                    (size_t)(v.ix0 + v.kx0)) * (size_t)C + (size_t)c;
+                            dw4_sums(x, rs, C, wp + 2 * (v.ky0 * kw + v.kx0), kw, v.ky1 - v.ky0, v.kx1 - v.kx0, off,
+                                     a);
+                        } else
+#endif
+                        {
+                            dw_sums_scalar(in, g, wk, c, n, zp, &v, a);
+                        }
+                    }
+                    for (int j = 0; j < n; j++) {
+                        acc[j][ox - ox0] = a[j];
+                    }
+                    ox++;
                 }
-                const te_rq_t r = te_rq_make(q->mult[c], q->shift[c]);
-                y[c] = te_rq_s8(&r, te_add_wrap(a, te_bias(bias, c)), ozp, lo, hi);
+                for (int j = 0; j < n; j++) {
+                    dw_store(acc[j], end - ox0, &o[j], orow + (size_t)ox0 * (size_t)C + (size_t)j, C);
+                }
             }
         }
     }

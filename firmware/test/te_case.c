@@ -183,6 +183,17 @@ int te_case_run(const uint8_t *rec, size_t avail, const te_case_env_t *env, te_c
         after(env);
         break;
     case TE_OP_IM2COL:
+        if (h[H_VARIANT] == 1) { /* the stem kernel: weights in its int16-pair layout (codegen/stem.py) */
+            if (te_stem_scratch_bytes(g.k_h, g.k_w, g.in_c) > scratch_len) {
+                rc = -4;
+                break;
+            }
+            before(env);
+            rc = te_conv_stem_s8(in, &g, (const int32_t *)(const void *)w, bias, &q, (int8_t *)out,
+                                 (int16_t *)scratch);
+            after(env);
+            break;
+        }
         if (te_im2col_scratch_bytes(g.k_h, g.k_w, g.in_c) > scratch_len) {
             rc = -4;
             break;

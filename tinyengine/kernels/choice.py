@@ -43,6 +43,7 @@ class KernelChoice:
     scratch_fn: str | None = None          # C expression of what the kernel needs (checked at run time)
     args: dict | None = None               # everything the template needs for the call
     spec: KernelSpec | None = None
+    layout_choice: dict | None = None      # depthwise: the layout pass's record (tinyengine.passes.layout)
 
     def summary(self) -> dict:
         """JSON-friendly record (``tinyengine analyze``, the generated comments, lowering.json)."""
@@ -55,7 +56,8 @@ class KernelChoice:
                 "weight_bytes": self.weight_bytes(),
                 "in_shapes": [[int(d) for d in s] for s in self.in_shapes],
                 "out_shape": [int(d) for d in self.out_shape],
-                "args": plain(self.args or {})}
+                "args": plain(self.args or {}),
+                **({"layout_choice": self.layout_choice} if self.layout_choice else {})}
 
     def weight_bytes(self) -> int:
         return 0
@@ -113,7 +115,8 @@ def choose(plan: MemoryPlan, i: int, *, winograd: bool = False, cls=KernelChoice
             inputs=[(n, off[n]) for n in op.inputs], output=(op.output, off[op.output]), out_bytes=y.nbytes,
             in_shapes=[t[n].shape for n in op.inputs], out_shape=y.shape, macs=op_macs(g, op),
             inplace_of=plan.inplace.get(op.output), scratch_bytes=planned, scratch_type=s.scratch_type,
-            scratch_fn=s.scratch_c(g, op) if s.scratch_c else None, args=s.args(g, op), spec=s)
+            scratch_fn=s.scratch_c(g, op) if s.scratch_c else None, args=s.args(g, op), spec=s,
+            layout_choice=plan.layout.get(op.name))
     if op.kind == "add" and c.inplace_of:
         c.layout += f", in place over '{c.inplace_of}'"
     if c.scratch_type is not None and planned <= 0:

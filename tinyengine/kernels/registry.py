@@ -50,7 +50,7 @@ class KernelSpec:
     scratch: Callable[[Graph, Op], int] | None = None      # bytes (mirror of the C function)
     scratch_c: Callable[[Graph, Op], str] | None = None    # the C expression checked by te_model_check()
     fit_key: Callable[[dict], str] | None = None           # latency fit per variant (default: the name)
-    weights: str = "none"                       # weight array layout: none | ohwi | oi | hwc | winograd
+    weights: str = "none"                       # weight array layout: none | ohwi | stem | oi | hwc | winograd
 
     def latency_key(self, args: dict) -> str:
         return self.fit_key(args) if self.fit_key else self.name
@@ -114,6 +114,35 @@ def _sel_im2col(g, op, ctx):
     return reason
 
 
+STEM_MAX_IN_C, STEM_MAX_K = 4, 196  # TE_STEM_MAX_IN_C / TE_STEM_MAX_K in tinyengine.h
+
+
+def stem_k(k_h: int, k_w: int, in_c: int) -> int:
+    """Mirror of ``te_stem_k``: the stem's reduction length, k_h * k_w * in_c rounded up to a multiple of 4."""
+    return (k_h * k_w * in_c + 3) & ~3
+
+
+def _sel_stem(g, op, ctx):
+    kh, kw = op.attrs["kernel"]
+    cin = _cin(g, op)
+    if cin > STEM_MAX_IN_C or stem_k(kh, kw, cin) > STEM_MAX_K:
+        return None
+    k, kp = kh * kw * cin, stem_k(kh, kw, cin)
+    pad = f", padded to {kp} with zero weights (no scalar tail)" if kp != k else ""
+    return (f"{'stem' if op.role == 'stem' else 'conv'} with {cin} input channel{'s' * (cin > 1)}: im2col columns of "
+            f"{k} values gathered whole and widened in groups of four{pad}, 2x2 tiles on int16 weights")
+
+
+def _terms_stem(a):
+    # the 2x2 tiles run over the padded column (Kp - K zero-weight products per output), one column
+    # gathered and widened per pixel, requantisation per output, constants per channel and call
+    g = a["geom"]
+    k = g["k_h"] * g["k_w"] * g["in_c"]
+    p, kp, co = g["out_h"] * g["out_w"], stem_k(g["k_h"], g["k_w"], g["in_c"]), g["out_c"]
+    return {"macs": p * k * co, "pad_macs": p * (kp - k) * co, "out": p * co, "col": p * kp, "pixels": p,
+            "out_c": co, "co_odd": p * kp * (co % 2)}
+
+
 def _terms_pointwise(a):
     p, ci, co = a["n_pixels"], a["in_c"], a["out_c"]
     return {"macs": p * ci * co, "out": p * co, "in": p * ci, "pixels": p, "out_c": co,
@@ -167,6 +196,30 @@ def _terms_dw(a):
     pw = g["in_w"] + 2 * g["pad_left"]
     return {"pairs": c * oh * (ow // 2), "odd": c * oh * (ow % 2), "out": c * oh * ow,
             "chunks": c * oh * math.ceil(ow / 32), "padded_in": c * ph * pw, "channels": c}
+
+
+def _dw_span(n_out, s, pad, k, n_in):
+    """(valid taps summed over the outputs of one axis, outputs whose window lies inside the input)."""
+    taps = inside = 0
+    for o in range(n_out):
+        i0 = o * s - pad
+        lo, hi = max(0, -i0), min(k, n_in - i0)
+        taps += max(0, hi - lo)
+        inside += lo == 0 and hi == k
+    return taps, inside
+
+
+def _terms_dw_hwc(a):
+    # te_depthwise_s8 (HWC direct, four channels per pass): the valid taps (border windows skip the
+    # padding), interior outputs two at a time, border outputs one at a time with clipped loops, one
+    # requantisation per output in chunks of up to 32 per channel; C % 4 channels take the scalar loop.
+    g = a["geom"]
+    c, oh, ow = g["in_c"], g["out_h"], g["out_w"]
+    ty, iy = _dw_span(oh, g["stride_h"], g["pad_top"], g["k_h"], g["in_h"])
+    tx, ix = _dw_span(ow, g["stride_w"], g["pad_left"], g["k_w"], g["in_w"])
+    groups = math.ceil(c / 4)
+    return {"taps": c * ty * tx, "out": c * oh * ow, "border_px": groups * (oh * ow - iy * ix),
+            "chunks": groups * oh * math.ceil(ow / 32), "groups": groups, "tail_taps": (c % 4) * ty * tx}
 
 
 def _dw_key(name):
@@ -230,6 +283,17 @@ SPECS: tuple[KernelSpec, ...] = (
         lambda g, op: winograd_scratch_bytes(_cin(g, op)),
         lambda g, op: f"te_winograd_scratch_bytes({_cin(g, op)})", weights="winograd"),
     KernelSpec(
+        "te_conv_stem_s8", ("conv2d",), "NHWC, 1..4 input channels; weights OHWI rows zero-padded to a multiple "
+        "of 4, widened to int16 pairs (codegen/stem.py); two int16 im2col columns in scratch",
+        _sel_stem, _geom,
+        "    if (te_conv_stem_s8(TE_I8({{ x }}), &te_geom_{{ i }}, {{ w }}, &te_quant_{{ i }},\n"
+        "                        TE_I8({{ y }}), TE_I16({{ s }})) != 0) "
+        "return {{ i + 1 }};",
+        _terms_stem, "int16",
+        lambda g, op: 2 * stem_k(op.attrs["kernel"][0], op.attrs["kernel"][1], _cin(g, op)) * 2,
+        lambda g, op: f"te_stem_scratch_bytes({op.attrs['kernel'][0]}, {op.attrs['kernel'][1]}, {_cin(g, op)})",
+        weights="stem"),
+    KernelSpec(
         "te_conv_im2col_s8", ("conv2d",), "NHWC; weights OHWI; two int16 im2col columns in scratch",
         _sel_im2col, _geom,
         "    te_conv_im2col_s8(TE_I8({{ x }}), &te_geom_{{ i }}, {{ w }}, &te_quant_{{ i }},\n"
@@ -250,7 +314,7 @@ SPECS: tuple[KernelSpec, ...] = (
         _sel_dw, _geom,
         "    te_depthwise_s8(TE_I8({{ x }}), &te_geom_{{ i }}, {{ w }}, &te_quant_{{ i }},\n"
         "                    TE_I8({{ y }}));",
-        _terms_dw, fit_key=_dw_key("te_depthwise_s8"), weights="hwc"),
+        _terms_dw_hwc, weights="hwc"),
     KernelSpec(
         "te_add_s8", ("add",), "elementwise over NHWC",
         lambda g, op, ctx: "residual add (TFLM int8 ADD: left shift 20, two input and one output multiplier)",

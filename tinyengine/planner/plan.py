@@ -35,6 +35,8 @@ class PlanOptions:
     patches: int = 1            # n: run the early high-resolution layers in n x n patches (1 = off)
     patch_split: str | int | None = None  # last op of the patched prefix (None: patch.default_split)
     stream: bool = False        # fused streaming execution of the segments that lower the arena (passes.stream)
+    layout_choice: str = "memory"  # depthwise in/out of place by cost (tinyengine.passes.layout): off | memory | speed
+    layout_extra_sram: int = 0     # "speed": bytes the arena may grow by for it (0 = no limit)
 
 
 @dataclass
@@ -71,6 +73,7 @@ class MemoryPlan:
     scratch_bytes: list[int]     # scratch bytes of each step's op
     tensor_offset: dict[str, int] = field(default_factory=dict)
     inplace: dict[str, str] = field(default_factory=dict)  # output tensor -> input tensor it overwrites
+    layout: dict[str, dict] = field(default_factory=dict)  # depthwise op -> layout choice record (passes.layout)
 
     @property
     def peak_sram(self) -> int:
