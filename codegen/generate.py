@@ -12,7 +12,12 @@ import numpy as np
 
 from boards import load_board
 from codegen.project import Project, write_project
-from codegen.search_folder import check_graph_matches_arch, refuse_quantise_options
+from codegen.search_folder import (
+    check_graph_matches_arch,
+    refuse_quantise_options,
+    refuse_unstreamed,
+    searched_stream,
+)
 from search_spaces.arch import ArchConfig
 from search_spaces.zoo import load_model
 from tinyengine.frontend.model_source import is_model_file, load_model_file
@@ -54,20 +59,23 @@ MAX_CALIB = 1024  # calibration images: more would allocate gigabytes of float i
 
 def generate(model_spec: str, board_name: str, out: str | Path, *, weights: str | None = None, seed: int = 0,
              calib: int | None = None, winograd: bool = False, calib_data: str | None = None,
-             force: bool = False, datasets: dict | None = None, stream: bool = False) -> Project:
+             force: bool = False, datasets: dict | None = None, stream: bool | None = None) -> Project:
     """The whole pipeline behind ``tinyengine gen`` (no printing): returns the written project.
-    ``out`` is claimed first (:mod:`tinyengine.outdir`): files gen did not write stop it unless ``force``."""
+    ``out`` is claimed first (:mod:`tinyengine.outdir`): files gen did not write stop it unless ``force``.
+    ``stream`` None: on for a ``tinynas search --stream`` folder (``folder_streams``), else off."""
     board = load_board(board_name)
     if not 0 <= seed < 2 ** 32:
         raise UsageError(f"--seed: must be in 0..{2 ** 32 - 1}, got {seed}")
     if calib is not None and not 1 <= calib <= MAX_CALIB:
         raise UsageError(f"--calib: must be in 1..{MAX_CALIB}, got {calib}")
     n_calib, calib_src = (16 if calib is None else calib), (calib_data or "random")
-    opts = PlanOptions(stream=stream)  # --stream: fused streaming segments (tinyengine.passes.stream)
+    opts = PlanOptions(stream=bool(stream))  # --stream: fused streaming segments (tinyengine.passes.stream)
     if Path(model_spec).is_dir():
         refuse_quantise_options(Path(model_spec), weights=weights, calib=calib, calib_data=calib_data)
+        if stream is None:
+            opts = PlanOptions(stream=folder_streams(Path(model_spec)))
         make = lambda: _generate_searched(Path(model_spec), board, out, seed=seed, winograd=winograd,  # noqa: E731
-                                          opts=opts)
+                                          opts=opts, explicit_no_stream=stream is False)
     elif is_model_file(model_spec):  # .tflite: int8 as is; .onnx: float, quantised on the calibration images
         make = lambda: _generate_imported(model_spec, board, out, seed=seed, winograd=winograd,  # noqa: E731
                                           calib=n_calib, calib_data=calib_src, datasets=datasets, opts=opts)
@@ -110,8 +118,14 @@ def _generate_model(arch: ArchConfig, model_spec: str, board, out, *, weights: s
                          weights_from=f"{source}; calibrated on {calib} {calib_data} images")
 
 
+def folder_streams(folder: Path) -> bool:
+    """Whether ``folder`` (a ``tinynas search`` output) was searched with --stream (gen then streams)."""
+    arch_file = folder / "arch.json"
+    return arch_file.is_file() and searched_stream(ArchConfig.load(arch_file))[0]
+
+
 def _generate_searched(folder: Path, board, out, *, seed: int, winograd: bool,
-                       opts: PlanOptions | None = None) -> Project:
+                       opts: PlanOptions | None = None, explicit_no_stream: bool = False) -> Project:
     """A `tinynas search` output: the int8 graph it evaluated (so the firmware computes exactly the
     int8 accuracy the search reported), with its architecture."""
     from tinyengine.ir.graph_io import load_graph
@@ -128,6 +142,9 @@ def _generate_searched(folder: Path, board, out, *, seed: int, winograd: bool,
     graph = load_graph(graph_file)  # tinyml-graph/1: JSON + arrays, loaded without pickle
     check_graph_matches_arch(graph, arch, arch_file, graph_file)
     plan = plan_memory(graph, opts)
+    relies, limit = searched_stream(arch)
+    if relies and explicit_no_stream:
+        refuse_unstreamed(folder, plan.peak_sram, limit)
     return write_project(out, arch, plan, board, winograd=winograd, seed=seed,
                          weights_from=f"{folder} (trained by tinynas search; its int8 model as evaluated)")
 
