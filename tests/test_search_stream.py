@@ -23,6 +23,7 @@ from tinynas import search as search_mod
 from tinynas.baseline_grid import baseline_grid
 from tinynas.constraints import Constraints, constraints_from_args
 from tinynas.evolution import EvoConfig, Feasibility, _row
+from tinynas.fit_sampler import FitSampler
 from tinynas.run_settings import check_run_settings
 from tinynas.train import TrainConfig
 
@@ -50,6 +51,10 @@ def test_stream_constraints_reach_feasibility_grid_and_settings(tmp_path):
     gs = feas_on.sample_feasible(np.random.default_rng(0), 8)
     assert all(feas_on.fits(c) for c in feas_on.costs(gs))
     assert not any(feas_off.fits(c) for c in feas_off.costs(gs))  # they fit only streamed
+    fs = FitSampler(feas_on, pool=32)  # the supernet's sampler draws from the streamed-fitting pool
+    assert fs.utilisation.max() <= 1 and all(fast_costs(a, stream=True).peak_sram <= on.sram_bytes
+                                             for a in fs.archs)
+    assert max(fast_costs(a).peak_sram for a in fs.archs) > on.sram_bytes
     grid_on = baseline_grid(10, 1, (32, 40), on, widths=(0.3, 0.5), depths=(1, 2), expands=(3, 6))
     grid_off = baseline_grid(10, 1, (32, 40), off, widths=(0.3, 0.5), depths=(1, 2), expands=(3, 6))
     assert all(p.peak_sram == fast_costs(p.arch, stream=True).peak_sram for p in grid_on)
