@@ -12,7 +12,12 @@ import numpy as np
 
 from boards import load_board
 from codegen.project import Project, write_project
-from codegen.search_folder import check_graph_matches_arch, refuse_quantise_options
+from codegen.search_folder import (
+    check_graph_matches_arch,
+    refuse_quantise_options,
+    refuse_unstreamed,
+    searched_stream,
+)
 from search_spaces.arch import ArchConfig
 from search_spaces.zoo import load_model
 from tinyengine.frontend.model_source import is_model_file, load_model_file
@@ -21,7 +26,7 @@ from tinyengine.frontend.weights import load_weights, random_model
 from tinyengine.outdir import claim as claim_outdir
 from tinyengine.pipeline import plan_memory
 from tinyengine.planner import PlanOptions
-from tinyml_errors import ModelImportError, UsageError
+from tinyml_errors import ModelImportError, PlanError, UsageError
 
 
 def calibration_images(arch: ArchConfig, n: int, seed: int, source: str = "random",
@@ -54,21 +59,24 @@ MAX_CALIB = 1024  # calibration images: more would allocate gigabytes of float i
 
 def generate(model_spec: str, board_name: str, out: str | Path, *, weights: str | None = None, seed: int = 0,
              calib: int | None = None, winograd: bool = False, calib_data: str | None = None,
-             force: bool = False, datasets: dict | None = None, stream: bool = False,
+             force: bool = False, datasets: dict | None = None, stream: bool | None = None,
              layout_choice: str = "memory", layout_extra_sram: int = 0) -> Project:
     """The whole pipeline behind ``tinyengine gen`` (no printing): returns the written project.
-    ``out`` is claimed first (:mod:`tinyengine.outdir`): files gen did not write stop it unless ``force``."""
+    ``out`` is claimed first (:mod:`tinyengine.outdir`): files gen did not write stop it unless ``force``.
+    ``stream`` None: on for a ``tinynas search --stream`` folder (``folder_streams``), else off."""
     board = load_board(board_name)
     if not 0 <= seed < 2 ** 32:
         raise UsageError(f"--seed: must be in 0..{2 ** 32 - 1}, got {seed}")
     if calib is not None and not 1 <= calib <= MAX_CALIB:
         raise UsageError(f"--calib: must be in 1..{MAX_CALIB}, got {calib}")
     n_calib, calib_src = (16 if calib is None else calib), (calib_data or "random")
-    opts = _plan_options(board, layout_choice, layout_extra_sram, stream)
+    opts = _plan_options(board, layout_choice, layout_extra_sram, bool(stream))
     if Path(model_spec).is_dir():
         refuse_quantise_options(Path(model_spec), weights=weights, calib=calib, calib_data=calib_data)
+        if stream is None:
+            opts = _plan_options(board, layout_choice, layout_extra_sram, folder_streams(Path(model_spec)))
         make = lambda: _generate_searched(Path(model_spec), board, out, seed=seed, winograd=winograd,  # noqa: E731
-                                          opts=opts)
+                                          opts=opts, explicit_no_stream=stream is False)
     elif is_model_file(model_spec):  # .tflite: int8 as is; .onnx: float, quantised on the calibration images
         make = lambda: _generate_imported(model_spec, board, out, seed=seed, winograd=winograd,  # noqa: E731
                                           calib=n_calib, calib_data=calib_src, datasets=datasets, opts=opts)
@@ -124,7 +132,14 @@ def _generate_model(arch: ArchConfig, model_spec: str, board, out, *, weights: s
                          weights_from=f"{source}; calibrated on {calib} {calib_data} images")
 
 
-def _generate_searched(folder: Path, board, out, *, seed: int, winograd: bool, opts: PlanOptions) -> Project:
+def folder_streams(folder: Path) -> bool:
+    """Whether ``folder`` (a ``tinynas search`` output) was searched with --stream (gen then streams)."""
+    arch_file = folder / "arch.json"
+    return arch_file.is_file() and searched_stream(ArchConfig.load(arch_file))[0]
+
+
+def _generate_searched(folder: Path, board, out, *, seed: int, winograd: bool,
+                       opts: PlanOptions | None = None, explicit_no_stream: bool = False) -> Project:
     """A `tinynas search` output: the int8 graph it evaluated (so the firmware computes exactly the
     int8 accuracy the search reported), with its architecture."""
     from tinyengine.ir.graph_io import load_graph
@@ -141,6 +156,14 @@ def _generate_searched(folder: Path, board, out, *, seed: int, winograd: bool, o
     graph = load_graph(graph_file)  # tinyml-graph/1: JSON + arrays, loaded without pickle
     check_graph_matches_arch(graph, arch, arch_file, graph_file)
     plan = plan_memory(graph, opts)
+    relies, limit = searched_stream(arch)
+    if relies and explicit_no_stream:
+        refuse_unstreamed(folder, plan.peak_sram, limit)
+    elif relies and opts is not None and opts.stream and limit is not None and plan.peak_sram > limit:
+        # the search's per-block estimate is meant to be conservative; never hand out a plan over its limit
+        raise PlanError(f"{folder}: streamed, the whole graph plans at {plan.peak_sram:,} B, over the "
+                        f"{limit:,} B SRAM limit the search counted (its per-block streaming estimate was "
+                        "lower); search again with a lower --sram")
     return write_project(out, arch, plan, board, winograd=winograd, seed=seed,
                          weights_from=f"{folder} (trained by tinynas search; its int8 model as evaluated)")
 

@@ -36,3 +36,19 @@ def check_graph_matches_arch(graph: Graph, arch: ArchConfig, arch_file: Path, gr
     if len(want) != len(have):
         raise ArchError(f"{arch_file} does not describe {graph_file} ({len(want)} layers in the architecture, "
                         f"{len(have)} in the int8 model): the two come from different searches")
+
+
+def searched_stream(arch: ArchConfig) -> tuple[bool, int | None]:
+    """(relies on fused streaming, the search's SRAM limit in bytes) from a search's ``arch.json`` meta
+    (``tinynas search --stream`` writes them, ``tinynas.stream_search``)."""
+    meta = arch.meta or {}
+    return bool(meta.get("stream", False)), meta.get("sram_limit")
+
+
+def refuse_unstreamed(folder: Path, peak: int, limit: int | None) -> None:
+    """A UsageError when ``--no-stream`` asks for a layer-by-layer plan whose peak exceeds the SRAM limit
+    the folder's ``tinynas search --stream`` run searched under."""
+    if limit is not None and peak > limit:
+        raise UsageError(f"--no-stream: {folder} was searched with --stream (its SRAM limit {limit:,} B "
+                         f"counts fused streaming); without streaming its peak is {peak:,} B, over that limit. "
+                         "Drop --no-stream (gen streams a searched --stream folder by default)")

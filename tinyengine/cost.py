@@ -64,13 +64,15 @@ def _block_costs(blk: BlockSpec, size: int, stream: bool = False) -> tuple[int, 
 
 
 @lru_cache(maxsize=4096)
-def _stem_first_peak(resolution: int, in_channels: int, stem_channels: int, first: BlockSpec) -> int:
-    """Streamed peak of the stem (3x3/s2) followed by the first block (what ``stream=True`` counts)."""
+def _stem_first_peak(resolution: int, in_channels: int, stem_channels: int, first: BlockSpec,
+                     stem_kernel: int = 3, stem_stride: int = 2) -> int:
+    """Streamed peak of the stem (3x3/s2 unless told) followed by the first block (what ``stream=True``
+    counts)."""
     from tinyengine.ir.graph import _block, _Builder
     b = _Builder("stem+first")
     x = b.tensor("input", (resolution, resolution, in_channels))
     b.g.inputs.append(x)
-    x = b.conv("stem", x, stem_channels, 3, 2, role="stem", block=None)
+    x = b.conv("stem", x, stem_channels, stem_kernel, stem_stride, role="stem", block=None)
     b.g.outputs.append(_block(b, x, first))
     return plan_memory(b.g, PlanOptions(stream=True)).peak_sram
 
@@ -93,14 +95,20 @@ def stem_head_key(arch: ArchConfig) -> tuple:
             list(arch.blocks())[-1].out_channels, sizes[-1], arch.feature_mix_channels, arch.num_classes)
 
 
-def fast_costs(arch: ArchConfig) -> Costs:
-    """network_costs through the per-block cache (what batch_costs uses), for one network."""
+def fast_costs(arch: ArchConfig, stream: bool = False) -> Costs:
+    """network_costs through the per-block cache (what batch_costs uses), for one network; ``stream``:
+    the same streamed peak as ``batch_costs(..., stream=True)`` (per block, stem with the first block)."""
     sizes = arch.spatial_sizes()
-    parts = [_block_costs(b, sizes[b.index]) for b in arch.blocks()]
+    blocks = list(arch.blocks())
+    parts = [_block_costs(b, sizes[b.index], stream) for b in blocks]
     stem, head = _stem_head_costs(stem_head_key(arch))
     parts += [stem, head]
-    return Costs(sum(p[0] for p in parts), sum(p[1] for p in parts), sum(p[2] for p in parts),
-                 max(p[3] for p in parts))
+    peak = max(p[3] for p in parts)
+    if stream:
+        pre = _stem_first_peak(arch.resolution, arch.in_channels, arch.stem_channels, blocks[0],
+                               arch.stem_kernel, arch.stem_stride)
+        peak = max([p[3] for p in parts[1:-2]] + [pre, head[3]])
+    return Costs(sum(p[0] for p in parts), sum(p[1] for p in parts), sum(p[2] for p in parts), peak)
 
 
 @dataclass

@@ -6,12 +6,13 @@ the exit status and raises a TinyMLError (one clear message) for bad input.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import numpy as np
 
 from boards import list_boards, load_board
 from boards.units import format_size
-from codegen.generate import build_host, generate
+from codegen.generate import build_host, folder_streams, generate
 from tinyml_errors import UsageError
 
 
@@ -39,9 +40,10 @@ def add_gen_parser(subparsers) -> argparse.ArgumentParser:
                         "images (for a network trained on it), or an .npy array (N, C, H, W) in [0, 1]")
     g.add_argument("--winograd", action="store_true",
                    help="use Winograd F(2x2,3x3) for 3x3 stride-1 regular convs where the plan's scratch allows")
-    g.add_argument("--stream", action="store_true",
+    g.add_argument("--stream", action=argparse.BooleanOptionalAction, default=None,
                    help="fused streaming execution: the segments that lower the arena run row by row, their "
-                        "intermediate tensors in rings of rows (same bytes, same MACs; see analyze --stream)")
+                        "intermediate tensors in rings of rows (same bytes, same MACs; see analyze --stream). "
+                        "Default: on for a `tinynas search --stream` folder, else off")
     g.add_argument("--layout-choice", choices=("off", "memory", "speed"), default="memory",
                    help="depthwise in or out of place by predicted cost (see `tinyengine analyze`): memory "
                         "(default) only where the arena does not grow, speed also where it grows (up to "
@@ -58,6 +60,9 @@ def cmd_gen(args: argparse.Namespace, console) -> int:
                     calib=args.calib, winograd=args.winograd, calib_data=args.calib_data, force=args.force,
                     datasets=DATASETS, stream=args.stream, layout_choice=args.layout_choice,
                     layout_extra_sram=args.layout_extra_sram)
+    if args.stream is None and Path(args.model).is_dir() and folder_streams(Path(args.model)):
+        console.print(f"streaming on: {args.model} was searched with --stream (its SRAM limit counts fused "
+                      "streaming); --no-stream to plan layer by layer")
     low, board = proj.lowering, load_board(args.board)
     kinds: dict[str, int] = {}
     for o in low.ops:

@@ -109,6 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--from", dest="from_step", metavar="STEP",
                    help="recompute from this step on, reusing the earlier steps' saved results (steps: "
                         "stage1, supernet, search, final_train, int8, baseline, report)")
+    q.add_argument("--stream", action="store_true", help="count peak SRAM with fused streaming execution "
+                   "everywhere (stage 1, evolution, baseline grid, report); `tinyengine gen` on the folder then "
+                   "streams by default")
     q.add_argument("--no-baseline", action="store_true", help="skip training the hand-scaled MobileNetV2 "
                    "baseline (saves its time; the report then cannot say whether the search paid for itself)")
     return p
@@ -136,7 +139,8 @@ def cmd_search(args: argparse.Namespace, console: Console) -> int:
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out: {out} exists and is not a directory")
     cons = constraints_from_args(args.board, args.sram, args.flash, args.latency,
-                                 sram_reserve=args.sram_reserve, flash_reserve=args.flash_reserve)
+                                 sram_reserve=args.sram_reserve, flash_reserve=args.flash_reserve,
+                                 stream=args.stream)
     if cons.latency_s is not None and cons.board is None:
         raise UsageError("--latency: a latency limit needs --board (the core and clock it runs on)")
     first_rank = os.environ.get("RANK", "0") == "0"  # under torchrun, rank 0 owns the folder
@@ -164,7 +168,8 @@ def cmd_search(args: argparse.Namespace, console: Console) -> int:
     w = s["winner"]
     console.print(f"[bold green]winner[/]: float {100 * w['float_test_acc']:.2f}%, int8 "
                   f"{100 * w['int8_test_acc']:.2f}%, {w['macs'] / 1e6:.2f}M MACs, peak SRAM "
-                  f"{format_size(w['peak_sram'])}, flash {format_size(w['flash_bytes'])}")
+                  f"{format_size(w['peak_sram'])}{' (fused streaming)' if cons.stream else ''}, flash "
+                  f"{format_size(w['flash_bytes'])}")
     return 0
 
 

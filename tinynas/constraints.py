@@ -16,6 +16,7 @@ class Constraints:
     board: Board | None = None
     sram_reserve: int = 0    # already subtracted from sram_bytes
     flash_reserve: int = 0   # already subtracted from flash_bytes
+    stream: bool = False     # peak SRAM counted with fused streaming execution (tinynas search --stream)
 
     def describe(self) -> str:
         s = f"SRAM {format_size(self.sram_bytes)}, flash {format_size(self.flash_bytes)}"
@@ -26,17 +27,20 @@ class Constraints:
                   f"{format_size(self.flash_reserve)} flash for the firmware)")
         if self.board is not None:
             s += f" (board {self.board.name})"
+        if self.stream:
+            s += " (peak SRAM with fused streaming)"
         return s
 
     def to_dict(self) -> dict:
         return {"sram_bytes": self.sram_bytes, "flash_bytes": self.flash_bytes,
                 "latency_s": self.latency_s, "board": self.board.name if self.board else None,
-                "sram_reserve": self.sram_reserve, "flash_reserve": self.flash_reserve}
+                "sram_reserve": self.sram_reserve, "flash_reserve": self.flash_reserve,
+                **({"stream": True} if self.stream else {})}  # absent when off: older folders still match
 
 
 def constraints_from_args(board: str | None, sram: str | None, flash: str | None,
                           latency: str | None = None, *, sram_reserve: str | None = None,
-                          flash_reserve: str | None = None) -> Constraints:
+                          flash_reserve: str | None = None, stream: bool = False) -> Constraints:
     """Board presets set the limits; explicit --sram/--flash override them. Errors name the flag.
 
     The reserves are what the firmware itself needs (stack and runtime state in SRAM, code in
@@ -49,4 +53,4 @@ def constraints_from_args(board: str | None, sram: str | None, flash: str | None
     if rf >= f:
         raise UsageError(f"--flash-reserve: {format_size(rf)} leaves nothing of the {format_size(f)} flash")
     lat = parse_duration(latency, what="--latency") if latency is not None else None
-    return Constraints(s - rs, f - rf, lat, b, rs, rf)
+    return Constraints(s - rs, f - rf, lat, b, rs, rf, stream)

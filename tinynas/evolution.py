@@ -71,7 +71,8 @@ class Feasibility:
     cons: Constraints
 
     def costs(self, gs: list[Genes]) -> list[dict]:
-        b = batch_costs(self.space, self.width_mult, self.resolution, _stack(gs))
+        b = batch_costs(self.space, self.width_mult, self.resolution, _stack(gs),
+                        stream=getattr(self.cons, "stream", False))
         lat = self._latency(gs, b.macs)
         return [{"macs": int(b.macs[i]), "params": int(b.params[i]), "flash_bytes": int(b.flash_bytes[i]),
                  "peak_sram": int(b.peak_sram[i]), "latency_s": None if lat is None else float(lat[i])}

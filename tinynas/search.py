@@ -189,7 +189,7 @@ def baseline_arch(space: SearchSpace, cons: Constraints) -> ArchConfig | None:
                         a = space.build(w, r, k, e, depth, name=f"mbv2-w{w:g}-r{r}-d{d}-e{space.expand_choices[ei]}")
                     except ArchError:
                         continue  # this (depth, expand) does not build at this width: not a grid point
-                    c = fast_costs(a)
+                    c = fast_costs(a, stream=cons.stream)
                     if c.fits(cons.sram_bytes, cons.flash_bytes) and c.macs > best_macs and (
                             cons.latency_s is None or cons.board is None
                             or latency_mod.predict_latency_s(a, cons) <= cons.latency_s):
@@ -259,11 +259,12 @@ def _finish(arch: ArchConfig, net, tag: str, ds: Dataset, x_tr, budget: Budget, 
     net.to(device)
     timings[f"{tag}_int8_s"] = time.perf_counter() - t
     save_graph(graph, graph_file)  # JSON + arrays, no pickle (tinyengine.ir.graph_io)
-    c = fast_costs(arch)
+    c = fast_costs(arch, stream=opts.cons.stream)
     rec = {"arch": arch.summary(), "float_test_acc": acc, "float_test_images": len(ds.y_test),
            "int8_test_acc": acc8, "float_acc_on_int8_images": acc_f_sub, "int8_test_images": n8,
            "macs": c.macs, "params": c.params, "peak_sram": c.peak_sram, "flash_bytes": c.flash_bytes,
-           "fits": c.fits(opts.cons.sram_bytes, opts.cons.flash_bytes)}
+           "fits": c.fits(opts.cons.sram_bytes, opts.cons.flash_bytes),
+           **({"peak_sram_counts": "fused streaming"} if opts.cons.stream else {})}
     if opts.cons.board is not None:
         rec["latency_s_estimate"] = latency_mod.predict_latency_s(arch, opts.cons)
     done.write_text(json.dumps(rec, indent=1) + "\n")
@@ -286,7 +287,9 @@ def _report(s: dict, arch: ArchConfig, base: ArchConfig | None) -> str:
         f"Budget `{s['budget']}`, data {s['data']}, device {s['device']}.",
         f"Constraints: SRAM {format_size(c['sram_bytes'])}, flash {format_size(c['flash_bytes'])}"
         + (f", latency {c['latency_s'] * 1e3:g} ms ({s['latency_model']})" if c["latency_s"] else "")
-        + (f", board {c['board']}" if c["board"] else "") + ".",
+        + (f", board {c['board']}" if c["board"] else "") + "."
+        + (" Peak SRAM is counted with fused streaming execution (`--stream`): generate with "
+           "`tinyengine gen` on this folder, which streams by default." if c.get("stream") else ""),
         f"Stage 1 space: W={s['space']['width_mult']:g}, R={s['space']['resolution']} "
         f"({100 * s['space']['fit_ratio']:.1f}% of sampled sub-networks fit).", "",
         "## Winner vs hand-scaled MobileNetV2 (same budget, same training)", "",

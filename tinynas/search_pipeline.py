@@ -45,6 +45,7 @@ from tinynas.evolution import (
 )
 from tinynas.run_timings import RunTimings
 from tinynas.steps import StepRunner
+from tinynas.stream_search import stream_meta
 from tinynas.train import TrainConfig, default_device, dist_info, evaluate, init_distributed, to_input, train
 
 STEPS = ("stage1", "supernet", "search", "final_train", "int8", "baseline", "report")
@@ -294,7 +295,8 @@ def _run(opts, log, prog, budget, from_step, rank, world) -> dict:
     tick("search", "search")
     best = se["evolution"]["best"]
     arch = feas.build(genes_from_json(best["genes"]), name=f"tinynas-w{W:g}-r{R}")
-    arch = replace(arch, meta={"searched_by": "tinynas search", "budget": opts.budget, "key": best["key"]})
+    arch = replace(arch, meta={"searched_by": "tinynas search", "budget": opts.budget, "key": best["key"],
+                               **stream_meta(opts.cons)})
 
     # ---------------------------------------------------------------- final training (fair recipe)
     def do_final() -> dict:

@@ -76,7 +76,7 @@ def evaluate_space(space: SearchSpace, width_mult: float, resolution: int, cons:
                    samples: int, rng: np.random.Generator,
                    latency: Callable[[ArchConfig], float] | None = None, stream: bool = False) -> SpaceStats:
     genes = space.sample_genes(rng, samples)
-    c = batch_costs(space, width_mult, resolution, genes, stream=stream)
+    c = batch_costs(space, width_mult, resolution, genes, stream=stream or getattr(cons, "stream", False))
     sram_ok, flash_ok = c.peak_sram <= cons.sram_bytes, c.flash_bytes <= cons.flash_bytes
     ok = sram_ok & flash_ok
     if latency is not None and cons.latency_s is not None:  # only the memory-fitting ones need it
