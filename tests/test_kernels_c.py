@@ -69,7 +69,8 @@ def build_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def cases() -> list[Case]:
     rng = np.random.default_rng(99)
-    return random_cases() + winograd_bound_cases(rng) + tflite_op_cases(rng) + pointwise_tail_cases(rng) + add_fast_cases(rng)
+    return (random_cases() + winograd_bound_cases(rng) + tflite_op_cases(rng) + pointwise_tail_cases(rng)
+            + add_fast_cases(rng) + pointwise_asm_cases(rng))
 
 
 def add_fast_cases(rng) -> list[Case]:
@@ -114,6 +115,18 @@ def pointwise_tail_cases(rng) -> list[Case]:
     for n, ci, co in ((1, 1, 1), (3, 2, 3), (5, 3, 2), (7, 5, 7), (2, 6, 1), (9, 7, 5), (4, 8, 3), (11, 16, 9),
                       (6, 9, 4), (13, 1, 17)):
         cs.append(pointwise_case(rng, n, ci, co))
+    return cs
+
+
+def pointwise_asm_cases(rng) -> list[Case]:
+    """Pointwise layers the assembly inner loop takes on M4/M7 (te_pointwise.c: full int8 clamp, in_c a
+    multiple of 4 and >= 20): odd and even pixel and output-channel counts, 5 to 16 groups of four."""
+    cs = []
+    for n, ci, co in ((5, 20, 7), (4, 24, 6), (3, 32, 9), (7, 64, 3), (2, 44, 2), (1, 28, 5)):
+        c = pointwise_case(rng, n, ci, co)
+        while (c.hdr["act_min"], c.hdr["act_max"]) != (-128, 127):  # the asm variant needs the full clamp
+            c = pointwise_case(rng, n, ci, co)
+        cs.append(c)
     return cs
 
 
@@ -204,6 +217,19 @@ def test_arm_compile_only(build_dir):
     assert not has_smlad["cortex-m3"] and not has_smlad["cortex-m0plus"], "DSP instructions in a portable build"
 
 
+def test_pointwise_asm_loop_is_built_for_dsp_cores(build_dir):
+    """M4/M7 builds carry the assembly tile loop (LDRD with post-increment) and its dispatch; M3 none."""
+    require_arm_toolchain()
+    src = FW / "src" / "te_pointwise.c"
+    for cpu, want in (("cortex-m4", True), ("cortex-m7", True), ("cortex-m3", False)):
+        obj = build_dir / f"pw-asm-{cpu}.o"
+        run(["arm-none-eabi-gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-Wconversion", "-O2", "-mthumb",
+             *ARM_CPUS[cpu], f"-I{FW / 'include'}", "-c", src, "-o", obj])
+        dis = run(["arm-none-eabi-objdump", "-d", obj]).stdout
+        has = "<pw_pairs_full_asm>:" in dis and "], #8" in dis and "ldrd" in dis
+        assert has == want, f"{cpu}: assembly pointwise loop {'missing' if want else 'present'}"
+
+
 def qemu_cases(seed: int = 7) -> list[Case]:
     """A smaller batch for the emulated boards (fits 1 MB flash / 256 KB test arena)."""
     rng = np.random.default_rng(seed)
@@ -211,7 +237,7 @@ def qemu_cases(seed: int = 7) -> list[Case]:
     for _ in range(12):
         cs.append(pointwise_case(rng, int(rng.integers(1, 20)), int(rng.integers(1, 50)), int(rng.integers(1, 20))))
     cs.append(pointwise_case(rng, 25, 48, 16))
-    cs += pointwise_tail_cases(rng)[::2] + add_fast_cases(rng)[::3]
+    cs += pointwise_tail_cases(rng)[::2] + add_fast_cases(rng)[::3] + pointwise_asm_cases(rng)
     cs.append(im2col_case(rng, 16, 16, 3, 16, (3, 3), (2, 2), K.same_padding((16, 16), (3, 3), (2, 2))))
     for _ in range(8):
         k = (int(rng.choice([1, 3, 5])),) * 2
