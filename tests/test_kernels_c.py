@@ -29,6 +29,8 @@ from kernel_harness import (
     FW,
     G2,
     HOST_VARIANTS,
+    INT32_MAX,
+    INT32_MIN,
     KERNEL_SOURCES,
     OPS,
     Case,
@@ -44,8 +46,10 @@ from kernel_harness import (
     multiply_by_quantized_multiplier,
     pack_all,
     parse_outputs,
+    planned_scratch,
     pointwise_case,
     pool_case,
+    quantize_multipliers,
     random_cases,
     requant_cases,
     require_arm_toolchain,
@@ -69,7 +73,8 @@ def build_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def cases() -> list[Case]:
     rng = np.random.default_rng(99)
-    return random_cases() + winograd_bound_cases(rng) + tflite_op_cases(rng) + pointwise_tail_cases(rng) + add_fast_cases(rng)
+    return (random_cases() + winograd_bound_cases(rng) + tflite_op_cases(rng) + pointwise_tail_cases(rng)
+            + add_fast_cases(rng) + pointwise_asm_cases(rng) + pointwise_rq_cases(rng))
 
 
 def add_fast_cases(rng) -> list[Case]:
@@ -114,6 +119,50 @@ def pointwise_tail_cases(rng) -> list[Case]:
     for n, ci, co in ((1, 1, 1), (3, 2, 3), (5, 3, 2), (7, 5, 7), (2, 6, 1), (9, 7, 5), (4, 8, 3), (11, 16, 9),
                       (6, 9, 4), (13, 1, 17)):
         cs.append(pointwise_case(rng, n, ci, co))
+    return cs
+
+
+def pointwise_asm_cases(rng) -> list[Case]:
+    """Pointwise layers the assembly inner loop takes on M4/M7 (te_pointwise.c: full int8 clamp, in_c a
+    multiple of 4 and >= 20): odd and even pixel and output-channel counts, 5 to 16 groups of four."""
+    cs = []
+    for n, ci, co in ((5, 20, 7), (4, 24, 6), (3, 32, 9), (7, 64, 3), (2, 44, 2), (1, 28, 5)):
+        c = pointwise_case(rng, n, ci, co)
+        while (c.hdr["act_min"], c.hdr["act_max"]) != (-128, 127):  # the asm variant needs the full clamp
+            c = pointwise_case(rng, n, ci, co)
+        cs.append(c)
+    return cs
+
+
+def pointwise_rq_case(rng, n: int, ci: int, co: int, extra_shift: int | None = None, wide_bias: bool = False) -> Case:
+    """A full-clamp pointwise layer whose shifts are all in [-23, -2] (the folded requantisation of
+    te_pointwise.c), both bounds included; extra_shift replaces one channel's shift (the fallback)."""
+    eff = 2.0 ** rng.uniform(-23.99, -2.01, size=co)
+    eff[0], eff[-1] = 0.75 * 2.0**-2, 0.99 * 2.0**-23  # shifts -2 and -23
+    if extra_shift is not None:
+        eff[co // 2] = 0.6 * 2.0**extra_shift
+    mult, shift = (a.astype(np.int64) for a in quantize_multipliers(eff))
+    assert shift[0] == -2 and shift[-1] == -23
+    in_zp, out_zp = int(rng.integers(-128, 128)), int(rng.choice([-128, 127, int(rng.integers(-128, 128))]))
+    x = rng.integers(-128, 128, size=(n, 1, ci)).astype(np.int8)
+    w = rng.integers(-128, 128, size=(co, 1, 1, ci)).astype(np.int8)
+    span = (INT32_MIN, INT32_MAX + 1) if wide_bias else (-(1 << 20), 1 << 20)
+    b = rng.integers(*span, size=co, dtype=np.int64)
+    y = K.conv2d(x, in_zp, w, b, out_zp, mult, shift, 1, 0, -128, 127)
+    hdr = {"in_c": ci, "out_c": co, "n": n, "in_h": n, "in_w": 1, "out_h": n, "out_w": 1, "k_h": 1, "k_w": 1,
+           "stride_h": 1, "stride_w": 1, "in_zp": in_zp, "out_zp": out_zp, "act_min": -128, "act_max": 127,
+           "scratch_len": planned_scratch("conv2d", (n, 1, ci), (1, 1), (1, 1), (0, 0, 0, 0))}
+    return Case("pointwise", f"pointwise rq {n}px {ci}->{co} zp={in_zp},{out_zp} extra={extra_shift}", hdr, mult,
+                shift, b, w.tobytes(), None, x.tobytes(), b"", y.tobytes(), macs=n * ci * co)
+
+
+def pointwise_rq_cases(rng) -> list[Case]:
+    """The folded path: one and several channel chunks (32), odd channels and pixels, the asm and C
+    loops, int32-wide biases; and layers it must refuse (a shift of -24 or -1, in_c not a multiple of 4)."""
+    shapes = ((5, 8, 7), (4, 16, 33), (3, 24, 70), (6, 64, 40), (2, 4, 2), (7, 12, 65), (1, 20, 3), (5, 80, 31), (3, 68, 34))
+    cs = [pointwise_rq_case(rng, n, ci, co, wide_bias=i % 3 == 2) for i, (n, ci, co) in enumerate(shapes)]
+    cs += [pointwise_rq_case(rng, 4, 16, 9, extra_shift=-24), pointwise_rq_case(rng, 3, 24, 40, extra_shift=-1),
+           pointwise_rq_case(rng, 5, 6, 5)]
     return cs
 
 
@@ -204,6 +253,19 @@ def test_arm_compile_only(build_dir):
     assert not has_smlad["cortex-m3"] and not has_smlad["cortex-m0plus"], "DSP instructions in a portable build"
 
 
+def test_pointwise_asm_loop_is_built_for_dsp_cores(build_dir):
+    """M4/M7 builds carry the assembly tile loop (LDRD with post-increment) and its dispatch; M3 none."""
+    require_arm_toolchain()
+    src = FW / "src" / "te_pointwise.c"
+    for cpu, want in (("cortex-m4", True), ("cortex-m7", True), ("cortex-m3", False)):
+        obj = build_dir / f"pw-asm-{cpu}.o"
+        run(["arm-none-eabi-gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-Wconversion", "-O2", "-mthumb",
+             *ARM_CPUS[cpu], f"-I{FW / 'include'}", "-c", src, "-o", obj])
+        dis = run(["arm-none-eabi-objdump", "-d", obj]).stdout
+        has = "<pw_pairs_full_asm>:" in dis and "], #8" in dis and "ldrd" in dis
+        assert has == want, f"{cpu}: assembly pointwise loop {'missing' if want else 'present'}"
+
+
 def qemu_cases(seed: int = 7) -> list[Case]:
     """A smaller batch for the emulated boards (fits 1 MB flash / 256 KB test arena)."""
     rng = np.random.default_rng(seed)
@@ -211,7 +273,8 @@ def qemu_cases(seed: int = 7) -> list[Case]:
     for _ in range(12):
         cs.append(pointwise_case(rng, int(rng.integers(1, 20)), int(rng.integers(1, 50)), int(rng.integers(1, 20))))
     cs.append(pointwise_case(rng, 25, 48, 16))
-    cs += pointwise_tail_cases(rng)[::2] + add_fast_cases(rng)[::3]
+    cs += pointwise_tail_cases(rng)[::2] + add_fast_cases(rng)[::3] + pointwise_asm_cases(rng)
+    cs += pointwise_rq_cases(rng)
     cs.append(im2col_case(rng, 16, 16, 3, 16, (3, 3), (2, 2), K.same_padding((16, 16), (3, 3), (2, 2))))
     for _ in range(8):
         k = (int(rng.choice([1, 3, 5])),) * 2

@@ -145,8 +145,14 @@ def _terms_stem(a):
 
 def _terms_pointwise(a):
     p, ci, co = a["n_pixels"], a["in_c"], a["out_c"]
+    # te_pointwise.c's DSP dispatch for the usual layer (full clamp, shifts in [-23, -2]): the folded
+    # requantisation per 32-channel chunk (input widened again per chunk), the assembly inner loop
+    rq = ci % 4 == 0 and ci > 0 and (co <= 32 or ci <= 64)
+    asm = ci % 4 == 0 and ci >= (16 if rq else 20)
     return {"macs": p * ci * co, "out": p * co, "in": p * ci, "pixels": p, "out_c": co,
-            "ci_rem4": p * co * (ci % 4), "co_odd": p * ci * (co % 2), "pix_odd": (p % 2) * ci * co}
+            "ci_rem4": p * co * (ci % 4), "co_odd": p * ci * (co % 2), "pix_odd": (p % 2) * ci * co,
+            "macs_asm": p * ci * co if asm else 0, "out_rq": p * co if rq else 0,
+            "in_rewiden": p * ci * ((co - 1) // 32) if rq else 0}
 
 
 def _terms_im2col(a):

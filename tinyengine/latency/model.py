@@ -4,7 +4,8 @@ Each kernel's cost is a linear combination of analytic terms read off its loops:
 inner loop), one term per output element (requantisation, stores), per input element (int8 -> int16
 widening, the in-place depthwise kernel's padded channel copy), per row/column of the SIMD tiles, and
 the leftover terms of the channel and pixel tiling (the 2x2 output tile of the pointwise kernel and
-the 4-channel steps of SXTB16: odd channels and pixels take the scalar path). The coefficients are
+the 4-channel steps of SXTB16: odd channels and pixels take the scalar path; the pointwise kernel's
+assembly loop and folded requantisation, chosen by shape). The coefficients are
 fitted by least squares on relative error to per-layer measurements (``tinyengine probe --layers``
 records), one set per kernel, so shapes never seen in calibration are still predicted from how each
 term scales.
