@@ -53,6 +53,9 @@ def _dw_cases(rng) -> list:
     cs.append(dw_case(rng, 10, 7, 8, (5, 5), (2, 2), (1, 2, 2, 1), False))
     cs.append(dw_case(rng, 5, 5, 9, (9, 9), (1, 1), (4, 4, 4, 4), False))  # > 49 taps
     cs.append(dw_case(rng, 6, 5, 7, (2, 3), (1, 2), (0, 1, 1, 1), False))  # non-square
+    # rows longer than the 32-output chunk of the in-place pair loops (odd/even remainders)
+    for (h, w_, k, s) in ((3, 35, 3, 1), (3, 66, 3, 1), (4, 67, 3, 2), (2, 65, 3, 2), (3, 34, 5, 1), (3, 69, 7, 2)):
+        cs.append(dw_case(rng, h, w_, 3, (k, k), (s, s), K.same_padding((h, w_), (k, k), (s, s)), True))
     return cs
 
 
