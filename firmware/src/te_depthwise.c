@@ -349,7 +349,62 @@ TE_INLINE void quad_k7s1(const int8_t *p, const dw_wrow_t *w, int32_t *a)
     a[3] = te_smlatb(x02, wm, te_smlad(x13, w46, a[3]));
 }
 
-#define DW_QUADS_FN(NAME, QUAD, K)                                                                 \
+/* Stride 2: output j of the four reads p[2j .. 2j + k - 1]; the last load starts at p + 7 (5x5) or
+ * p + 9 (7x7) so that no byte past output 3's last tap is read. */
+TE_INLINE void quad_k5s2(const int8_t *p, const dw_wrow_t *w, int32_t *a)
+{
+    DW_ROW_BARRIER();
+    const uint32_t w02 = w->w02, w13 = w->w13, wm = w->wmid;
+    uint32_t v = te_read_u32(p);
+    a[0] = te_smlad(te_sxtb16_ror8(v), w13, te_smlad(te_sxtb16(v), w02, a[0])); /* x02, x13 */
+    v = te_read_u32(p + 2);
+    uint32_t xe = te_sxtb16(v), xo = te_sxtb16_ror8(v);                         /* x24, x35 */
+    a[0] = te_smlatb(xe, wm, a[0]);
+    a[1] = te_smlad(xo, w13, te_smlad(xe, w02, a[1]));
+    v = te_read_u32(p + 4);
+    xe = te_sxtb16(v);                                                          /* x46 */
+    xo = te_sxtb16_ror8(v);                                                     /* x57 */
+    a[1] = te_smlatb(xe, wm, a[1]);
+    a[2] = te_smlad(xo, w13, te_smlad(xe, w02, a[2]));
+    v = te_read_u32(p + 6);
+    xe = te_sxtb16(v);                                                          /* x68 */
+    xo = te_sxtb16_ror8(v);                                                     /* x79 */
+    a[2] = te_smlatb(xe, wm, a[2]);
+    a[3] = te_smlad(xo, w13, te_smlad(xe, w02, a[3]));
+    a[3] = te_smlatb(te_sxtb16_ror8(te_read_u32(p + 7)), wm, a[3]);             /* x8A: p10 */
+}
+
+TE_INLINE void quad_k7s2(const int8_t *p, const dw_wrow_t *w, int32_t *a)
+{
+    DW_ROW_BARRIER();
+    const uint32_t w02 = w->w02, w13 = w->w13, w46 = w->w46, wm = w->wmid;
+    uint32_t v = te_read_u32(p);
+    a[0] = te_smlad(te_sxtb16_ror8(v), w13, te_smlad(te_sxtb16(v), w02, a[0])); /* x02, x13 */
+    v = te_read_u32(p + 2);
+    uint32_t xe = te_sxtb16(v), xo = te_sxtb16_ror8(v);                         /* x24, x35 */
+    a[0] = te_smlatb(xo, wm, a[0]);                                             /* p5 */
+    a[1] = te_smlad(xo, w13, te_smlad(xe, w02, a[1]));
+    v = te_read_u32(p + 4);
+    xe = te_sxtb16(v);                                                          /* x46 */
+    xo = te_sxtb16_ror8(v);                                                     /* x57 */
+    a[0] = te_smlad(xe, w46, a[0]);
+    a[1] = te_smlatb(xo, wm, a[1]);                                             /* p7 */
+    a[2] = te_smlad(xo, w13, te_smlad(xe, w02, a[2]));
+    v = te_read_u32(p + 6);
+    xe = te_sxtb16(v);                                                          /* x68 */
+    xo = te_sxtb16_ror8(v);                                                     /* x79 */
+    a[1] = te_smlad(xe, w46, a[1]);
+    a[2] = te_smlatb(xo, wm, a[2]);                                             /* p9 */
+    a[3] = te_smlad(xo, w13, te_smlad(xe, w02, a[3]));
+    v = te_read_u32(p + 8);
+    xe = te_sxtb16(v);                                                          /* x8A */
+    xo = te_sxtb16_ror8(v);                                                     /* x9B */
+    a[2] = te_smlad(xe, w46, a[2]);
+    a[3] = te_smlatb(xo, wm, a[3]);                                             /* p11 */
+    a[3] = te_smlad(te_sxtb16_ror8(te_read_u32(p + 9)), w46, a[3]);             /* xAC */
+}
+
+#define DW_QUADS_FN(NAME, QUAD, K, S)                                                               \
     static DW_NOINLINE void NAME(const int8_t *p, int pitch, const dw_wrow_t *wr, int32_t *acc, int n) \
     {                                                                                              \
         for (int i = 0; i < n; i++) {                                                              \
@@ -365,12 +420,14 @@ TE_INLINE void quad_k7s1(const int8_t *p, const dw_wrow_t *w, int32_t *a)
             acc[2] = a[2];                                                                         \
             acc[3] = a[3];                                                                         \
             acc += 4;                                                                              \
-            p += 4;                                                                                \
+            p += 4 * (S);                                                                          \
         }                                                                                          \
     }
 
-DW_QUADS_FN(dw_quads_k5s1, quad_k5s1, 5)
-DW_QUADS_FN(dw_quads_k7s1, quad_k7s1, 7)
+DW_QUADS_FN(dw_quads_k5s1, quad_k5s1, 5, 1)
+DW_QUADS_FN(dw_quads_k7s1, quad_k7s1, 7, 1)
+DW_QUADS_FN(dw_quads_k5s2, quad_k5s2, 5, 2)
+DW_QUADS_FN(dw_quads_k7s2, quad_k7s2, 7, 2)
 
 #define DW_PAIR_LOOP(ROW, K)                                                  \
     for (; ox + 2 <= end; ox += 2) {                                          \
@@ -427,12 +484,17 @@ static void dw_plane_dsp(const int8_t *plane, int pitch, int k, int s, int oh, i
         for (int ox0 = 0; ox0 < ow; ox0 += DW_CHUNK) {
             const int end = ow - ox0 < DW_CHUNK ? ow : ox0 + DW_CHUNK;
             int ox = ox0;
-            if (s == 1 && end - ox0 >= 4) { /* stride 1: quads first, the pair loop below takes the rest */
+            if (end - ox0 >= 4) { /* quads first, the pair loop below takes the rest */
                 const int nq = (end - ox0) / 4;
-                if (k == 5) {
-                    dw_quads_k5s1(prow + ox0, pitch, wr, acc, nq);
+                const int8_t *p = prow + ox0 * s;
+                if (sel == 11) {
+                    dw_quads_k5s1(p, pitch, wr, acc, nq);
+                } else if (sel == 12) {
+                    dw_quads_k5s2(p, pitch, wr, acc, nq);
+                } else if (sel == 15) {
+                    dw_quads_k7s1(p, pitch, wr, acc, nq);
                 } else {
-                    dw_quads_k7s1(prow + ox0, pitch, wr, acc, nq);
+                    dw_quads_k7s2(p, pitch, wr, acc, nq);
                 }
                 ox = ox0 + 4 * nq;
             }
