@@ -90,6 +90,21 @@ TE_INLINE int8_t dw_requant(const dw_out_t *o, int32_t acc)
 static void dw_store(const int32_t *acc, int n, const dw_out_t *o, int8_t *out, int C)
 {
     const int32_t base = o->base, zp = o->zp, lo = o->lo, hi = o->hi;
+#if defined(TE_USE_DSP) && !defined(TE_DSP_EMULATE)
+    if (o->rq.fast && lo == -128 && hi == 127 && o->rq.em1 <= 22) {
+        /* no fused clamp: SSAT #8, with out_zp folded into the rounding word:
+         * (X >> em1) + zp == (X + (zp << em1)) >> em1, and for em1 <= 22 the sum stays inside int32
+         * (|X| <= 2^30, |zp << em1| <= 2^29): one instruction less per output. */
+        const int32_t mult = o->rq.mult, em1 = o->rq.em1;
+        const int32_t hpos = te_add_wrap(o->rq.hpos, (int32_t)((uint32_t)zp << em1));
+        for (int i = 0; i < n; i++) {
+            int32_t r;
+            __asm__("ssat %0, #8, %1" : "=r"(r) : "r"(te_rq_fast(te_add_wrap(acc[i], base), mult, hpos, em1)));
+            out[(size_t)i * (size_t)C] = (int8_t)r;
+        }
+        return;
+    }
+#endif
     if (o->rq.fast && lo == -128 && hi == 127) { /* no fused clamp: SSAT #8 */
         const int32_t mult = o->rq.mult, hpos = o->rq.hpos, em1 = o->rq.em1;
         for (int i = 0; i < n; i++) {
