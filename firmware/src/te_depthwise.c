@@ -473,12 +473,49 @@ static void dw_plane_k3(const int8_t *plane, int pitch, int s, int oh, int ow, c
             } else {
                 dw_pairs_k3s2(prow + 2 * ox0, pitch, wr, acc, n / 2);
             }
-            if (n & 1) { /* odd row length */
-                acc[n - 1] = dw_one(prow + (ox0 + n - 1) * s, pitch, 3, 3, wk);
+            if (n & 1) { /* odd row length: the pair ending at the last output (its first recomputed) */
+                const int last = ox0 + n - 1;
+                if (last > 0) {
+                    int32_t t[2];
+                    if (s == 1) {
+                        dw_pairs_k3s1(prow + last - 1, pitch, wr, t, 1);
+                    } else {
+                        dw_pairs_k3s2(prow + 2 * (last - 1), pitch, wr, t, 1);
+                    }
+                    acc[n - 1] = t[1];
+                } else {
+                    acc[n - 1] = dw_one(prow, pitch, 3, 3, wk);
+                }
             }
             dw_store(acc, n, o, orow + (size_t)ox0 * (size_t)C, C);
         }
     }
+}
+
+/* The second output of the pair at start (5x5 / 7x7): a row's odd last output without the scalar loop;
+ * its reads end at that output's last tap. */
+static DW_NOINLINE int32_t dw_second(const int8_t *start, int pitch, int sel, const dw_wrow_t *wr)
+{
+    const int end = 2, ox0 = 0, s = sel & 1 ? 1 : 2;
+    int32_t acc[2];
+    int ox = 0;
+    const int8_t *prow = start;
+    switch (sel) {
+    case 11:
+        DW_PAIR_LOOP(row_k5s1, 5)
+        break;
+    case 12:
+        DW_PAIR_LOOP(row_k5s2, 5)
+        break;
+    case 15:
+        DW_PAIR_LOOP(row_k7s1, 7)
+        break;
+    default:
+        DW_PAIR_LOOP(row_k7s2, 7)
+        break;
+    }
+    (void)ox;
+    return acc[1];
 }
 
 /* One output channel, k in {3, 5, 7}, stride s in {1, 2} (both directions). */
@@ -527,8 +564,8 @@ static void dw_plane_dsp(const int8_t *plane, int pitch, int k, int s, int oh, i
                 DW_PAIR_LOOP(row_k7s2, 7)
                 break;
             }
-            if (ox < end) { /* odd row length */
-                acc[ox - ox0] = dw_one(prow + ox * s, pitch, k, k, wk);
+            if (ox < end) { /* odd row length: the pair ending at the last output (its first recomputed) */
+                acc[ox - ox0] = ox > 0 ? dw_second(prow + (ox - 1) * s, pitch, sel, wr) : dw_one(prow, pitch, k, k, wk);
             }
             dw_store(acc, end - ox0, o, orow + (size_t)ox0 * (size_t)C, C);
         }
