@@ -24,10 +24,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT / "tests"))
-import kernel_harness as T  # noqa: E402
-import kernel_instructions as KI  # noqa: E402
+import kernel_harness as T
+import kernel_instructions as KI
 
-from tinyengine.latency.model import Sample, fit  # noqa: E402
+from tinyengine.latency.model import Sample, fit
 
 DATA = ROOT / "tinyengine" / "latency" / "data" / "qemu-m4.json"
 KERNEL = "te_depthwise_inplace_s8"
