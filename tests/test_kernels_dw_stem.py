@@ -11,6 +11,7 @@ import concurrent.futures
 import os
 import zlib
 
+import kernel_harness
 import numpy as np
 import pytest
 from kernel_harness import (
@@ -53,6 +54,19 @@ def _dw_cases(rng) -> list:
     cs.append(dw_case(rng, 10, 7, 8, (5, 5), (2, 2), (1, 2, 2, 1), False))
     cs.append(dw_case(rng, 5, 5, 9, (9, 9), (1, 1), (4, 4, 4, 4), False))  # > 49 taps
     cs.append(dw_case(rng, 6, 5, 7, (2, 3), (1, 2), (0, 1, 1, 1), False))  # non-square
+    # tiny effective scales (shifts -27..-20) and no fused clamp: the DSP output stage's zero-point fold
+    # (em1 <= 22) and its fallback (em1 > 22) on the same layers
+    quant, act = kernel_harness._quant, kernel_harness._act
+    try:
+        kernel_harness._quant = lambda r, n, scale_range=(2.0**-27, 2.0**-20): quant(r, n, scale_range)
+        kernel_harness._act = lambda r, out_zp: (-128, 127)
+        for (k, s) in ((3, 1), (5, 2), (7, 1)):
+            cs.append(dw_case(rng, 5, 9, 24, (k, k), (s, s), K.same_padding((5, 9), (k, k), (s, s)), True))
+    finally:
+        kernel_harness._quant, kernel_harness._act = quant, act
+    # rows longer than the 32-output chunk of the in-place pair loops (odd/even remainders)
+    for (h, w_, k, s) in ((3, 35, 3, 1), (3, 66, 3, 1), (4, 67, 3, 2), (2, 65, 3, 2), (3, 34, 5, 1), (3, 69, 7, 2)):
+        cs.append(dw_case(rng, h, w_, 3, (k, k), (s, s), K.same_padding((h, w_), (k, k), (s, s)), True))
     return cs
 
 

@@ -34,6 +34,11 @@
  * 5x5/s1 2 + 4 + 6 for 10, 7x7/s1 3 + 6 + 8 for 14 (stride 2: one more load and SXTB16). The loads
  * never reach past the last tap of the second output (unaligned word loads, 4 bytes from any
  * offset), so the pair loop runs to the end of every row.
+ * 3x3 pairs run in functions of their own with the packed weights in registers; 5x5 and 7x7 take four
+ * outputs per pass (two pairs sharing their loads, the row's weights loaded once for the four), a pair
+ * for a leftover of 2 or 3; an odd last output is the second of the pair ending at it (its first
+ * recomputed), so the reads still end at the last output's last tap. On the real DSP path the usual
+ * output stage (no fused clamp, em1 <= 22) folds out_zp into the rounding word.
  */
 #include "te_internal.h"
 
@@ -90,6 +95,21 @@ TE_INLINE int8_t dw_requant(const dw_out_t *o, int32_t acc)
 static void dw_store(const int32_t *acc, int n, const dw_out_t *o, int8_t *out, int C)
 {
     const int32_t base = o->base, zp = o->zp, lo = o->lo, hi = o->hi;
+#if defined(TE_USE_DSP) && !defined(TE_DSP_EMULATE)
+    if (o->rq.fast && lo == -128 && hi == 127 && o->rq.em1 <= 22) {
+        /* no fused clamp: SSAT #8, with out_zp folded into the rounding word:
+         * (X >> em1) + zp == (X + (zp << em1)) >> em1, and for em1 <= 22 the sum stays inside int32
+         * (|X| <= 2^30, |zp << em1| <= 2^29): one instruction less per output. */
+        const int32_t mult = o->rq.mult, em1 = o->rq.em1;
+        const int32_t hpos = te_add_wrap(o->rq.hpos, (int32_t)((uint32_t)zp << em1));
+        for (int i = 0; i < n; i++) {
+            int32_t r;
+            __asm__("ssat %0, #8, %1" : "=r"(r) : "r"(te_rq_fast(te_add_wrap(acc[i], base), mult, hpos, em1)));
+            out[(size_t)i * (size_t)C] = (int8_t)r;
+        }
+        return;
+    }
+#endif
     if (o->rq.fast && lo == -128 && hi == 127) { /* no fused clamp: SSAT #8 */
         const int32_t mult = o->rq.mult, hpos = o->rq.hpos, em1 = o->rq.em1;
         for (int i = 0; i < n; i++) {
@@ -215,6 +235,220 @@ TE_INLINE void row_k7s2(const int8_t *p, const dw_wrow_t *w, int32_t *a0, int32_
  * one combined loop would spill the packed weights and the quantisation constants. */
 #define DW_CHUNK 32
 
+/* Pair loops: one noinline function per (k, s) so that its registers serve only the loop (inlined into
+ * the channel function they spilled the packed weights, which were then reloaded for every pair).
+ * Each computes n pairs of raw sums of one output row, pair i at p + 2 * i * s, into acc[2i], acc[2i+1]. */
+#if defined(__GNUC__)
+#define DW_NOINLINE __attribute__((noinline))
+#else
+#define DW_NOINLINE
+#endif
+
+/* x.h0 * y.h0 + x.h1 * y.h1 (SMUAD: an SMLAD without the zero accumulator register). */
+TE_INLINE int32_t dw_smuad(uint32_t x, uint32_t y)
+{
+#if defined(TE_DSP_EMULATE)
+    return te_smlad(x, y, 0);
+#else
+    int32_t r;
+    __asm__("smuad %0, %1, %2" : "=r"(r) : "r"(x), "r"(y));
+    return r;
+#endif
+}
+
+/* 3x3, stride 1: the row weights live in registers, w1 of rows 0 and 1 share one (lanes 0 and 1):
+ * per pair 3 loads, 6 SXTB16, 6 SMLAD/SMUAD, 6 SMLAxy for 18 MACs. */
+static DW_NOINLINE void dw_pairs_k3s1(const int8_t *p, int pitch, const dw_wrow_t *wr, int32_t *acc, int n)
+{
+    const uint32_t a02 = wr[0].w02, b02 = wr[1].w02, c02 = wr[2].w02;
+    const uint32_t m01 = te_pkhbt(wr[0].wmid, wr[1].wmid), m2 = wr[2].wmid;
+    const int32_t *const end = acc + 2 * n;
+    while (acc != end) {
+        uint32_t v = te_read_u32(p);
+        uint32_t x02 = te_sxtb16(v), x13 = te_sxtb16_ror8(v);
+        int32_t a0 = te_smlabb(x13, m01, dw_smuad(x02, a02));
+        int32_t a1 = te_smlatb(x02, m01, dw_smuad(x13, a02));
+        v = te_read_u32(p + pitch);
+        x02 = te_sxtb16(v);
+        x13 = te_sxtb16_ror8(v);
+        a0 = te_smlabt(x13, m01, te_smlad(x02, b02, a0));
+        a1 = te_smlatt(x02, m01, te_smlad(x13, b02, a1));
+        v = te_read_u32(p + 2 * pitch);
+        x02 = te_sxtb16(v);
+        x13 = te_sxtb16_ror8(v);
+        acc[0] = te_smlabb(x13, m2, te_smlad(x02, c02, a0));
+        acc[1] = te_smlatb(x02, m2, te_smlad(x13, c02, a1));
+        acc += 2;
+        p += 2;
+    }
+}
+
+/* 3x3, stride 2: per pair 6 loads, 9 SXTB16, 12 MAC instructions for 18 MACs. */
+static DW_NOINLINE void dw_pairs_k3s2(const int8_t *p, int pitch, const dw_wrow_t *wr, int32_t *acc, int n)
+{
+    const uint32_t a02 = wr[0].w02, b02 = wr[1].w02, c02 = wr[2].w02;
+    const uint32_t m01 = te_pkhbt(wr[0].wmid, wr[1].wmid), m2 = wr[2].wmid;
+    const int32_t *const end = acc + 2 * n;
+    while (acc != end) {
+        uint32_t v = te_read_u32(p);
+        uint32_t x02 = te_sxtb16(v), x13 = te_sxtb16_ror8(v);
+        int32_t a0 = te_smlabb(x13, m01, dw_smuad(x02, a02));
+        int32_t a1 = te_smlatb(x13, m01, dw_smuad(te_sxtb16_ror8(te_read_u32(p + 1)), a02));
+        v = te_read_u32(p + pitch);
+        x02 = te_sxtb16(v);
+        x13 = te_sxtb16_ror8(v);
+        a0 = te_smlabt(x13, m01, te_smlad(x02, b02, a0));
+        a1 = te_smlatt(x13, m01, te_smlad(te_sxtb16_ror8(te_read_u32(p + pitch + 1)), b02, a1));
+        v = te_read_u32(p + 2 * pitch);
+        x02 = te_sxtb16(v);
+        x13 = te_sxtb16_ror8(v);
+        acc[0] = te_smlabb(x13, m2, te_smlad(x02, c02, a0));
+        acc[1] = te_smlatb(x13, m2, te_smlad(te_sxtb16_ror8(te_read_u32(p + 2 * pitch + 1)), c02, a1));
+        acc += 2;
+        p += 4;
+    }
+}
+
+/* Keeps the compiler from hoisting every row's loads to the top of the pass (its scheduler does, and
+ * then spills them): memory accesses stay between two barriers. No instruction is emitted. */
+#if defined(__GNUC__)
+#define DW_ROW_BARRIER() __asm__ volatile("" ::: "memory")
+#else
+#define DW_ROW_BARRIER()
+#endif
+
+/* 5x5 and 7x7, stride 1: four outputs per pass (two pairs sharing their loads), the row's packed
+ * weights loaded once per row for all four. Per row and four outputs, 5x5: 3 loads + 6 SXTB16 +
+ * 12 MAC instructions + 2 weight loads for 20 MACs; 7x7: 4 + 8 + 16 + 2 for 28. xAB as above. */
+TE_INLINE void quad_k5s1(const int8_t *p, const dw_wrow_t *w, int32_t *a)
+{
+    DW_ROW_BARRIER();
+    const uint32_t w02 = w->w02, w13 = w->w13, wm = w->wmid;
+    uint32_t v = te_read_u32(p);
+    uint32_t xe = te_sxtb16(v), xo = te_sxtb16_ror8(v);  /* x02, x13 */
+    a[0] = te_smlad(xo, w13, te_smlad(xe, w02, a[0]));
+    a[1] = te_smlad(xo, w02, a[1]);
+    v = te_read_u32(p + 2);
+    xe = te_sxtb16(v);                                   /* x24 */
+    xo = te_sxtb16_ror8(v);                              /* x35 */
+    a[0] = te_smlatb(xe, wm, a[0]);
+    a[1] = te_smlatb(xo, wm, te_smlad(xe, w13, a[1]));
+    a[2] = te_smlad(xo, w13, te_smlad(xe, w02, a[2]));
+    a[3] = te_smlad(xo, w02, a[3]);
+    v = te_read_u32(p + 4);
+    xe = te_sxtb16(v);                                   /* x46 */
+    xo = te_sxtb16_ror8(v);                              /* x57 */
+    a[2] = te_smlatb(xe, wm, a[2]);
+    a[3] = te_smlatb(xo, wm, te_smlad(xe, w13, a[3]));
+}
+
+TE_INLINE void quad_k7s1(const int8_t *p, const dw_wrow_t *w, int32_t *a)
+{
+    DW_ROW_BARRIER();
+    const uint32_t w02 = w->w02, w13 = w->w13, w46 = w->w46, wm = w->wmid;
+    uint32_t v = te_read_u32(p);
+    uint32_t x02 = te_sxtb16(v), x13 = te_sxtb16_ror8(v);
+    a[0] = te_smlad(x13, w13, te_smlad(x02, w02, a[0]));
+    a[1] = te_smlad(x13, w02, a[1]);
+    v = te_read_u32(p + 2);
+    const uint32_t x24 = te_sxtb16(v), x35 = te_sxtb16_ror8(v);
+    a[1] = te_smlad(x24, w13, a[1]);
+    a[2] = te_smlad(x35, w13, te_smlad(x24, w02, a[2]));
+    a[3] = te_smlad(x35, w02, a[3]);
+    v = te_read_u32(p + 4);
+    x02 = te_sxtb16(v);     /* x46 */
+    x13 = te_sxtb16_ror8(v); /* x57 */
+    a[0] = te_smlabb(x13, wm, te_smlad(x02, w46, a[0]));
+    a[1] = te_smlatb(x02, wm, te_smlad(x13, w46, a[1]));
+    a[2] = te_smlatb(x13, wm, a[2]);
+    a[3] = te_smlad(x02, w13, a[3]);
+    v = te_read_u32(p + 6);
+    x02 = te_sxtb16(v);     /* x68 */
+    x13 = te_sxtb16_ror8(v); /* x79 */
+    a[2] = te_smlad(x02, w46, a[2]);
+    a[3] = te_smlatb(x02, wm, te_smlad(x13, w46, a[3]));
+}
+
+/* Stride 2: output j of the four reads p[2j .. 2j + k - 1]; the last load starts at p + 7 (5x5) or
+ * p + 9 (7x7) so that no byte past output 3's last tap is read. */
+TE_INLINE void quad_k5s2(const int8_t *p, const dw_wrow_t *w, int32_t *a)
+{
+    DW_ROW_BARRIER();
+    const uint32_t w02 = w->w02, w13 = w->w13, wm = w->wmid;
+    uint32_t v = te_read_u32(p);
+    a[0] = te_smlad(te_sxtb16_ror8(v), w13, te_smlad(te_sxtb16(v), w02, a[0])); /* x02, x13 */
+    v = te_read_u32(p + 2);
+    uint32_t xe = te_sxtb16(v), xo = te_sxtb16_ror8(v);                         /* x24, x35 */
+    a[0] = te_smlatb(xe, wm, a[0]);
+    a[1] = te_smlad(xo, w13, te_smlad(xe, w02, a[1]));
+    v = te_read_u32(p + 4);
+    xe = te_sxtb16(v);                                                          /* x46 */
+    xo = te_sxtb16_ror8(v);                                                     /* x57 */
+    a[1] = te_smlatb(xe, wm, a[1]);
+    a[2] = te_smlad(xo, w13, te_smlad(xe, w02, a[2]));
+    v = te_read_u32(p + 6);
+    xe = te_sxtb16(v);                                                          /* x68 */
+    xo = te_sxtb16_ror8(v);                                                     /* x79 */
+    a[2] = te_smlatb(xe, wm, a[2]);
+    a[3] = te_smlad(xo, w13, te_smlad(xe, w02, a[3]));
+    a[3] = te_smlatb(te_sxtb16_ror8(te_read_u32(p + 7)), wm, a[3]);             /* x8A: p10 */
+}
+
+TE_INLINE void quad_k7s2(const int8_t *p, const dw_wrow_t *w, int32_t *a)
+{
+    DW_ROW_BARRIER();
+    const uint32_t w02 = w->w02, w13 = w->w13, w46 = w->w46, wm = w->wmid;
+    uint32_t v = te_read_u32(p);
+    a[0] = te_smlad(te_sxtb16_ror8(v), w13, te_smlad(te_sxtb16(v), w02, a[0])); /* x02, x13 */
+    v = te_read_u32(p + 2);
+    uint32_t xe = te_sxtb16(v), xo = te_sxtb16_ror8(v);                         /* x24, x35 */
+    a[0] = te_smlatb(xo, wm, a[0]);                                             /* p5 */
+    a[1] = te_smlad(xo, w13, te_smlad(xe, w02, a[1]));
+    v = te_read_u32(p + 4);
+    xe = te_sxtb16(v);                                                          /* x46 */
+    xo = te_sxtb16_ror8(v);                                                     /* x57 */
+    a[0] = te_smlad(xe, w46, a[0]);
+    a[1] = te_smlatb(xo, wm, a[1]);                                             /* p7 */
+    a[2] = te_smlad(xo, w13, te_smlad(xe, w02, a[2]));
+    v = te_read_u32(p + 6);
+    xe = te_sxtb16(v);                                                          /* x68 */
+    xo = te_sxtb16_ror8(v);                                                     /* x79 */
+    a[1] = te_smlad(xe, w46, a[1]);
+    a[2] = te_smlatb(xo, wm, a[2]);                                             /* p9 */
+    a[3] = te_smlad(xo, w13, te_smlad(xe, w02, a[3]));
+    v = te_read_u32(p + 8);
+    xe = te_sxtb16(v);                                                          /* x8A */
+    xo = te_sxtb16_ror8(v);                                                     /* x9B */
+    a[2] = te_smlad(xe, w46, a[2]);
+    a[3] = te_smlatb(xo, wm, a[3]);                                             /* p11 */
+    a[3] = te_smlad(te_sxtb16_ror8(te_read_u32(p + 9)), w46, a[3]);             /* xAC */
+}
+
+#define DW_QUADS_FN(NAME, QUAD, K, S)                                                               \
+    static DW_NOINLINE void NAME(const int8_t *p, int pitch, const dw_wrow_t *wr, int32_t *acc, int n) \
+    {                                                                                              \
+        for (int i = 0; i < n; i++) {                                                              \
+            int32_t a[4] = {0, 0, 0, 0};                                                           \
+            const int8_t *q = p;                                                                   \
+            TE_UNROLL                                                                              \
+            for (int r = 0; r < (K); r++) {                                                        \
+                QUAD(q, &wr[r], a);                                                                \
+                q += pitch;                                                                        \
+            }                                                                                      \
+            acc[0] = a[0];                                                                         \
+            acc[1] = a[1];                                                                         \
+            acc[2] = a[2];                                                                         \
+            acc[3] = a[3];                                                                         \
+            acc += 4;                                                                              \
+            p += 4 * (S);                                                                          \
+        }                                                                                          \
+    }
+
+DW_QUADS_FN(dw_quads_k5s1, quad_k5s1, 5, 1)
+DW_QUADS_FN(dw_quads_k7s1, quad_k7s1, 7, 1)
+DW_QUADS_FN(dw_quads_k5s2, quad_k5s2, 5, 2)
+DW_QUADS_FN(dw_quads_k7s2, quad_k7s2, 7, 2)
+
 #define DW_PAIR_LOOP(ROW, K)                                                  \
     for (; ox + 2 <= end; ox += 2) {                                          \
         int32_t a0 = 0, a1 = 0;                                               \
@@ -228,6 +462,67 @@ TE_INLINE void row_k7s2(const int8_t *p, const dw_wrow_t *w, int32_t *a0, int32_
         acc[ox - ox0 + 1] = a1;                                               \
     }
 
+/* One output channel, 3x3, stride s in {1, 2}: the pair loops above, then the odd output and the
+ * requantisation of each chunk. */
+static void dw_plane_k3(const int8_t *plane, int pitch, int s, int oh, int ow, const int32_t *wk,
+                        const dw_wrow_t *wr, const dw_out_t *o, int8_t *out, int C)
+{
+    int32_t acc[DW_CHUNK];
+    for (int oy = 0; oy < oh; oy++) {
+        const int8_t *prow = plane + (size_t)oy * (size_t)s * (size_t)pitch;
+        int8_t *orow = out + (size_t)oy * (size_t)ow * (size_t)C;
+        for (int ox0 = 0; ox0 < ow; ox0 += DW_CHUNK) {
+            const int n = ow - ox0 < DW_CHUNK ? ow - ox0 : DW_CHUNK;
+            if (s == 1) {
+                dw_pairs_k3s1(prow + ox0, pitch, wr, acc, n / 2);
+            } else {
+                dw_pairs_k3s2(prow + 2 * ox0, pitch, wr, acc, n / 2);
+            }
+            if (n & 1) { /* odd row length: the pair ending at the last output (its first recomputed) */
+                const int last = ox0 + n - 1;
+                if (last > 0) {
+                    int32_t t[2];
+                    if (s == 1) {
+                        dw_pairs_k3s1(prow + last - 1, pitch, wr, t, 1);
+                    } else {
+                        dw_pairs_k3s2(prow + 2 * (last - 1), pitch, wr, t, 1);
+                    }
+                    acc[n - 1] = t[1];
+                } else {
+                    acc[n - 1] = dw_one(prow, pitch, 3, 3, wk);
+                }
+            }
+            dw_store(acc, n, o, orow + (size_t)ox0 * (size_t)C, C);
+        }
+    }
+}
+
+/* The second output of the pair at start (5x5 / 7x7): a row's odd last output without the scalar loop;
+ * its reads end at that output's last tap. */
+static DW_NOINLINE int32_t dw_second(const int8_t *start, int pitch, int sel, const dw_wrow_t *wr)
+{
+    const int end = 2, ox0 = 0, s = sel & 1 ? 1 : 2;
+    int32_t acc[2];
+    int ox = 0;
+    const int8_t *prow = start;
+    switch (sel) {
+    case 11:
+        DW_PAIR_LOOP(row_k5s1, 5)
+        break;
+    case 12:
+        DW_PAIR_LOOP(row_k5s2, 5)
+        break;
+    case 15:
+        DW_PAIR_LOOP(row_k7s1, 7)
+        break;
+    default:
+        DW_PAIR_LOOP(row_k7s2, 7)
+        break;
+    }
+    (void)ox;
+    return acc[1];
+}
+
 /* One output channel, k in {3, 5, 7}, stride s in {1, 2} (both directions). */
 static void dw_plane_dsp(const int8_t *plane, int pitch, int k, int s, int oh, int ow, const int32_t *wk,
                          const dw_out_t *o, int8_t *out, int C)
@@ -235,20 +530,32 @@ static void dw_plane_dsp(const int8_t *plane, int pitch, int k, int s, int oh, i
     dw_wrow_t wr[7];
     int32_t acc[DW_CHUNK];
     pack_rows(wk, k, wr);
-    const int sel = k * 2 + s; /* 7, 8, 11, 12, 15, 16 */
+    if (k == 3) {
+        dw_plane_k3(plane, pitch, s, oh, ow, wk, wr, o, out, C);
+        return;
+    }
+    const int sel = k * 2 + s; /* 11, 12, 15, 16 */
     for (int oy = 0; oy < oh; oy++) {
         const int8_t *prow = plane + (size_t)oy * (size_t)s * (size_t)pitch;
         int8_t *orow = out + (size_t)oy * (size_t)ow * (size_t)C;
         for (int ox0 = 0; ox0 < ow; ox0 += DW_CHUNK) {
             const int end = ow - ox0 < DW_CHUNK ? ow : ox0 + DW_CHUNK;
             int ox = ox0;
+            if (end - ox0 >= 4) { /* quads first, the pair loop below takes the rest */
+                const int nq = (end - ox0) / 4;
+                const int8_t *p = prow + ox0 * s;
+                if (sel == 11) {
+                    dw_quads_k5s1(p, pitch, wr, acc, nq);
+                } else if (sel == 12) {
+                    dw_quads_k5s2(p, pitch, wr, acc, nq);
+                } else if (sel == 15) {
+                    dw_quads_k7s1(p, pitch, wr, acc, nq);
+                } else {
+                    dw_quads_k7s2(p, pitch, wr, acc, nq);
+                }
+                ox = ox0 + 4 * nq;
+            }
             switch (sel) {
-            case 7:
-                DW_PAIR_LOOP(row_k3s1, 3)
-                break;
-            case 8:
-                DW_PAIR_LOOP(row_k3s2, 3)
-                break;
             case 11:
                 DW_PAIR_LOOP(row_k5s1, 5)
                 break;
@@ -262,8 +569,8 @@ static void dw_plane_dsp(const int8_t *plane, int pitch, int k, int s, int oh, i
                 DW_PAIR_LOOP(row_k7s2, 7)
                 break;
             }
-            if (ox < end) { /* odd row length */
-                acc[ox - ox0] = dw_one(prow + ox * s, pitch, k, k, wk);
+            if (ox < end) { /* odd row length: the pair ending at the last output (its first recomputed) */
+                acc[ox - ox0] = ox > 0 ? dw_second(prow + (ox - 1) * s, pitch, sel, wr) : dw_one(prow, pitch, k, k, wk);
             }
             dw_store(acc, end - ox0, o, orow + (size_t)ox0 * (size_t)C, C);
         }

@@ -195,13 +195,14 @@ def _sel_dw(g, op, ctx):
 
 def _terms_dw(a):
     # Per channel: the padded copy of the plane (in place), then per output row chunks of up to 32
-    # outputs, computed two at a time sharing loads, an odd last output the slow way, one requantisation each.
+    # outputs, computed two at a time sharing loads (5x5/7x7: four at a time, a pair left over when a
+    # row's length is 2 or 3 mod 4: rest_pairs), an odd last output the slow way, one requantisation each.
     g = a["geom"]
     c, oh, ow = g["in_c"], g["out_h"], g["out_w"]
     ph = g["in_h"] + 2 * g["pad_top"]
     pw = g["in_w"] + 2 * g["pad_left"]
-    return {"pairs": c * oh * (ow // 2), "odd": c * oh * (ow % 2), "out": c * oh * ow,
-            "chunks": c * oh * math.ceil(ow / 32), "padded_in": c * ph * pw, "channels": c}
+    return {"pairs": c * oh * (ow // 2), "rest_pairs": c * oh * ((ow % 4) // 2), "odd": c * oh * (ow % 2),
+            "out": c * oh * ow, "chunks": c * oh * math.ceil(ow / 32), "padded_in": c * ph * pw, "channels": c}
 
 
 def _dw_span(n_out, s, pad, k, n_in):
