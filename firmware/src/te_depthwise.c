@@ -130,6 +130,29 @@ static void dw_store(const int32_t *acc, int n, const dw_out_t *o, int8_t *out, 
     }
 }
 
+/* dw_store for accumulators that already hold o->base (the DSP in-place loops start from it): on the
+ * real DSP path the usual case saves the addition per output; otherwise dw_store with base 0. */
+#if defined(TE_USE_DSP)
+static void dw_store_based(const int32_t *acc, int n, const dw_out_t *o, int8_t *out, int C)
+{
+#if defined(TE_USE_DSP) && !defined(TE_DSP_EMULATE)
+    if (o->rq.fast && o->lo == -128 && o->hi == 127 && o->rq.em1 <= 22) { /* as in dw_store */
+        const int32_t mult = o->rq.mult, em1 = o->rq.em1;
+        const int32_t hpos = te_add_wrap(o->rq.hpos, (int32_t)((uint32_t)o->zp << em1));
+        for (int i = 0; i < n; i++) {
+            int32_t r;
+            __asm__("ssat %0, #8, %1" : "=r"(r) : "r"(te_rq_fast(acc[i], mult, hpos, em1)));
+            out[(size_t)i * (size_t)C] = (int8_t)r;
+        }
+        return;
+    }
+#endif
+    dw_out_t o0 = *o;
+    o0.base = 0;
+    dw_store(acc, n, &o0, out, C);
+}
+#endif
+
 /* One output from the plane, any kernel and stride (borders, leftovers, unusual kernels). */
 static int32_t dw_one(const int8_t *p, int pitch, int kh, int kw, const int32_t *wk)
 {
@@ -244,21 +267,19 @@ TE_INLINE void row_k7s2(const int8_t *p, const dw_wrow_t *w, int32_t *a0, int32_
 #define DW_NOINLINE
 #endif
 
-/* x.h0 * y.h0 + x.h1 * y.h1 (SMUAD: an SMLAD without the zero accumulator register). */
-TE_INLINE int32_t dw_smuad(uint32_t x, uint32_t y)
-{
-#if defined(TE_DSP_EMULATE)
-    return te_smlad(x, y, 0);
+/* Keeps the compiler from hoisting every row's loads to the top of the pass (its scheduler does, and
+ * then spills them): memory accesses stay between two barriers. No instruction is emitted. */
+#if defined(__GNUC__)
+#define DW_ROW_BARRIER() __asm__ volatile("" ::: "memory")
 #else
-    int32_t r;
-    __asm__("smuad %0, %1, %2" : "=r"(r) : "r"(x), "r"(y));
-    return r;
+#define DW_ROW_BARRIER()
 #endif
-}
 
-/* 3x3, stride 1: the row weights live in registers, w1 of rows 0 and 1 share one (lanes 0 and 1):
- * per pair 3 loads, 6 SXTB16, 6 SMLAD/SMUAD, 6 SMLAxy for 18 MACs. */
-static DW_NOINLINE void dw_pairs_k3s1(const int8_t *p, int pitch, const dw_wrow_t *wr, int32_t *acc, int n)
+/* 3x3, stride 1: the row weights live in registers, w1 of rows 0 and 1 share one (lanes 0 and 1), the
+ * sums start from the channel's base (bias - in_zp * sum(w));
+ * per pair 3 loads, 6 SXTB16, 6 SMLAD, 6 SMLAxy for 18 MACs. */
+static DW_NOINLINE void dw_pairs_k3s1(const int8_t *p, int pitch, const dw_wrow_t *wr, int32_t *acc, int n,
+                                      int32_t base)
 {
     const uint32_t a02 = wr[0].w02, b02 = wr[1].w02, c02 = wr[2].w02;
     const uint32_t m01 = te_pkhbt(wr[0].wmid, wr[1].wmid), m2 = wr[2].wmid;
@@ -266,13 +287,15 @@ static DW_NOINLINE void dw_pairs_k3s1(const int8_t *p, int pitch, const dw_wrow_
     while (acc != end) {
         uint32_t v = te_read_u32(p);
         uint32_t x02 = te_sxtb16(v), x13 = te_sxtb16_ror8(v);
-        int32_t a0 = te_smlabb(x13, m01, dw_smuad(x02, a02));
-        int32_t a1 = te_smlatb(x02, m01, dw_smuad(x13, a02));
+        int32_t a0 = te_smlabb(x13, m01, te_smlad(x02, a02, base));
+        int32_t a1 = te_smlatb(x02, m01, te_smlad(x13, a02, base));
+        DW_ROW_BARRIER();
         v = te_read_u32(p + pitch);
         x02 = te_sxtb16(v);
         x13 = te_sxtb16_ror8(v);
         a0 = te_smlabt(x13, m01, te_smlad(x02, b02, a0));
         a1 = te_smlatt(x02, m01, te_smlad(x13, b02, a1));
+        DW_ROW_BARRIER();
         v = te_read_u32(p + 2 * pitch);
         x02 = te_sxtb16(v);
         x13 = te_sxtb16_ror8(v);
@@ -284,7 +307,8 @@ static DW_NOINLINE void dw_pairs_k3s1(const int8_t *p, int pitch, const dw_wrow_
 }
 
 /* 3x3, stride 2: per pair 6 loads, 9 SXTB16, 12 MAC instructions for 18 MACs. */
-static DW_NOINLINE void dw_pairs_k3s2(const int8_t *p, int pitch, const dw_wrow_t *wr, int32_t *acc, int n)
+static DW_NOINLINE void dw_pairs_k3s2(const int8_t *p, int pitch, const dw_wrow_t *wr, int32_t *acc, int n,
+                                      int32_t base)
 {
     const uint32_t a02 = wr[0].w02, b02 = wr[1].w02, c02 = wr[2].w02;
     const uint32_t m01 = te_pkhbt(wr[0].wmid, wr[1].wmid), m2 = wr[2].wmid;
@@ -292,13 +316,15 @@ static DW_NOINLINE void dw_pairs_k3s2(const int8_t *p, int pitch, const dw_wrow_
     while (acc != end) {
         uint32_t v = te_read_u32(p);
         uint32_t x02 = te_sxtb16(v), x13 = te_sxtb16_ror8(v);
-        int32_t a0 = te_smlabb(x13, m01, dw_smuad(x02, a02));
-        int32_t a1 = te_smlatb(x13, m01, dw_smuad(te_sxtb16_ror8(te_read_u32(p + 1)), a02));
+        int32_t a0 = te_smlabb(x13, m01, te_smlad(x02, a02, base));
+        int32_t a1 = te_smlatb(x13, m01, te_smlad(te_sxtb16_ror8(te_read_u32(p + 1)), a02, base));
+        DW_ROW_BARRIER();
         v = te_read_u32(p + pitch);
         x02 = te_sxtb16(v);
         x13 = te_sxtb16_ror8(v);
         a0 = te_smlabt(x13, m01, te_smlad(x02, b02, a0));
         a1 = te_smlatt(x13, m01, te_smlad(te_sxtb16_ror8(te_read_u32(p + pitch + 1)), b02, a1));
+        DW_ROW_BARRIER();
         v = te_read_u32(p + 2 * pitch);
         x02 = te_sxtb16(v);
         x13 = te_sxtb16_ror8(v);
@@ -308,14 +334,6 @@ static DW_NOINLINE void dw_pairs_k3s2(const int8_t *p, int pitch, const dw_wrow_
         p += 4;
     }
 }
-
-/* Keeps the compiler from hoisting every row's loads to the top of the pass (its scheduler does, and
- * then spills them): memory accesses stay between two barriers. No instruction is emitted. */
-#if defined(__GNUC__)
-#define DW_ROW_BARRIER() __asm__ volatile("" ::: "memory")
-#else
-#define DW_ROW_BARRIER()
-#endif
 
 /* 5x5 and 7x7, stride 1: four outputs per pass (two pairs sharing their loads), the row's packed
  * weights loaded once per row for all four. Per row and four outputs, 5x5: 3 loads + 6 SXTB16 +
@@ -474,25 +492,25 @@ static void dw_plane_k3(const int8_t *plane, int pitch, int s, int oh, int ow, c
         for (int ox0 = 0; ox0 < ow; ox0 += DW_CHUNK) {
             const int n = ow - ox0 < DW_CHUNK ? ow - ox0 : DW_CHUNK;
             if (s == 1) {
-                dw_pairs_k3s1(prow + ox0, pitch, wr, acc, n / 2);
+                dw_pairs_k3s1(prow + ox0, pitch, wr, acc, n / 2, o->base);
             } else {
-                dw_pairs_k3s2(prow + 2 * ox0, pitch, wr, acc, n / 2);
+                dw_pairs_k3s2(prow + 2 * ox0, pitch, wr, acc, n / 2, o->base);
             }
             if (n & 1) { /* odd row length: the pair ending at the last output (its first recomputed) */
                 const int last = ox0 + n - 1;
                 if (last > 0) {
                     int32_t t[2];
                     if (s == 1) {
-                        dw_pairs_k3s1(prow + last - 1, pitch, wr, t, 1);
+                        dw_pairs_k3s1(prow + last - 1, pitch, wr, t, 1, o->base);
                     } else {
-                        dw_pairs_k3s2(prow + 2 * (last - 1), pitch, wr, t, 1);
+                        dw_pairs_k3s2(prow + 2 * (last - 1), pitch, wr, t, 1, o->base);
                     }
                     acc[n - 1] = t[1];
                 } else {
-                    acc[n - 1] = dw_one(prow, pitch, 3, 3, wk);
+                    acc[n - 1] = te_add_wrap(dw_one(prow, pitch, 3, 3, wk), o->base);
                 }
             }
-            dw_store(acc, n, o, orow + (size_t)ox0 * (size_t)C, C);
+            dw_store_based(acc, n, o, orow + (size_t)ox0 * (size_t)C, C);
         }
     }
 }
