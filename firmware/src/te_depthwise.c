@@ -482,6 +482,32 @@ DW_QUADS_FN(dw_quads_k7s2, quad_k7s2, 7, 2)
 
 /* One output channel, 3x3, stride s in {1, 2}: the pair loops above, then the odd output and the
  * requantisation of each chunk. */
+/* Small planes, stride 1 (ow <= DW_FLAT_MAX_W): the rows but the last are swept as one flat row of
+ * the plane, output (oy, ox) at plane offset oy * pitch + ox, a few rows per call of the pair loop;
+ * the pitch - ow = 2 outputs between two rows are computed and dropped. This saves the per-row calls
+ * (and the odd output's second call) that dominate small planes. Reads stay inside the plane: a sweep
+ * ends at most one output past the last real one of a row <= oh - 2, i.e. with the pair at columns
+ * (ow - 1, ow), whose loads cover columns ow - 1 .. ow + 2 = pitch (column 0 of the next plane row) of
+ * rows <= oh: offset <= (oh + 1) * pitch < hp * pitch (hp = oh + 2). The last output row runs the
+ * per-row loop below. */
+#define DW_FLAT_MAX_W 16
+#define DW_FLAT_ACC 96
+
+static DW_NOINLINE void dw_flat_k3s1(const int8_t *plane, int pitch, int oh, int ow, const dw_wrow_t *wr,
+                                     const dw_out_t *o, int8_t *out, int C)
+{
+    int32_t fa[DW_FLAT_ACC + 2];
+    const int rows_per = DW_FLAT_ACC / pitch; /* pitch = ow + 2 <= 18: >= 5 rows */
+    for (int oy = 0; oy < oh - 1; oy += rows_per) {
+        const int nr = oh - 1 - oy < rows_per ? oh - 1 - oy : rows_per;
+        const int count = (nr - 1) * pitch + ow; /* through the last real output */
+        dw_pairs_k3s1(plane + (size_t)oy * (size_t)pitch, pitch, wr, fa, (count + 1) / 2, o->base);
+        for (int r = 0; r < nr; r++) {
+            dw_store_based(fa + r * pitch, ow, o, out + (size_t)(oy + r) * (size_t)ow * (size_t)C, C);
+        }
+    }
+}
+
 static void dw_plane_k3(const int8_t *plane, int pitch, int s, int oh, int ow, const int32_t *wk,
                         const dw_wrow_t *wr, const dw_out_t *o, int8_t *out, int C)
 {
@@ -549,6 +575,12 @@ static void dw_plane_dsp(const int8_t *plane, int pitch, int k, int s, int oh, i
     int32_t acc[DW_CHUNK];
     pack_rows(wk, k, wr);
     if (k == 3) {
+        if (s == 1 && ow <= DW_FLAT_MAX_W && oh > 1) { /* all rows but the last flat, the last one below */
+            dw_flat_k3s1(plane, pitch, oh, ow, wr, o, out, C);
+            plane += (size_t)(oh - 1) * (size_t)pitch;
+            out += (size_t)(oh - 1) * (size_t)ow * (size_t)C;
+            oh = 1;
+        }
         dw_plane_k3(plane, pitch, s, oh, ow, wk, wr, o, out, C);
         return;
     }
