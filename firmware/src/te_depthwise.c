@@ -490,14 +490,14 @@ DW_QUADS_FN(dw_quads_k7s2, quad_k7s2, 7, 2)
  * (ow - 1, ow), whose loads cover columns ow - 1 .. ow + 2 = pitch (column 0 of the next plane row) of
  * rows <= oh: offset <= (oh + 1) * pitch < hp * pitch (hp = oh + 2). The last output row runs the
  * per-row loop below. */
-#define DW_FLAT_MAX_W 16
-#define DW_FLAT_ACC 96
+#define DW_FLAT_MAX_W 24
+#define DW_FLAT_ACC 130
 
 static DW_NOINLINE void dw_flat_k3s1(const int8_t *plane, int pitch, int oh, int ow, const dw_wrow_t *wr,
                                      const dw_out_t *o, int8_t *out, int C)
 {
     int32_t fa[DW_FLAT_ACC + 2];
-    const int rows_per = DW_FLAT_ACC / pitch; /* pitch = ow + 2 <= 18: >= 5 rows */
+    const int rows_per = DW_FLAT_ACC / pitch; /* pitch = ow + 2 <= 26: >= 5 rows */
     for (int oy = 0; oy < oh - 1; oy += rows_per) {
         const int nr = oh - 1 - oy < rows_per ? oh - 1 - oy : rows_per;
         const int count = (nr - 1) * pitch + ow; /* through the last real output */
