@@ -34,7 +34,9 @@
  * 5x5/s1 2 + 4 + 6 for 10, 7x7/s1 3 + 6 + 8 for 14 (stride 2: one more load and SXTB16). The loads
  * never reach past the last tap of the second output (unaligned word loads, 4 bytes from any
  * offset), so the pair loop runs to the end of every row.
- * 3x3 pairs run in functions of their own with the packed weights in registers; 5x5 and 7x7 take four
+ * 3x3 pairs run in functions of their own with the packed weights in registers and the sums starting
+ * from the channel's base (the store then skips that addition); stride-1 planes up to DW_FLAT_MAX_W
+ * wide are swept as one flat row (see dw_flat_k3s1). 5x5 and 7x7 take four
  * outputs per pass (two pairs sharing their loads, the row's weights loaded once for the four), a pair
  * for a leftover of 2 or 3; an odd last output is the second of the pair ending at it (its first
  * recomputed), so the reads still end at the last output's last tap. On the real DSP path the usual
