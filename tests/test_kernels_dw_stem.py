@@ -51,6 +51,11 @@ def _dw_cases(rng) -> list:
     cs.append(dw_case(rng, 6, 6, 240, (5, 5), (1, 1), (2, 2, 2, 2), False))
     cs.append(dw_case(rng, 8, 9, 12, (3, 3), (1, 1), (0, 0, 0, 0), False))
     cs.append(dw_case(rng, 8, 9, 12, (3, 3), (2, 2), (0, 1, 1, 0), False))
+    # in place 3x3/s1 flat sweep of small planes: widest (ow 24, 5 rows a sweep, several sweeps), valid
+    # padding (pitch = ow + 2 from the unpadded input), one past the widest (per-row loop)
+    cs.append(dw_case(rng, 13, 24, 5, (3, 3), (1, 1), (1, 1, 1, 1), True))
+    cs.append(dw_case(rng, 12, 11, 6, (3, 3), (1, 1), (0, 0, 0, 0), True))
+    cs.append(dw_case(rng, 4, 25, 3, (3, 3), (1, 1), (1, 1, 1, 1), True))
     cs.append(dw_case(rng, 10, 7, 8, (5, 5), (2, 2), (1, 2, 2, 1), False))
     cs.append(dw_case(rng, 5, 5, 9, (9, 9), (1, 1), (4, 4, 4, 4), False))  # > 49 taps
     cs.append(dw_case(rng, 6, 5, 7, (2, 3), (1, 2), (0, 1, 1, 1), False))  # non-square

@@ -34,7 +34,9 @@
  * 5x5/s1 2 + 4 + 6 for 10, 7x7/s1 3 + 6 + 8 for 14 (stride 2: one more load and SXTB16). The loads
  * never reach past the last tap of the second output (unaligned word loads, 4 bytes from any
  * offset), so the pair loop runs to the end of every row.
- * 3x3 pairs run in functions of their own with the packed weights in registers; 5x5 and 7x7 take four
+ * 3x3 pairs run in functions of their own with the packed weights in registers and the sums starting
+ * from the channel's base (the store then skips that addition); stride-1 planes up to DW_FLAT_MAX_W
+ * wide are swept as one flat row (see dw_flat_k3s1). 5x5 and 7x7 take four
  * outputs per pass (two pairs sharing their loads, the row's weights loaded once for the four), a pair
  * for a leftover of 2 or 3; an odd last output is the second of the pair ending at it (its first
  * recomputed), so the reads still end at the last output's last tap. On the real DSP path the usual
@@ -129,6 +131,29 @@ static void dw_store(const int32_t *acc, int n, const dw_out_t *o, int8_t *out, 
         out[(size_t)i * (size_t)C] = te_rq_s8(&rq, te_add_wrap(acc[i], base), zp, lo, hi);
     }
 }
+
+/* dw_store for accumulators that already hold o->base (the DSP in-place loops start from it): on the
+ * real DSP path the usual case saves the addition per output; otherwise dw_store with base 0. */
+#if defined(TE_USE_DSP)
+static void dw_store_based(const int32_t *acc, int n, const dw_out_t *o, int8_t *out, int C)
+{
+#if defined(TE_USE_DSP) && !defined(TE_DSP_EMULATE)
+    if (o->rq.fast && o->lo == -128 && o->hi == 127 && o->rq.em1 <= 22) { /* as in dw_store */
+        const int32_t mult = o->rq.mult, em1 = o->rq.em1;
+        const int32_t hpos = te_add_wrap(o->rq.hpos, (int32_t)((uint32_t)o->zp << em1));
+        for (int i = 0; i < n; i++) {
+            int32_t r;
+            __asm__("ssat %0, #8, %1" : "=r"(r) : "r"(te_rq_fast(acc[i], mult, hpos, em1)));
+            out[(size_t)i * (size_t)C] = (int8_t)r;
+        }
+        return;
+    }
+#endif
+    dw_out_t o0 = *o;
+    o0.base = 0;
+    dw_store(acc, n, &o0, out, C);
+}
+#endif
 
 /* One output from the plane, any kernel and stride (borders, leftovers, unusual kernels). */
 static int32_t dw_one(const int8_t *p, int pitch, int kh, int kw, const int32_t *wk)
@@ -244,21 +269,19 @@ TE_INLINE void row_k7s2(const int8_t *p, const dw_wrow_t *w, int32_t *a0, int32_
 #define DW_NOINLINE
 #endif
 
-/* x.h0 * y.h0 + x.h1 * y.h1 (SMUAD: an SMLAD without the zero accumulator register). */
-TE_INLINE int32_t dw_smuad(uint32_t x, uint32_t y)
-{
-#if defined(TE_DSP_EMULATE)
-    return te_smlad(x, y, 0);
+/* Keeps the compiler from hoisting every row's loads to the top of the pass (its scheduler does, and
+ * then spills them): memory accesses stay between two barriers. No instruction is emitted. */
+#if defined(__GNUC__)
+#define DW_ROW_BARRIER() __asm__ volatile("" ::: "memory")
 #else
-    int32_t r;
-    __asm__("smuad %0, %1, %2" : "=r"(r) : "r"(x), "r"(y));
-    return r;
+#define DW_ROW_BARRIER()
 #endif
-}
 
-/* 3x3, stride 1: the row weights live in registers, w1 of rows 0 and 1 share one (lanes 0 and 1):
- * per pair 3 loads, 6 SXTB16, 6 SMLAD/SMUAD, 6 SMLAxy for 18 MACs. */
-static DW_NOINLINE void dw_pairs_k3s1(const int8_t *p, int pitch, const dw_wrow_t *wr, int32_t *acc, int n)
+/* 3x3, stride 1: the row weights live in registers, w1 of rows 0 and 1 share one (lanes 0 and 1), the
+ * sums start from the channel's base (bias - in_zp * sum(w));
+ * per pair 3 loads, 6 SXTB16, 6 SMLAD, 6 SMLAxy for 18 MACs. */
+static DW_NOINLINE void dw_pairs_k3s1(const int8_t *p, int pitch, const dw_wrow_t *wr, int32_t *acc, int n,
+                                      int32_t base)
 {
     const uint32_t a02 = wr[0].w02, b02 = wr[1].w02, c02 = wr[2].w02;
     const uint32_t m01 = te_pkhbt(wr[0].wmid, wr[1].wmid), m2 = wr[2].wmid;
@@ -266,13 +289,15 @@ static DW_NOINLINE void dw_pairs_k3s1(const int8_t *p, int pitch, const dw_wrow_
     while (acc != end) {
         uint32_t v = te_read_u32(p);
         uint32_t x02 = te_sxtb16(v), x13 = te_sxtb16_ror8(v);
-        int32_t a0 = te_smlabb(x13, m01, dw_smuad(x02, a02));
-        int32_t a1 = te_smlatb(x02, m01, dw_smuad(x13, a02));
+        int32_t a0 = te_smlabb(x13, m01, te_smlad(x02, a02, base));
+        int32_t a1 = te_smlatb(x02, m01, te_smlad(x13, a02, base));
+        DW_ROW_BARRIER();
         v = te_read_u32(p + pitch);
         x02 = te_sxtb16(v);
         x13 = te_sxtb16_ror8(v);
         a0 = te_smlabt(x13, m01, te_smlad(x02, b02, a0));
         a1 = te_smlatt(x02, m01, te_smlad(x13, b02, a1));
+        DW_ROW_BARRIER();
         v = te_read_u32(p + 2 * pitch);
         x02 = te_sxtb16(v);
         x13 = te_sxtb16_ror8(v);
@@ -284,7 +309,8 @@ static DW_NOINLINE void dw_pairs_k3s1(const int8_t *p, int pitch, const dw_wrow_
 }
 
 /* 3x3, stride 2: per pair 6 loads, 9 SXTB16, 12 MAC instructions for 18 MACs. */
-static DW_NOINLINE void dw_pairs_k3s2(const int8_t *p, int pitch, const dw_wrow_t *wr, int32_t *acc, int n)
+static DW_NOINLINE void dw_pairs_k3s2(const int8_t *p, int pitch, const dw_wrow_t *wr, int32_t *acc, int n,
+                                      int32_t base)
 {
     const uint32_t a02 = wr[0].w02, b02 = wr[1].w02, c02 = wr[2].w02;
     const uint32_t m01 = te_pkhbt(wr[0].wmid, wr[1].wmid), m2 = wr[2].wmid;
@@ -292,13 +318,15 @@ static DW_NOINLINE void dw_pairs_k3s2(const int8_t *p, int pitch, const dw_wrow_
     while (acc != end) {
         uint32_t v = te_read_u32(p);
         uint32_t x02 = te_sxtb16(v), x13 = te_sxtb16_ror8(v);
-        int32_t a0 = te_smlabb(x13, m01, dw_smuad(x02, a02));
-        int32_t a1 = te_smlatb(x13, m01, dw_smuad(te_sxtb16_ror8(te_read_u32(p + 1)), a02));
+        int32_t a0 = te_smlabb(x13, m01, te_smlad(x02, a02, base));
+        int32_t a1 = te_smlatb(x13, m01, te_smlad(te_sxtb16_ror8(te_read_u32(p + 1)), a02, base));
+        DW_ROW_BARRIER();
         v = te_read_u32(p + pitch);
         x02 = te_sxtb16(v);
         x13 = te_sxtb16_ror8(v);
         a0 = te_smlabt(x13, m01, te_smlad(x02, b02, a0));
         a1 = te_smlatt(x13, m01, te_smlad(te_sxtb16_ror8(te_read_u32(p + pitch + 1)), b02, a1));
+        DW_ROW_BARRIER();
         v = te_read_u32(p + 2 * pitch);
         x02 = te_sxtb16(v);
         x13 = te_sxtb16_ror8(v);
@@ -308,14 +336,6 @@ static DW_NOINLINE void dw_pairs_k3s2(const int8_t *p, int pitch, const dw_wrow_
         p += 4;
     }
 }
-
-/* Keeps the compiler from hoisting every row's loads to the top of the pass (its scheduler does, and
- * then spills them): memory accesses stay between two barriers. No instruction is emitted. */
-#if defined(__GNUC__)
-#define DW_ROW_BARRIER() __asm__ volatile("" ::: "memory")
-#else
-#define DW_ROW_BARRIER()
-#endif
 
 /* 5x5 and 7x7, stride 1: four outputs per pass (two pairs sharing their loads), the row's packed
  * weights loaded once per row for all four. Per row and four outputs, 5x5: 3 loads + 6 SXTB16 +
@@ -464,6 +484,32 @@ DW_QUADS_FN(dw_quads_k7s2, quad_k7s2, 7, 2)
 
 /* One output channel, 3x3, stride s in {1, 2}: the pair loops above, then the odd output and the
  * requantisation of each chunk. */
+/* Small planes, stride 1 (ow <= DW_FLAT_MAX_W): the rows but the last are swept as one flat row of
+ * the plane, output (oy, ox) at plane offset oy * pitch + ox, a few rows per call of the pair loop;
+ * the pitch - ow = 2 outputs between two rows are computed and dropped. This saves the per-row calls
+ * (and the odd output's second call) that dominate small planes. Reads stay inside the plane: a sweep
+ * ends at most one output past the last real one of a row <= oh - 2, i.e. with the pair at columns
+ * (ow - 1, ow), whose loads cover columns ow - 1 .. ow + 2 = pitch (column 0 of the next plane row) of
+ * rows <= oh: offset <= (oh + 1) * pitch < hp * pitch (hp = oh + 2). The last output row runs the
+ * per-row loop below. */
+#define DW_FLAT_MAX_W 24
+#define DW_FLAT_ACC 130
+
+static DW_NOINLINE void dw_flat_k3s1(const int8_t *plane, int pitch, int oh, int ow, const dw_wrow_t *wr,
+                                     const dw_out_t *o, int8_t *out, int C)
+{
+    int32_t fa[DW_FLAT_ACC + 2];
+    const int rows_per = DW_FLAT_ACC / pitch; /* pitch = ow + 2 <= 26: >= 5 rows */
+    for (int oy = 0; oy < oh - 1; oy += rows_per) {
+        const int nr = oh - 1 - oy < rows_per ? oh - 1 - oy : rows_per;
+        const int count = (nr - 1) * pitch + ow; /* through the last real output */
+        dw_pairs_k3s1(plane + (size_t)oy * (size_t)pitch, pitch, wr, fa, (count + 1) / 2, o->base);
+        for (int r = 0; r < nr; r++) {
+            dw_store_based(fa + r * pitch, ow, o, out + (size_t)(oy + r) * (size_t)ow * (size_t)C, C);
+        }
+    }
+}
+
 static void dw_plane_k3(const int8_t *plane, int pitch, int s, int oh, int ow, const int32_t *wk,
                         const dw_wrow_t *wr, const dw_out_t *o, int8_t *out, int C)
 {
@@ -474,25 +520,25 @@ static void dw_plane_k3(const int8_t *plane, int pitch, int s, int oh, int ow, c
         for (int ox0 = 0; ox0 < ow; ox0 += DW_CHUNK) {
             const int n = ow - ox0 < DW_CHUNK ? ow - ox0 : DW_CHUNK;
             if (s == 1) {
-                dw_pairs_k3s1(prow + ox0, pitch, wr, acc, n / 2);
+                dw_pairs_k3s1(prow + ox0, pitch, wr, acc, n / 2, o->base);
             } else {
-                dw_pairs_k3s2(prow + 2 * ox0, pitch, wr, acc, n / 2);
+                dw_pairs_k3s2(prow + 2 * ox0, pitch, wr, acc, n / 2, o->base);
             }
             if (n & 1) { /* odd row length: the pair ending at the last output (its first recomputed) */
                 const int last = ox0 + n - 1;
                 if (last > 0) {
                     int32_t t[2];
                     if (s == 1) {
-                        dw_pairs_k3s1(prow + last - 1, pitch, wr, t, 1);
+                        dw_pairs_k3s1(prow + last - 1, pitch, wr, t, 1, o->base);
                     } else {
-                        dw_pairs_k3s2(prow + 2 * (last - 1), pitch, wr, t, 1);
+                        dw_pairs_k3s2(prow + 2 * (last - 1), pitch, wr, t, 1, o->base);
                     }
                     acc[n - 1] = t[1];
                 } else {
-                    acc[n - 1] = dw_one(prow, pitch, 3, 3, wk);
+                    acc[n - 1] = te_add_wrap(dw_one(prow, pitch, 3, 3, wk), o->base);
                 }
             }
-            dw_store(acc, n, o, orow + (size_t)ox0 * (size_t)C, C);
+            dw_store_based(acc, n, o, orow + (size_t)ox0 * (size_t)C, C);
         }
     }
 }
@@ -531,6 +577,12 @@ static void dw_plane_dsp(const int8_t *plane, int pitch, int k, int s, int oh, i
     int32_t acc[DW_CHUNK];
     pack_rows(wk, k, wr);
     if (k == 3) {
+        if (s == 1 && ow <= DW_FLAT_MAX_W && oh > 1) { /* all rows but the last flat, the last one below */
+            dw_flat_k3s1(plane, pitch, oh, ow, wr, o, out, C);
+            plane += (size_t)(oh - 1) * (size_t)pitch;
+            out += (size_t)(oh - 1) * (size_t)ow * (size_t)C;
+            oh = 1;
+        }
         dw_plane_k3(plane, pitch, s, oh, ow, wk, wr, o, out, C);
         return;
     }

@@ -201,6 +201,17 @@ def _terms_dw(a):
     c, oh, ow = g["in_c"], g["out_h"], g["out_w"]
     ph = g["in_h"] + 2 * g["pad_top"]
     pw = g["in_w"] + 2 * g["pad_left"]
+    if (g["k_h"], g["k_w"], g["stride_h"], g["stride_w"]) == (3, 3, 1, 1) and oh > 1 and ow <= 24:
+        # the DSP path's flat sweep (te_depthwise.c, dw_flat_k3s1): rows 0..oh-2 in sweeps of
+        # 130 // (ow + 2) rows, 2 dropped outputs per row; the last row as before
+        pitch, per = ow + 2, 130 // (ow + 2)
+        sweeps = pairs = 0
+        for r0 in range(0, oh - 1, per):
+            nr = min(per, oh - 1 - r0)
+            sweeps += 1
+            pairs += ((nr - 1) * pitch + ow + 1) // 2
+        return {"pairs": c * (pairs + ow // 2), "rest_pairs": 0, "odd": c * (ow % 2), "out": c * oh * ow,
+                "chunks": c * (sweeps + 1), "padded_in": c * ph * pw, "channels": c}
     return {"pairs": c * oh * (ow // 2), "rest_pairs": c * oh * ((ow % 4) // 2), "odd": c * oh * (ow % 2),
             "out": c * oh * ow, "chunks": c * oh * math.ceil(ow / 32), "padded_in": c * ph * pw, "channels": c}
 
