@@ -116,3 +116,21 @@ def test_build_errors_name_the_folder(tmp_path, tinyengine_cli):
     assert rc == 2 and "no such project folder" in err
     rc, out, err = tinyengine_cli(["build", str(tmp_path)])
     assert rc == 2 and "not a generated project" in err
+
+
+def test_streamed_vww1_is_bit_exact_in_qemu_cortex_m7(tmp_path, tinyengine_cli):
+    """Fused streaming (gen --stream) on the Cortex-M7 stand-in (mps2-an500): the whole firmware built
+    offline with PlatformIO, run in QEMU and probed: the output equals the reference (the unfused
+    model's bytes: tests/test_stream*.py tie the two) and the linker map's arena equals the streamed plan."""
+    root = tmp_path / "proj"
+    rc, out, err = tinyengine_cli(["gen", "mcunet-vww1", "--board", "qemu-m7", "--stream", "--out", str(root)])
+    assert rc == 0, out + err
+    _, meta, _ = read_project(root)
+    assert meta["arena_bytes"] == 21_888  # 89,632 B layer by layer
+    assert any(la["kernel"] == "te_stream_segment" for la in meta["layers"])
+    js = tmp_path / "probe.json"
+    rc, out, err = tinyengine_cli(["emulate", str(root), "--runs", "1", "--json", str(js)])
+    assert rc == 0, out + err
+    rec = json.loads(js.read_text())
+    assert rec["checks"] == {"model_hash": True, "arena_bytes": True, "output_equals_reference": True}
+    assert rec["firmware"]["machine"] == "mps2-an500"
