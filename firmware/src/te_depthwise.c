@@ -55,19 +55,6 @@ size_t te_depthwise_scratch_bytes(int in_h, int in_w, int pad_top, int pad_botto
     return (size_t)(in_h + pad_top + pad_bottom) * (size_t)(in_w + pad_left + pad_right);
 }
 
-/* requantised value + out_zp saturated to int8: one SSAT on Cortex-M (the compiler's two compares and
- * IT moves take six), the C clamp elsewhere; the same value as te_out_s8(v, zp, -128, 127). */
-TE_INLINE int8_t dw_ssat8(int32_t scaled, int32_t zp)
-{
-#if defined(TE_USE_DSP) && !defined(TE_DSP_EMULATE)
-    int32_t r;
-    __asm__("ssat %0, #8, %1" : "=r"(r) : "r"(te_add_wrap(scaled, zp)));
-    return (int8_t)r;
-#else
-    return te_out_s8(scaled, zp, -128, 127);
-#endif
-}
-
 /* Per-channel output parameters. */
 typedef struct {
     int32_t base; /* bias - in_zp * sum(w) (mod 2^32) */
@@ -115,7 +102,7 @@ static void dw_store(const int32_t *acc, int n, const dw_out_t *o, int8_t *out, 
     if (o->rq.fast && lo == -128 && hi == 127) { /* no fused clamp: SSAT #8 */
         const int32_t mult = o->rq.mult, hpos = o->rq.hpos, em1 = o->rq.em1;
         for (int i = 0; i < n; i++) {
-            out[(size_t)i * (size_t)C] = dw_ssat8(te_rq_fast(te_add_wrap(acc[i], base), mult, hpos, em1), zp);
+            out[(size_t)i * (size_t)C] = te_out_ssat8(te_rq_fast(te_add_wrap(acc[i], base), mult, hpos, em1), zp);
         }
         return;
     }

@@ -97,19 +97,6 @@ static void stem_window(const int8_t *in, const te_conv_geom_t *g, int oy, int o
     }
 }
 
-/* requantised value + out_zp saturated to int8: one SSAT on Cortex-M (the compiler's two compares and
- * IT moves take six), the C clamp elsewhere; the same value as te_out_s8(v, zp, -128, 127). */
-TE_INLINE int8_t stem_ssat8(int32_t scaled, int32_t zp)
-{
-#if defined(TE_USE_DSP) && !defined(TE_DSP_EMULATE)
-    int32_t r;
-    __asm__("ssat %0, #8, %1" : "=r"(r) : "r"(te_add_wrap(scaled, zp)));
-    return (int8_t)r;
-#else
-    return te_out_s8(scaled, zp, -128, 127);
-#endif
-}
-
 /* Per output channel: bias and requantisation constants. */
 typedef struct {
     te_rq_t rq;
@@ -206,9 +193,9 @@ TE_STEM_INLINE void stem_tile_row(const uint32_t *w, const uint32_t *c0, const u
             for (int o = 0; o < out_c; o++) {
                 const stem_ch_t *c = &tab[o];
                 const int32_t b = c->bias, m = c->rq.mult, hp = c->rq.hpos, e = c->rq.em1;
-                y0[o] = stem_ssat8(te_rq_fast(te_add_wrap(a0[o], b), m, hp, e), ozp);
+                y0[o] = te_out_ssat8(te_rq_fast(te_add_wrap(a0[o], b), m, hp, e), ozp);
                 if (y1 != NULL) {
-                    y1[o] = stem_ssat8(te_rq_fast(te_add_wrap(a1[o], b), m, hp, e), ozp);
+                    y1[o] = te_out_ssat8(te_rq_fast(te_add_wrap(a1[o], b), m, hp, e), ozp);
                 }
             }
             return;
