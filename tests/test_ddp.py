@@ -35,8 +35,8 @@ def test_torchrun_two_processes_match_single_process(tmp_path):
                         "--master_addr=127.0.0.1", f"--master_port={_free_port()}", str(WORKER), str(two)],
                        env=_env(), timeout=300, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-3000:]
-    single = torch.load(one / "rank0.pt", weights_only=False)
-    r0, r1 = (torch.load(two / f"rank{i}.pt", weights_only=False) for i in (0, 1))
+    single = torch.load(one / "rank0.pt", weights_only=True)
+    r0, r1 = (torch.load(two / f"rank{i}.pt", weights_only=True) for i in (0, 1))
     assert r0["world"] == r1["world"] == 2 and single["world"] == 1
     # gradients are averaged over ranks: both ranks hold exactly the same weights after training
     for k, v in r0["state"].items():
@@ -63,7 +63,7 @@ def test_ddp_sandwich_step_averages_the_ranks_gradients(tmp_path):
                         "--master_addr=127.0.0.1", f"--master_port={_free_port()}", str(WORKER), str(tmp_path),
                         "grads"], env=_env(), timeout=300, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-3000:]
-    g0, g1 = (torch.load(tmp_path / f"grads{i}.pt", weights_only=False) for i in (0, 1))
+    g0, g1 = (torch.load(tmp_path / f"grads{i}.pt", weights_only=True) for i in (0, 1))
     assert g0["world"] == g1["world"] == 2
     used_by_one = unused = 0
     for name, l0 in g0["local"].items():
