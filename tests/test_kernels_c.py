@@ -74,7 +74,7 @@ def build_dir(tmp_path_factory) -> Path:
 def cases() -> list[Case]:
     rng = np.random.default_rng(99)
     return (random_cases() + winograd_bound_cases(rng) + tflite_op_cases(rng) + pointwise_tail_cases(rng)
-            + add_fast_cases(rng) + pointwise_asm_cases(rng) + pointwise_rq_cases(rng))
+            + add_fast_cases(rng) + pointwise_asm_cases(rng) + pointwise_rq_cases(rng) + pointwise_few_cases(rng))
 
 
 def add_fast_cases(rng) -> list[Case]:
@@ -163,6 +163,23 @@ def pointwise_rq_cases(rng) -> list[Case]:
     cs = [pointwise_rq_case(rng, n, ci, co, wide_bias=i % 3 == 2) for i, (n, ci, co) in enumerate(shapes)]
     cs += [pointwise_rq_case(rng, 4, 16, 9, extra_shift=-24), pointwise_rq_case(rng, 3, 24, 40, extra_shift=-1),
            pointwise_rq_case(rng, 5, 6, 5)]
+    return cs
+
+
+def pointwise_few_cases(rng) -> list[Case]:
+    """The few-input-channel path (te_pointwise.c, in_c 8 with out_c even, in_c 16): one and several table
+    chunks (24 and 16 channels), out_c 8 and 2, odd pixel counts, int32-wide biases, shifts -2 and -23;
+    and layers it must refuse: out_c odd with in_c 8, a shift of -24 or -1, a clamp inside int8."""
+    shapes = ((7, 8, 24), (3, 8, 50), (1, 8, 2), (4, 8, 48), (9, 16, 8), (5, 16, 80), (2, 16, 2), (3, 16, 33),
+              (11, 8, 8), (1, 16, 17))
+    cs = [pointwise_rq_case(rng, n, ci, co, wide_bias=i % 2 == 1) for i, (n, ci, co) in enumerate(shapes)]
+    cs += [pointwise_rq_case(rng, 5, 8, 9), pointwise_rq_case(rng, 3, 8, 10, extra_shift=-24),
+           pointwise_rq_case(rng, 4, 16, 8, extra_shift=-1)]
+    for n, ci, co in ((5, 8, 16), (3, 16, 8)):
+        c = pointwise_case(rng, n, ci, co)
+        while (c.hdr["act_min"], c.hdr["act_max"]) == (-128, 127):
+            c = pointwise_case(rng, n, ci, co)
+        cs.append(c)
     return cs
 
 
@@ -274,7 +291,7 @@ def qemu_cases(seed: int = 7) -> list[Case]:
         cs.append(pointwise_case(rng, int(rng.integers(1, 20)), int(rng.integers(1, 50)), int(rng.integers(1, 20))))
     cs.append(pointwise_case(rng, 25, 48, 16))
     cs += pointwise_tail_cases(rng)[::2] + add_fast_cases(rng)[::3] + pointwise_asm_cases(rng)
-    cs += pointwise_rq_cases(rng)
+    cs += pointwise_rq_cases(rng) + pointwise_few_cases(rng)
     cs.append(im2col_case(rng, 16, 16, 3, 16, (3, 3), (2, 2), K.same_padding((16, 16), (3, 3), (2, 2))))
     for _ in range(8):
         k = (int(rng.choice([1, 3, 5])),) * 2

@@ -285,6 +285,199 @@ void te_gemm2_s8_s16(const int8_t *w, const int16_t *cols, int K, int out_c, con
 }
 
 /* ------------------------------------------------------------------------------------------------
+ * Few input channels (in_c 8, or 16; full clamp, every shift in [-23, -2], bias not NULL): one pixel
+ * at a time with its whole widened input in registers (x - in_zp: 4 words for 8 channels, 8 for 16),
+ * against a stack table of the chunk's channels built once per call: per channel the bias, the K
+ * weights widened to int16 in the order of the pixel's words, mult, hz = 2^(e-2) + zp 2^(e-1) and
+ * e - 1 (the folded requantisation below). The chunk's last entry has bit 31 of e - 1 set: ASR by a
+ * register reads bits 0-7 only, so the loop ends on that word's sign and needs no end register. Per
+ * output: in_c 8, two channels a turn, 17 instructions (1 LDR bias, 2 LDRD, 4 SMLAD, 9 output, 1
+ * loop); in_c 16, 25 (1 + 4 LDRD + 8 SMLAD + 9 + 2), against ~26 and ~36 for the 2 x 2 tiles, whose
+ * per-tile setup, reloads and SXTB16 of the weights dominate with so few channels. The table is at
+ * most PW_FEW_WORDS words (768 bytes of stack); wider layers take it in chunks, reading the pixel
+ * again per chunk (6 or 12 instructions).
+ * --------------------------------------------------------------------------------------------- */
+#define PW_FEW_WORDS 192
+
+/* Table of n channels (K = 8 or 16): 4 + K/2 words each. */
+static void pw_few_fill(uint32_t *t, const int8_t *w, int K, const int32_t *bias, const int32_t *mult,
+                        const int32_t *shift, int n, int32_t zp)
+{
+    for (int i = 0; i < n; i++) {
+        const int32_t e = -shift[i];
+        *t++ = (uint32_t)bias[i];
+        for (int g = 0; g < K; g += 4) {
+            const uint32_t v = te_read_u32(w + (size_t)i * (size_t)K + (size_t)g);
+            *t++ = te_sxtb16(v);
+            *t++ = te_sxtb16_ror8(v);
+        }
+        *t++ = (uint32_t)mult[i];
+        *t++ = (uint32_t)((int32_t)(1 << (e - 2)) + zp * (int32_t)(1 << (e - 1)));
+        *t++ = (uint32_t)(e - 1) | (i == n - 1 ? 0x80000000u : 0u);
+    }
+}
+
+#if !PW_ASM
+/* The table's channels for one pixel (x: its K/2 widened words) in C: the emulated DSP build. */
+static void pw_few_run_c(const uint32_t *x, int K, const uint32_t *t, int8_t *y)
+{
+    const int W = K / 2;
+    for (;;) {
+        int32_t acc = (int32_t)t[0];
+        for (int j = 0; j < W; j++) {
+            acc = te_smlad(t[1 + j], x[j], acc);
+        }
+        const uint32_t *r = t + 1 + W;
+        *y++ = (int8_t)te_ssat8(te_rq_fast(acc, (int32_t)r[0], (int32_t)r[1], (int32_t)(r[2] & 0xFFu)));
+        if (r[2] & 0x80000000u) {
+            return;
+        }
+        t += 4 + W;
+    }
+}
+#endif
+
+/* One pixel, in_c 8: the table's channels two a turn (n even), outputs at y. */
+PW_INLINE void pw_few8_run(const int8_t *in, uint32_t off, const uint32_t *t, int8_t *y)
+{
+    const uint32_t v0 = te_read_u32(in), v1 = te_read_u32(in + 4);
+    const uint32_t x0 = te_sxtab16(off, v0), x1 = te_sxtab16_ror8(off, v0);
+    const uint32_t x2 = te_sxtab16(off, v1), x3 = te_sxtab16_ror8(off, v1);
+#if PW_ASM
+    int32_t a0, a1;
+    uint32_t w0, w1, m;
+    __asm__ volatile("1:\n\t"
+                     "ldr    %[a0], [%[t]], #64\n\t"
+                     "ldr    %[a1], [%[t], #-32]\n\t"
+                     "ldrd   %[w0], %[w1], [%[t], #-60]\n\t"
+                     "smlad  %[a0], %[w0], %[x0], %[a0]\n\t"
+                     "smlad  %[a0], %[w1], %[x1], %[a0]\n\t"
+                     "ldrd   %[w0], %[w1], [%[t], #-52]\n\t"
+                     "smlad  %[a0], %[w0], %[x2], %[a0]\n\t"
+                     "smlad  %[a0], %[w1], %[x3], %[a0]\n\t"
+                     "ldrd   %[w0], %[w1], [%[t], #-28]\n\t"
+                     "smlad  %[a1], %[w0], %[x0], %[a1]\n\t"
+                     "smlad  %[a1], %[w1], %[x1], %[a1]\n\t"
+                     "ldrd   %[w0], %[w1], [%[t], #-20]\n\t"
+                     "smlad  %[a1], %[w0], %[x2], %[a1]\n\t"
+                     "smlad  %[a1], %[w1], %[x3], %[a1]\n\t"
+                     "ldrd   %[m], %[w1], [%[t], #-44]\n\t"
+                     "and    %[w0], %[a0], #0x80000000\n\t"
+                     "orr    %[w0], %[w0], #0x40000000\n\t"
+                     "add    %[w1], %[w1], %[a0], asr #31\n\t"
+                     "smlal  %[w0], %[w1], %[a0], %[m]\n\t"
+                     "ldr    %[m], [%[t], #-36]\n\t"
+                     "asr    %[w1], %[w1], %[m]\n\t"
+                     "ssat   %[w1], #8, %[w1]\n\t"
+                     "strb   %[w1], [%[y]], #1\n\t"
+                     "ldrd   %[m], %[w1], [%[t], #-12]\n\t"
+                     "and    %[w0], %[a1], #0x80000000\n\t"
+                     "orr    %[w0], %[w0], #0x40000000\n\t"
+                     "add    %[w1], %[w1], %[a1], asr #31\n\t"
+                     "smlal  %[w0], %[w1], %[a1], %[m]\n\t"
+                     "ldr    %[m], [%[t], #-4]\n\t"
+                     "asr    %[w1], %[w1], %[m]\n\t"
+                     "ssat   %[w1], #8, %[w1]\n\t"
+                     "strb   %[w1], [%[y]], #1\n\t"
+                     "cmp    %[m], #0\n\t"
+                     "bge    1b"
+                     : [t] "+r"(t), [y] "+r"(y), [a0] "=&r"(a0), [a1] "=&r"(a1), [w0] "=&r"(w0), [w1] "=&r"(w1),
+                       [m] "=&r"(m)
+                     : [x0] "r"(x0), [x1] "r"(x1), [x2] "r"(x2), [x3] "r"(x3)
+                     : "cc", "memory");
+#else
+    const uint32_t x[4] = {x0, x1, x2, x3};
+    pw_few_run_c(x, 8, t, y);
+#endif
+}
+
+/* One pixel, in_c 16: the table's channels one a turn, outputs at y. */
+PW_INLINE void pw_few16_run(const int8_t *in, uint32_t off, const uint32_t *t, int8_t *y)
+{
+    const uint32_t v0 = te_read_u32(in), v1 = te_read_u32(in + 4), v2 = te_read_u32(in + 8), v3 = te_read_u32(in + 12);
+    const uint32_t x0 = te_sxtab16(off, v0), x1 = te_sxtab16_ror8(off, v0);
+    const uint32_t x2 = te_sxtab16(off, v1), x3 = te_sxtab16_ror8(off, v1);
+    const uint32_t x4 = te_sxtab16(off, v2), x5 = te_sxtab16_ror8(off, v2);
+    const uint32_t x6 = te_sxtab16(off, v3), x7 = te_sxtab16_ror8(off, v3);
+#if PW_ASM
+    int32_t a;
+    uint32_t w0, w1, m;
+    __asm__ volatile("1:\n\t"
+                     "ldr    %[a], [%[t]], #48\n\t"
+                     "ldrd   %[w0], %[w1], [%[t], #-44]\n\t"
+                     "smlad  %[a], %[w0], %[x0], %[a]\n\t"
+                     "smlad  %[a], %[w1], %[x1], %[a]\n\t"
+                     "ldrd   %[w0], %[w1], [%[t], #-36]\n\t"
+                     "smlad  %[a], %[w0], %[x2], %[a]\n\t"
+                     "smlad  %[a], %[w1], %[x3], %[a]\n\t"
+                     "ldrd   %[w0], %[w1], [%[t], #-28]\n\t"
+                     "smlad  %[a], %[w0], %[x4], %[a]\n\t"
+                     "smlad  %[a], %[w1], %[x5], %[a]\n\t"
+                     "ldrd   %[w0], %[w1], [%[t], #-20]\n\t"
+                     "smlad  %[a], %[w0], %[x6], %[a]\n\t"
+                     "smlad  %[a], %[w1], %[x7], %[a]\n\t"
+                     "ldrd   %[m], %[w1], [%[t], #-12]\n\t"
+                     "and    %[w0], %[a], #0x80000000\n\t"
+                     "orr    %[w0], %[w0], #0x40000000\n\t"
+                     "add    %[w1], %[w1], %[a], asr #31\n\t"
+                     "smlal  %[w0], %[w1], %[a], %[m]\n\t"
+                     "ldr    %[m], [%[t], #-4]\n\t"
+                     "asr    %[w1], %[w1], %[m]\n\t"
+                     "ssat   %[w1], #8, %[w1]\n\t"
+                     "strb   %[w1], [%[y]], #1\n\t"
+                     "cmp    %[m], #0\n\t"
+                     "bge    1b"
+                     : [t] "+r"(t), [y] "+r"(y), [a] "=&r"(a), [w0] "=&r"(w0), [w1] "=&r"(w1), [m] "=&r"(m)
+                     : [x0] "r"(x0), [x1] "r"(x1), [x2] "r"(x2), [x3] "r"(x3), [x4] "r"(x4), [x5] "r"(x5),
+                       [x6] "r"(x6), [x7] "r"(x7)
+                     : "cc", "memory");
+#else
+    const uint32_t x[8] = {x0, x1, x2, x3, x4, x5, x6, x7};
+    pw_few_run_c(x, 16, t, y);
+#endif
+}
+
+/* in_c = K (8 or 16; 8 needs out_c even), every pixel; channels in chunks of at most PW_FEW_WORDS
+ * words of table (equal sizes, even for K = 8). */
+PW_INLINE void pw_few(const int8_t *in, int n_pixels, const int8_t *w, const int32_t *bias, int out_c,
+                      const te_quant_t *q, int8_t *out, int K)
+{
+    uint32_t t[PW_FEW_WORDS];
+    const int per = 4 + K / 2, cmax = PW_FEW_WORDS / per;
+    const int chunks = (out_c + cmax - 1) / cmax;
+    int cb = (out_c + chunks - 1) / chunks;
+    cb += K == 8 ? cb & 1 : 0;
+    const uint32_t off = te_dup16(-q->in_zp);
+    for (int c0 = 0; c0 < out_c; c0 += cb) {
+        const int n = out_c - c0 < cb ? out_c - c0 : cb;
+        pw_few_fill(t, w + (size_t)c0 * (size_t)K, K, bias + c0, q->mult + c0, q->shift + c0, n, q->out_zp);
+        const int8_t *x = in;
+        int8_t *y = out + c0;
+        for (int p = 0; p < n_pixels; p++) {
+            if (K == 8) {
+                pw_few8_run(x, off, t, y);
+            } else {
+                pw_few16_run(x, off, t, y);
+            }
+            x += K;
+            y += out_c;
+        }
+    }
+}
+
+static PW_NOINLINE void pw_few8(const int8_t *in, int n_pixels, const int8_t *w, const int32_t *bias, int out_c,
+                                const te_quant_t *q, int8_t *out)
+{
+    pw_few(in, n_pixels, w, bias, out_c, q, out, 8);
+}
+
+static PW_NOINLINE void pw_few16(const int8_t *in, int n_pixels, const int8_t *w, const int32_t *bias, int out_c,
+                                 const te_quant_t *q, int8_t *out)
+{
+    pw_few(in, n_pixels, w, bias, out_c, q, out, 16);
+}
+
+/* ------------------------------------------------------------------------------------------------
  * Folded requantisation (full clamp, in_c a multiple of 4): for a chunk of up to PW_CB output
  * channels the per-channel constants are computed once per call into a stack table, not once per
  * pixel pair, with the output zero point folded in: te_rq_fast's hi word gets zp * 2^(e-1) added,
@@ -467,6 +660,10 @@ void te_conv_pointwise_s8(const int8_t *in, int n_pixels, int in_c, const int8_t
         n_pairs = 0; /* no bias (not what codegen emits): every pixel through the shared GEMM core */
     } else if (q->act_min == -128 && q->act_max == 127 && (in_c & 3) == 0 && in_c > 0 &&
                (out_c <= PW_CB || in_c <= PW_RQ_MAX_REWIDEN) && pw_rq_ok(q->shift, out_c)) {
+        if (in_c == 16 || (in_c == 8 && (out_c & 1) == 0)) { /* few input channels: every pixel */
+            (in_c == 8 ? pw_few8 : pw_few16)(in, n_pixels, w, bias, out_c, q, out);
+            return;
+        }
 #if PW_ASM
         if (in_c >= PW_RQ_ASM_MIN_K && ((uintptr_t)scratch & 3u) == 0) {
             (void)pw_pairs_rq_asm(in, n_pairs, in_c, w, bias, out_c, q, out, scratch);
