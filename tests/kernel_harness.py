@@ -55,7 +55,7 @@ FIELDS = [
 ]
 FIELD_INDEX = {name: i for i, name in enumerate(FIELDS)}
 OPS = {"requant": 0, "pointwise": 1, "im2col": 2, "winograd": 3, "dw_inplace": 4, "dw": 5, "add": 6,
-       "avgpool": 7, "fc": 8, "maxpool": 9, "mean": 10, "softmax": 11, "pad": 12}
+       "avgpool": 7, "fc": 8, "maxpool": 9, "mean": 10, "softmax": 11, "pad": 12, "pointwise_w16": 13}
 OUT_SENTINEL = 0xA5  # bytes of an output buffer the kernel must leave alone
 
 

@@ -33,6 +33,7 @@ from kernel_harness import (
     INT32_MIN,
     KERNEL_SOURCES,
     OPS,
+    OUT_SENTINEL,
     Case,
     K,
     _first_difference,
@@ -74,7 +75,8 @@ def build_dir(tmp_path_factory) -> Path:
 def cases() -> list[Case]:
     rng = np.random.default_rng(99)
     return (random_cases() + winograd_bound_cases(rng) + tflite_op_cases(rng) + pointwise_tail_cases(rng)
-            + add_fast_cases(rng) + pointwise_asm_cases(rng) + pointwise_rq_cases(rng) + pointwise_few_cases(rng))
+            + add_fast_cases(rng) + pointwise_asm_cases(rng) + pointwise_rq_cases(rng) + pointwise_few_cases(rng)
+            + pointwise_w16_cases(rng))
 
 
 def add_fast_cases(rng) -> list[Case]:
@@ -181,6 +183,57 @@ def pointwise_few_cases(rng) -> list[Case]:
             c = pointwise_case(rng, n, ci, co)
         cs.append(c)
     return cs
+
+
+def w16_words(w: np.ndarray) -> bytes:
+    """te_conv_pointwise_w16_s8's weight words (tinyengine.h), written out one by one: per output channel
+    pair and group of four input channels (a0|a2<<16, a1|a3<<16, b0|b2<<16, b1|b3<<16), an odd last
+    channel (a0|a2<<16, a1|a3<<16)."""
+    rows = np.asarray(w).reshape(w.shape[0], -1).astype(np.int64)
+    co, ci = rows.shape
+    words = []
+
+    def pair(r, k, hi):
+        return (int(r[k]) & 0xFFFF) | ((int(r[k + hi]) & 0xFFFF) << 16)
+
+    for o in range(0, co, 2):
+        for g in range(ci // 4):
+            for r in ([rows[o], rows[o + 1]] if o + 1 < co else [rows[o]]):
+                words += [pair(r, 4 * g, 2), pair(r, 4 * g + 1, 2)]
+    return np.asarray(words, dtype="<u4").tobytes()
+
+
+def pointwise_w16_cases(rng) -> list[Case]:
+    """te_conv_pointwise_w16_s8 (int16 weights in flash): the folded path with one and several 32-channel
+    chunks, constants per pair (in_c > 64 and out_c > 32), odd channels and pixels, in_c 4 to 480, wide
+    biases; the plain path (shift -24 or -1, a clamp inside int8, no bias); in_c not a multiple of 4
+    refused (rc -1, output untouched)."""
+    cs = []
+    shapes = ((5, 20, 7), (4, 24, 6), (3, 48, 40), (3, 96, 70), (1, 4, 3), (6, 8, 2), (7, 16, 33), (2, 480, 9))
+    for i, (n, ci, co) in enumerate(shapes):
+        cs.append(pointwise_rq_case(rng, n, ci, co, wide_bias=i % 2 == 1))
+    cs += [pointwise_rq_case(rng, 4, 28, 9, extra_shift=-24), pointwise_rq_case(rng, 3, 24, 40, extra_shift=-1)]
+    for n, ci, co in ((5, 12, 16), (3, 32, 5)):
+        c = pointwise_case(rng, n, ci, co)
+        while (c.hdr["act_min"], c.hdr["act_max"]) == (-128, 127):
+            c = pointwise_case(rng, n, ci, co)
+        cs.append(c)
+    c = pointwise_case(rng, 4, 8, 6)
+    c.bias = None
+    c.expected = K.conv2d(np.frombuffer(c.inp, np.int8).reshape(4, 1, 8), c.hdr["in_zp"],
+                          np.frombuffer(c.w, np.int8).reshape(6, 1, 1, 8), None, c.hdr["out_zp"], c.mult, c.shift, 1,
+                          0, c.hdr["act_min"], c.hdr["act_max"]).tobytes()
+    cs.append(c)
+    out = []
+    for c in cs:
+        co, ci = c.hdr["out_c"], c.hdr["in_c"]
+        w = np.frombuffer(c.w, np.int8).reshape(co, ci)
+        out.append(Case("pointwise_w16", c.desc.replace("pointwise", "pointwise w16"), c.hdr, c.mult, c.shift,
+                        c.bias, w16_words(w), None, c.inp, b"", c.expected, macs=c.macs))
+    bad = pointwise_case(rng, 3, 6, 4)
+    out.append(Case("pointwise_w16", "pointwise w16 in_c 6 refused", bad.hdr, bad.mult, bad.shift, bad.bias,
+                    b"\0" * 24, None, bad.inp, b"", bytes([OUT_SENTINEL]) * len(bad.expected), -1))
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -291,7 +344,7 @@ def qemu_cases(seed: int = 7) -> list[Case]:
         cs.append(pointwise_case(rng, int(rng.integers(1, 20)), int(rng.integers(1, 50)), int(rng.integers(1, 20))))
     cs.append(pointwise_case(rng, 25, 48, 16))
     cs += pointwise_tail_cases(rng)[::2] + add_fast_cases(rng)[::3] + pointwise_asm_cases(rng)
-    cs += pointwise_rq_cases(rng) + pointwise_few_cases(rng)
+    cs += pointwise_rq_cases(rng) + pointwise_few_cases(rng) + pointwise_w16_cases(rng)
     cs.append(im2col_case(rng, 16, 16, 3, 16, (3, 3), (2, 2), K.same_padding((16, 16), (3, 3), (2, 2))))
     for _ in range(8):
         k = (int(rng.choice([1, 3, 5])),) * 2

@@ -54,6 +54,14 @@ size_t te_pointwise_scratch_bytes(int in_c);
 void te_conv_pointwise_s8(const int8_t *in, int n_pixels, int in_c, const int8_t *w, const int32_t *bias,
                           int out_c, const te_quant_t *q, int8_t *out, int16_t *scratch);
 
+/* te_conv_pointwise_s8 with int16 weights pre-widened in flash (te_pointwise_w16.c; `tinyengine gen
+ * --pw-weights`): in_c a multiple of 4; per pair of output channels (2c, 2c+1) and group of four input
+ * channels k = 4g..4g+3 the words (a0 | a2 << 16), (a1 | a3 << 16), (b0 | b2 << 16), (b1 | b3 << 16)
+ * (lanes as int16), an odd last channel 2 words a group. Same scratch as te_conv_pointwise_s8.
+ * Returns 0, or -1 (nothing written) when in_c is not a positive multiple of 4. */
+int te_conv_pointwise_w16_s8(const int8_t *in, int n_pixels, int in_c, const int32_t *w, const int32_t *bias,
+                             int out_c, const te_quant_t *q, int8_t *out, int16_t *scratch);
+
 /* General k_h x k_w convolution (stem, k>1 regular convs, strided 1x1) via im2col + GEMM.
  * Scratch: te_im2col_scratch_bytes(k_h, k_w, in_c) = 2 * k_h * k_w * in_c * sizeof(int16_t). */
 size_t te_im2col_scratch_bytes(int k_h, int k_w, int in_c);

@@ -182,6 +182,16 @@ int te_case_run(const uint8_t *rec, size_t avail, const te_case_env_t *env, te_c
         te_conv_pointwise_s8(in, h[H_N], g.in_c, w, bias, g.out_c, &q, (int8_t *)out, (int16_t *)scratch);
         after(env);
         break;
+    case TE_OP_POINTWISE_W16:
+        if (te_pointwise_scratch_bytes(g.in_c) > scratch_len) {
+            rc = -4;
+            break;
+        }
+        before(env);
+        rc = te_conv_pointwise_w16_s8(in, h[H_N], g.in_c, (const int32_t *)(const void *)w, bias, g.out_c, &q,
+                                      (int8_t *)out, (int16_t *)scratch);
+        after(env);
+        break;
     case TE_OP_IM2COL:
         if (h[H_VARIANT] == 1) { /* the stem kernel: weights in its int16-pair layout (codegen/stem.py) */
             if (te_stem_scratch_bytes(g.k_h, g.k_w, g.in_c) > scratch_len) {

@@ -32,6 +32,7 @@ enum te_case_op {
     TE_OP_MEAN = 10,      /* n = pixels, in_c = channels, out_mult/out_shift, in_zp/out_zp */
     TE_OP_SOFTMAX = 11,   /* in_h = rows, n = depth, a_mult/a_shift = input mult/left shift, b_mult = diff_min */
     TE_OP_PAD = 12,       /* geometry + pad_bottom/pad_right, value = in_zp */
+    TE_OP_POINTWISE_W16 = 13, /* te_conv_pointwise_w16_s8: w holds the int16 weight words */
 };
 
 enum te_case_field {
