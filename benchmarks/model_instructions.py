@@ -19,7 +19,7 @@ file; "code" is the .text their objects contribute to the linked firmware (after
 baseline's instructions next to today's and flags every layer that got slower (more than 0.5 %%).
 
 Usage: .venv/bin/python benchmarks/model_instructions.py [--models mcunet-vww1 mcunet-in0 ...] [--json F]
-       [--baseline F]
+       [--baseline F] [--pw-weights int8|int16|auto]
 """
 from __future__ import annotations
 
@@ -41,6 +41,8 @@ sys.path.insert(0, str(ROOT))
 
 from codegen.generate import generate  # noqa: E402
 from tinyengine.numerics.reference import run_graph  # noqa: E402
+from search_spaces.zoo import load_model  # noqa: E402
+from tinyengine.kernels.pw_weights import CODE_RESERVE_BYTES  # noqa: E402
 
 RT = ROOT / "firmware" / "qemu"
 SHIFT = 6
@@ -181,6 +183,8 @@ def main(argv=None) -> int:
     ap.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS))
     ap.add_argument("--json", help="write every per-layer figure here")
     ap.add_argument("--baseline", help="a JSON of an earlier --json run: per-layer and per-kernel before/after")
+    ap.add_argument("--pw-weights", choices=("int8", "int16", "auto"), default="int8",
+                    help="tinyengine gen --pw-weights: int16 pointwise weights in flash (default int8)")
     args = ap.parse_args(argv)
     base = json.loads(Path(args.baseline).read_text()) if args.baseline else None
     results = []
@@ -192,8 +196,14 @@ def main(argv=None) -> int:
         t0 = time.perf_counter()
         with tempfile.TemporaryDirectory() as d:
             work = Path(d)
-            proj = generate(model, "qemu-m4", work / "proj", seed=0)
+            # the benchmark firmware also keeps the input image in flash: auto leaves room for it
+            arch = load_model(model)
+            reserve = (CODE_RESERVE_BYTES + arch.resolution ** 2 * arch.in_channels
+                       if args.pw_weights == "auto" else None)
+            proj = generate(model, "qemu-m4", work / "proj", seed=0, pw_weights=args.pw_weights, pw_reserve=reserve)
             dsp, c = measure(model, proj, work, True), measure(model, proj, work, False)
+            for r in (dsp, c):
+                r.update(pw_weights=args.pw_weights, weight_bytes=proj.lowering.weight_bytes)
         results += [dsp, c]
         kd, kc = per_kernel(dsp), per_kernel(c)
         for k in sorted(kd, key=lambda k: -kd[k]["instructions"]):
@@ -218,7 +228,9 @@ def main(argv=None) -> int:
     print("x bound = (insn/MAC) / 0.5; C/DSP = portable-C instructions over DSP-path instructions.")
     for r in results:
         if r["dsp"]:
-            print(f"{r['model']}: code (.text of the generated model + kernels, DSP build) {r['code_bytes']:,} bytes")
+            print(f"{r['model']}: code (.text of the generated model + kernels, DSP build) {r['code_bytes']:,} bytes; "
+                  f"weights, bias and requantisation in flash {r['weight_bytes']:,} bytes (--pw-weights "
+                  f"{r['pw_weights']})")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
     if base is not None:

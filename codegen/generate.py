@@ -23,6 +23,7 @@ from search_spaces.zoo import load_model
 from tinyengine.frontend.model_source import is_model_file, load_model_file
 from tinyengine.frontend.quantize import quantize_model
 from tinyengine.frontend.weights import load_weights, random_model
+from tinyengine.kernels.pw_weights import MODES as PW_MODES
 from tinyengine.outdir import claim as claim_outdir
 from tinyengine.pipeline import plan_memory
 from tinyengine.planner import PlanOptions
@@ -60,11 +61,16 @@ MAX_CALIB = 1024  # calibration images: more would allocate gigabytes of float i
 def generate(model_spec: str, board_name: str, out: str | Path, *, weights: str | None = None, seed: int = 0,
              calib: int | None = None, winograd: bool = False, calib_data: str | None = None,
              force: bool = False, datasets: dict | None = None, stream: bool | None = None,
-             layout_choice: str = "memory", layout_extra_sram: int = 0) -> Project:
+             layout_choice: str = "memory", layout_extra_sram: int = 0, pw_weights: str = "int8",
+             pw_reserve: int | None = None) -> Project:
     """The whole pipeline behind ``tinyengine gen`` (no printing): returns the written project.
     ``out`` is claimed first (:mod:`tinyengine.outdir`): files gen did not write stop it unless ``force``.
-    ``stream`` None: on for a ``tinynas search --stream`` folder (``folder_streams``), else off."""
+    ``stream`` None: on for a ``tinynas search --stream`` folder (``folder_streams``), else off.
+    ``pw_weights`` / ``pw_reserve``: int8|int16|auto pointwise weights, flash auto keeps for code
+    (tinyengine/kernels/pw_weights.py)."""
     board = load_board(board_name)
+    if pw_weights not in PW_MODES:
+        raise UsageError(f"--pw-weights: must be one of {', '.join(PW_MODES)}, got '{pw_weights}'")
     if not 0 <= seed < 2 ** 32:
         raise UsageError(f"--seed: must be in 0..{2 ** 32 - 1}, got {seed}")
     if calib is not None and not 1 <= calib <= MAX_CALIB:
@@ -76,15 +82,18 @@ def generate(model_spec: str, board_name: str, out: str | Path, *, weights: str 
         if stream is None:
             opts = _plan_options(board, layout_choice, layout_extra_sram, folder_streams(Path(model_spec)))
         make = lambda: _generate_searched(Path(model_spec), board, out, seed=seed, winograd=winograd,  # noqa: E731
-                                          opts=opts, explicit_no_stream=stream is False)
+                                          opts=opts, explicit_no_stream=stream is False, pw_weights=pw_weights,
+                                          pw_reserve=pw_reserve)
     elif is_model_file(model_spec):  # .tflite: int8 as is; .onnx: float, quantised on the calibration images
         make = lambda: _generate_imported(model_spec, board, out, seed=seed, winograd=winograd,  # noqa: E731
-                                          calib=n_calib, calib_data=calib_src, datasets=datasets, opts=opts)
+                                          calib=n_calib, calib_data=calib_src, datasets=datasets, opts=opts,
+                                          pw_weights=pw_weights, pw_reserve=pw_reserve)
     else:
         arch = load_model(model_spec)
         make = lambda: _generate_model(arch, model_spec, board, out, weights=weights or "random",  # noqa: E731
                                        seed=seed, calib=n_calib, winograd=winograd, calib_data=calib_src,
-                                       datasets=datasets, opts=opts)
+                                       datasets=datasets, opts=opts, pw_weights=pw_weights,
+                                       pw_reserve=pw_reserve)
     od = claim_outdir(out, "tinyengine gen", force=force, ignore=("build", ".pio"))
     try:
         proj = make()
@@ -110,16 +119,18 @@ def _plan_options(board, layout_choice: str = "memory", layout_extra_sram: int =
 
 
 def _generate_imported(model_spec: str, board, out, *, seed: int, winograd: bool, calib: int,
-                       calib_data: str, datasets: dict | None, opts: PlanOptions) -> Project:
+                       calib_data: str, datasets: dict | None, opts: PlanOptions, pw_weights: str = "int8",
+                       pw_reserve: int | None = None) -> Project:
     graph, _ = load_model_file(model_spec, calib_data=calib_data, calib=calib, seed=seed, datasets=datasets or {})
     how = ("int8 .tflite, imported with its quantisation" if model_spec.lower().endswith(".tflite")
            else f"float .onnx; calibrated on {calib} {calib_data} images")
     return write_project(out, None, plan_memory(graph, opts), board, winograd=winograd, seed=seed,
-                         weights_from=f"{model_spec} ({how})")
+                         weights_from=f"{model_spec} ({how})", pw_weights=pw_weights, pw_reserve=pw_reserve)
 
 
 def _generate_model(arch: ArchConfig, model_spec: str, board, out, *, weights: str, seed: int, calib: int,
-                    winograd: bool, calib_data: str, datasets: dict | None, opts: PlanOptions) -> Project:
+                    winograd: bool, calib_data: str, datasets: dict | None, opts: PlanOptions,
+                    pw_weights: str = "int8", pw_reserve: int | None = None) -> Project:
     if weights == "random":
         model, source = random_model(arch, seed), f"random (seed {seed})"
     else:
@@ -129,7 +140,8 @@ def _generate_model(arch: ArchConfig, model_spec: str, board, out, *, weights: s
         graph.name = Path(model_spec).stem
     plan = plan_memory(graph, opts)
     return write_project(out, arch, plan, board, winograd=winograd, seed=seed,
-                         weights_from=f"{source}; calibrated on {calib} {calib_data} images")
+                         weights_from=f"{source}; calibrated on {calib} {calib_data} images", pw_weights=pw_weights,
+                         pw_reserve=pw_reserve)
 
 
 def folder_streams(folder: Path) -> bool:
@@ -139,7 +151,8 @@ def folder_streams(folder: Path) -> bool:
 
 
 def _generate_searched(folder: Path, board, out, *, seed: int, winograd: bool,
-                       opts: PlanOptions | None = None, explicit_no_stream: bool = False) -> Project:
+                       opts: PlanOptions | None = None, explicit_no_stream: bool = False,
+                       pw_weights: str = "int8", pw_reserve: int | None = None) -> Project:
     """A `tinynas search` output: the int8 graph it evaluated (so the firmware computes exactly the
     int8 accuracy the search reported), with its architecture."""
     from tinyengine.ir.graph_io import load_graph
@@ -165,7 +178,8 @@ def _generate_searched(folder: Path, board, out, *, seed: int, winograd: bool,
                         f"{limit:,} B SRAM limit the search counted (its per-block streaming estimate was "
                         "lower); search again with a lower --sram")
     return write_project(out, arch, plan, board, winograd=winograd, seed=seed,
-                         weights_from=f"{folder} (trained by tinynas search; its int8 model as evaluated)")
+                         weights_from=f"{folder} (trained by tinynas search; its int8 model as evaluated)",
+                         pw_weights=pw_weights, pw_reserve=pw_reserve)
 
 
 def build_host(root: Path, target: str = "host", timeout: float = 600) -> subprocess.CompletedProcess:

@@ -120,6 +120,9 @@ def _bind(g: Graph, op: Op, cname: str, lo: LoweredOp) -> None:
         w = p["weight"]
         if layout == "oi":
             lo.arrays = [CArray(f"{cname}_w", "int8_t", w.reshape(w.shape[0], -1))]
+        elif layout == "oi16":  # te_conv_pointwise_w16_s8 (gen --pw-weights): int16 in the tile's order
+            from codegen.pw_weights import pw16_weights
+            lo.arrays = [CArray(f"{cname}_w", "int32_t", pw16_weights(w))]
         elif layout == "winograd":
             lo.arrays = [CArray(f"{cname}_u", "int32_t", transform_weights(w))]
         elif layout == "stem":  # te_conv_stem_s8: rows zero-padded to a multiple of 4, int16 pairs

@@ -17,6 +17,7 @@ from search_spaces.arch import ArchConfig
 from tinyengine.deploy.flags import LANG_WARN, OPT, pio_common_flags
 from tinyengine.deploy.pio import pio_env_names
 from tinyengine.ir.graph import Graph
+from tinyengine.kernels.pw_weights import choose_pw_weights
 from tinyengine.numerics.reference import quantize_input, run_graph
 from tinyengine.planner import MemoryPlan
 
@@ -124,9 +125,15 @@ def reference_io(graph: Graph, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 def write_project(out_dir: str | Path, arch: ArchConfig | None, plan: MemoryPlan, board: Board,
                   *, winograd: bool = False, seed: int = 0, weights_from: str = "given graph",
-                  firmware: Path = FIRMWARE) -> Project:
+                  firmware: Path = FIRMWARE, pw_weights: str = "int8", pw_reserve: int | None = None) -> Project:
     """Lower ``plan.graph`` (the graph that runs) at the plan's offsets and write the project under
-    ``out_dir`` (created; files replaced)."""
+    ``out_dir`` (created; files replaced). ``pw_weights``: int8 | int16 | auto pointwise weights in flash
+    (tinyengine/kernels/pw_weights.py; ``pw_reserve``: flash auto keeps for code)."""
+    base = None
+    if pw_weights == "auto":  # the int8 model's constants as lowered (the stem's widened weights included)
+        choose_pw_weights(plan.graph, "int8")
+        base = lower(plan, winograd=winograd).weight_bytes
+    pw = choose_pw_weights(plan.graph, pw_weights, board.flash_bytes, board.name, board.dsp, base, pw_reserve)
     low = lower(plan, winograd=winograd)
     if low.arena_bytes != plan.arena_bytes:  # the invariant: the arena is the planner's peak SRAM
         raise AssertionError(f"codegen: arena {low.arena_bytes} B != plan {plan.arena_bytes} B")
@@ -179,7 +186,7 @@ def write_project(out_dir: str | Path, arch: ArchConfig | None, plan: MemoryPlan
         "plan_arena_bytes": plan.arena_bytes, "weight_bytes": low.weight_bytes, "macs": low.macs,
         "input": {"tensor": low.input[0], "offset": low.input[1]},
         "output": {"tensor": low.output[0], "offset": low.output[1]},
-        "winograd": winograd, "reference_seed": seed, "weights": weights_from,
+        "winograd": winograd, "pw_weights": pw, "reference_seed": seed, "weights": weights_from,
         "model_hash": model_hash(low),
         "layers": low.kernel_table()}, indent=1) + "\n")
     if arch is not None:

@@ -50,6 +50,11 @@ def add_gen_parser(subparsers) -> argparse.ArgumentParser:
                         "--layout-extra-sram), off: in place wherever possible")
     g.add_argument("--layout-extra-sram", type=int, default=0, metavar="BYTES",
                    help="with --layout-choice speed: bytes the arena may grow by (0: no limit)")
+    g.add_argument("--pw-weights", choices=("int8", "int16", "auto"), default="int8",
+                   help="pointwise weights in flash: int8 (default); int16 pre-widened for every pointwise layer "
+                        "with in_c a multiple of 4 other than 8/16 (4 fewer instructions per 16 MACs, twice the "
+                        "weight bytes); auto: int16 for the layers that save most per extra byte while the "
+                        "board's flash (less 128 KiB for code) allows. lowering.json records the choice")
     g.add_argument("--build", action="store_true",
                    help="also build the host program (make host) and compare it with the reference output")
     return g
@@ -59,7 +64,7 @@ def cmd_gen(args: argparse.Namespace, console) -> int:
     proj = generate(args.model, args.board, args.out, weights=args.weights, seed=args.seed,
                     calib=args.calib, winograd=args.winograd, calib_data=args.calib_data, force=args.force,
                     datasets=DATASETS, stream=args.stream, layout_choice=args.layout_choice,
-                    layout_extra_sram=args.layout_extra_sram)
+                    layout_extra_sram=args.layout_extra_sram, pw_weights=args.pw_weights)
     if args.stream is None and Path(args.model).is_dir() and folder_streams(Path(args.model)):
         console.print(f"streaming on: {args.model} was searched with --stream (its SRAM limit counts fused "
                       "streaming); --no-stream to plan layer by layer")
@@ -71,6 +76,10 @@ def cmd_gen(args: argparse.Namespace, console) -> int:
     console.print("kernels: " + ", ".join(f"{k} x{n}" for k, n in kinds.items()))
     console.print(f"arena {format_size(low.arena_bytes)} ({low.arena_bytes:,} B = planner peak SRAM), "
                   f"weights {format_size(low.weight_bytes)} ({low.weight_bytes:,} B)")
+    pw = [o for o in low.ops if o.kernel == "te_conv_pointwise_w16_s8"]
+    if args.pw_weights != "int8":
+        console.print(f"--pw-weights {args.pw_weights}: {len(pw)} pointwise layers with int16 weights in flash "
+                      f"(+{sum(o.arrays[0].nbytes // 2 for o in pw):,} B)")
     over = []
     if low.arena_bytes > board.sram_bytes:
         over.append(f"arena exceeds {board.name}'s SRAM ({format_size(board.sram_bytes)})")

@@ -8,9 +8,10 @@
  * DSP path, usual layer (full clamp, bias, every shift in [-23, -2], word-aligned scratch): pixel
  * pairs widened into the scratch (te_internal.h's column layout), 2 x 2 tiles, the folded
  * requantisation of te_pointwise.c (constants per chunk of PW16_CB channels computed once per call
- * when the pair is cheap to widen again per chunk, else per channel pair). Anything else (odd last
- * pixel, other clamps or shifts, the portable build) takes the plain loop below: same arithmetic
- * (the reference's), one output at a time.
+ * when the pair is cheap to widen again per chunk, else per channel pair), an odd last pixel as one
+ * column. Anything else (other clamps or shifts, no bias, the portable build) takes the plain loop
+ * below: same arithmetic (the reference's), one output at a time, about as fast as the portable int8
+ * kernel.
  */
 #include "te_internal.h"
 
@@ -22,29 +23,30 @@
 #define PW16_NOINLINE
 #endif
 
-/* Lane `k & 3` of group k >> 2 of channel o: word (k & 1) holds k = 4g + (k & 1) (low) and + 2 (high). */
-static int32_t pw16_weight(const int32_t *w, int G, int out_c, int o, int k)
-{
-    const int g = k >> 2, r = k & 3;
-    const size_t pair = (size_t)(o >> 1) * (size_t)G * 4u;
-    const size_t word = (o == out_c - 1 && (out_c & 1)) ? pair + (size_t)g * 2u + (size_t)(r & 1)
-                                                        : pair + (size_t)g * 4u + (size_t)(o & 1) * 2u + (size_t)(r & 1);
-    const uint32_t v = (uint32_t)w[word];
-    return (int32_t)(int16_t)(uint16_t)(r >> 1 ? v >> 16 : v & 0xFFFFu);
-}
-
-/* Pixels [p0, p1): every output, the general requantisation (any clamp, shift, NULL bias). */
+/* Pixels [p0, p1) one output at a time, the general requantisation (any clamp, shift, NULL bias): the
+ * portable build, and the DSP build's unusual layers. */
 static void pw16_pixels(const int8_t *in, int p0, int p1, int in_c, const int32_t *w, const int32_t *bias, int out_c,
                         const te_quant_t *q, int8_t *out)
 {
     const int G = in_c >> 2;
+    const int32_t zp = q->in_zp;
     for (int p = p0; p < p1; p++) {
         const int8_t *x = in + (size_t)p * (size_t)in_c;
         int8_t *y = out + (size_t)p * (size_t)out_c;
         for (int o = 0; o < out_c; o++) {
+            const int paired = !(o == out_c - 1 && (out_c & 1)); /* an odd last channel: 2 words a group */
+            const int32_t *wo = w + (size_t)(o >> 1) * (size_t)G * 4u + (size_t)(paired ? (o & 1) * 2 : 0);
+            const int step = paired ? 4 : 2;
             int32_t acc = te_bias(bias, o);
-            for (int k = 0; k < in_c; k++) {
-                acc = te_add_wrap(acc, pw16_weight(w, G, out_c, o, k) * ((int32_t)x[k] - q->in_zp));
+            for (int g = 0; g < G; g++) {
+                const uint32_t w0 = (uint32_t)wo[0], w1 = (uint32_t)wo[1];
+                const int8_t *xg = x + 4 * g;
+                const int32_t s = (int32_t)(int16_t)(uint16_t)(w0 & 0xFFFFu) * ((int32_t)xg[0] - zp) +
+                                  (int32_t)(int16_t)(uint16_t)(w1 & 0xFFFFu) * ((int32_t)xg[1] - zp) +
+                                  (int32_t)(int16_t)(uint16_t)(w0 >> 16) * ((int32_t)xg[2] - zp) +
+                                  (int32_t)(int16_t)(uint16_t)(w1 >> 16) * ((int32_t)xg[3] - zp);
+                acc = te_add_wrap(acc, s);
+                wo += step;
             }
             const te_rq_t r = te_rq_make(q->mult[o], q->shift[o]);
             y[o] = te_rq_s8(&r, acc, q->out_zp, q->act_min, q->act_max);
@@ -229,6 +231,41 @@ static PW16_NOINLINE void pw16_pairs(const int8_t *in, int n_pairs, int in_c, co
     }
 }
 
+/* The odd last pixel of the usual layer: column 0 only (te_col_put), the folded constants per channel. */
+static PW16_NOINLINE void pw16_last(const int8_t *x, int in_c, const int32_t *w, const int32_t *bias, int out_c,
+                                    const te_quant_t *q, int8_t *y, int16_t *scratch)
+{
+    const int G = in_c >> 2;
+    te_col_put(scratch, in_c, 0, 0, x, in_c, q->in_zp);
+    int o = 0;
+    for (; o + 2 <= out_c; o += 2) {
+        int32_t s0 = bias[o], s1 = bias[o + 1];
+        const int16_t *c = scratch;
+        for (int g = G; g > 0; g--) {
+            const uint32_t x0 = te_read_u32(c), x1 = te_read_u32(c + 2);
+            s0 = te_smlad((uint32_t)w[0], x0, s0);
+            s0 = te_smlad((uint32_t)w[1], x1, s0);
+            s1 = te_smlad((uint32_t)w[2], x0, s1);
+            s1 = te_smlad((uint32_t)w[3], x1, s1);
+            w += 4;
+            c += 8;
+        }
+        y[o] = pw16_out(s0, q->mult[o], pw16_rq(q->shift[o], q->out_zp));
+        y[o + 1] = pw16_out(s1, q->mult[o + 1], pw16_rq(q->shift[o + 1], q->out_zp));
+    }
+    if (o < out_c) {
+        int32_t s0 = bias[o];
+        const int16_t *c = scratch;
+        for (int g = G; g > 0; g--) {
+            s0 = te_smlad((uint32_t)w[0], te_read_u32(c), s0);
+            s0 = te_smlad((uint32_t)w[1], te_read_u32(c + 2), s0);
+            w += 2;
+            c += 8;
+        }
+        y[o] = pw16_out(s0, q->mult[o], pw16_rq(q->shift[o], q->out_zp));
+    }
+}
+
 static int pw16_usual(int in_c, const int32_t *bias, int out_c, const te_quant_t *q, const int16_t *scratch)
 {
     if (bias == NULL || q->act_min != -128 || q->act_max != 127 || ((uintptr_t)scratch & 3u) != 0 || in_c < 4) {
@@ -253,7 +290,11 @@ int te_conv_pointwise_w16_s8(const int8_t *in, int n_pixels, int in_c, const int
 #if defined(TE_USE_DSP)
     if (pw16_usual(in_c, bias, out_c, q, scratch)) {
         pw16_pairs(in, n_pixels >> 1, in_c, w, bias, out_c, q, out, scratch);
-        p0 = n_pixels & ~1;
+        if (n_pixels & 1) {
+            pw16_last(in + (size_t)(n_pixels - 1) * (size_t)in_c, in_c, w, bias, out_c, q,
+                      out + (size_t)(n_pixels - 1) * (size_t)out_c, scratch);
+        }
+        p0 = n_pixels;
     }
 #else
     (void)scratch;

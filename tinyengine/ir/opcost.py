@@ -47,7 +47,9 @@ def _out_channels(op: Op) -> int:
 
 
 def op_flash(op: Op) -> int:
-    """Bytes of flash for one op's constants: int8 weights + int32 bias + per-channel requant."""
+    """Bytes of flash for one op's constants: int8 weights (int16 when ``gen --pw-weights`` chose them for
+    the op: ``attrs["pw_weights"]``) + int32 bias + per-channel requant."""
     if op.weight_shape is None:
         return 0
-    return _weights(op) + _out_channels(op) * (BIAS_BYTES + REQUANT_BYTES)
+    wbytes = 2 if op.attrs.get("pw_weights") == "int16" else 1
+    return wbytes * _weights(op) + _out_channels(op) * (BIAS_BYTES + REQUANT_BYTES)
