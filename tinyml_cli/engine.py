@@ -55,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "Cortex-M4 instruction model, as estimated cycles on a real board)")
     a.add_argument("--winograd", action="store_true",
                    help="show the kernel choices as `tinyengine gen --winograd` would make them")
+    a.add_argument("--pw-weights", choices=("int8", "int16", "auto"), default="int8",
+                   help="show flash and kernel choices as `tinyengine gen --pw-weights` would make them (int16 "
+                        "pointwise weights in flash; auto needs --board)")
     a.add_argument("--layout-choice", choices=("off", "memory", "speed"), default="memory",
                    help="depthwise in or out of place by predicted cost: memory (default) only where the "
                         "arena does not grow, speed also where it grows (up to --layout-extra-sram), off: "
@@ -73,6 +76,25 @@ def _c_kernels(an, winograd: bool) -> tuple[list[dict] | None, str | None]:
         return kernel_choices(an.plan, winograd=winograd), None
     except LoweringError as e:
         return None, str(e)
+
+
+def _apply_pw_weights(an, mode: str, board_name: str | None) -> dict | None:
+    """``--pw-weights``: mark the int16 layers (tinyengine/kernels/pw_weights.py) on the analysed graphs and
+    recount the per-layer and total flash with their doubled weights."""
+    if mode == "int8":
+        return None
+    from tinyengine.ir.opcost import op_flash
+    from tinyengine.kernels.pw_weights import choose_pw_weights
+    board = load_board(board_name) if board_name else None
+    where = (board.flash_bytes, board.name, board.dsp) if board else (None, "the board", True)
+    rec = None
+    for g in {id(an.graph): an.graph, id(an.plan.graph): an.plan.graph}.values():
+        rec = choose_pw_weights(g, mode, *where)
+    flash = {op.name: op_flash(op) for op in an.graph.ops}
+    for r in an.rows:
+        r.flash = flash.get(r.name, r.flash)
+    an.flash_bytes = sum(flash.values())
+    return rec
 
 
 def _num(v) -> str:
@@ -125,6 +147,7 @@ def cmd_analyze(args: argparse.Namespace, console: Console) -> int:
     if args.stream:
         from tinyengine.analyze_stream import analyze_streamed
         san = analyze_streamed(arch, replace(opts, stream=True), imported[0] if imported else None)
+    pw = _apply_pw_weights(an, args.pw_weights, args.board)
     kernels, no_kernels = _c_kernels(an, args.winograd)
     board = load_board(args.board) if args.board else None
     lat = lat_model = None
@@ -163,6 +186,10 @@ def cmd_analyze(args: argparse.Namespace, console: Console) -> int:
     console.print(f"[bold]MACs[/] {an.macs / 1e6:.2f}M   [bold]params[/] {an.params / 1e6:.3f}M "
                   f"(float model, BN counted)   [bold]flash[/] {format_size(an.flash_bytes)} "
                   f"(int8 weights + int32 bias + requant; code not included)")
+    if pw:
+        console.print(f"[bold]--pw-weights {pw['mode']}[/]: {len(pw['int16_layers'])} of {pw['eligible_layers']} "
+                      f"eligible pointwise layers with int16 weights, +{pw['extra_flash_bytes']:,} B flash "
+                      f"(included above), ~{pw['saved_instructions_estimate']:,} fewer instructions (Cortex-M4)")
     console.print(f"[bold]peak SRAM[/] {format_size(p.peak_sram)} ({p.peak_sram:,} B, arena incl. input "
                   f"and scratch; peak at {an.graph.ops[p.peak_step].name})   lower bound "
                   f"{p.lower_bound:,} B   no reuse {format_size(p.naive_bytes)}   packing {p.strategy}")
@@ -193,6 +220,8 @@ def cmd_analyze(args: argparse.Namespace, console: Console) -> int:
                 row["c_kernel"] = {key: k[key] for key in ("kernel", "layout", "reason", "scratch_type")}
                 if "layout_choice" in k:
                     row["c_kernel"]["layout_choice"] = k["layout_choice"]
+        if pw:
+            d["pw_weights"] = pw
         if lat:
             for row, v in zip(d["layers"], lat):
                 row["predicted_latency"] = v

@@ -86,7 +86,7 @@ def choose_pw_weights(g: Graph, mode: str, flash_bytes: int | None = None, board
                 f"keeping {reserve:,} B for code)")
     elif mode == "auto":
         if budget is None:
-            raise UsageError("--pw-weights auto needs the board's flash size")
+            raise UsageError("--pw-weights auto needs the board's flash size (give --board)")
         left = budget
         order = sorted(cands, key=lambda op: -saved_instructions(g, op) / extra_flash(op))
         for op in order:

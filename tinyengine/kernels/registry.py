@@ -154,13 +154,32 @@ def _terms_stem(a):
 def _terms_pointwise(a):
     p, ci, co = a["n_pixels"], a["in_c"], a["out_c"]
     # te_pointwise.c's DSP dispatch for the usual layer (full clamp, shifts in [-23, -2]): the folded
-    # requantisation per 32-channel chunk (input widened again per chunk), the assembly inner loop
+    # requantisation per 32-channel chunk (input widened again per chunk), the assembly inner loop;
+    # in_c 16 (and 8 with out_c even): the few-input-channel path instead (one pixel a turn against a
+    # table of at most 192 words per chunk, 4 + in_c / 2 per channel), its own per-output costs
+    few = ci == 16 or (ci == 8 and co % 2 == 0)
+    keys = ("macs", "out", "in", "pixels", "out_c", "ci_rem4", "co_odd", "pix_odd", "macs_asm", "out_rq",
+            "in_rewiden", "out_few8", "out_few16", "px_few", "co_few")
+    if few:
+        chunks = math.ceil(co / (192 // (4 + ci // 2)))
+        return {**dict.fromkeys(keys, 0), "macs": p * ci * co, "out_few8": p * co if ci == 8 else 0,
+                "out_few16": p * co if ci == 16 else 0, "px_few": p * chunks, "co_few": co}
     rq = ci % 4 == 0 and ci > 0 and (co <= 32 or ci <= 64)
     asm = ci % 4 == 0 and ci >= (16 if rq else 20)
-    return {"macs": p * ci * co, "out": p * co, "in": p * ci, "pixels": p, "out_c": co,
+    return {**dict.fromkeys(keys, 0), "macs": p * ci * co, "out": p * co, "in": p * ci, "pixels": p, "out_c": co,
             "ci_rem4": p * co * (ci % 4), "co_odd": p * ci * (co % 2), "pix_odd": (p % 2) * ci * co,
             "macs_asm": p * ci * co if asm else 0, "out_rq": p * co if rq else 0,
             "in_rewiden": p * ci * ((co - 1) // 32) if rq else 0}
+
+
+def _terms_pointwise_w16(a):
+    # te_pointwise_w16.c, the usual layer: 2 x 2 tiles on int16 weights, constants per 32-channel chunk
+    # (pixel pair widened again per chunk) when out_c <= 32 or in_c <= 64, else per channel pair
+    p, ci, co = a["n_pixels"], a["in_c"], a["out_c"]
+    table = co <= 32 or ci <= 64
+    return {"macs": p * ci * co, "out": p * co, "in": p * ci, "pixels": p, "out_c": co,
+            "co_odd": p * ci * (co % 2), "pix_odd": (p % 2) * ci * co,
+            "in_rewiden": p * ci * ((co - 1) // 32) if table else 0, "out_pair_rq": 0 if table else p * co}
 
 
 def _terms_im2col(a):
@@ -297,11 +316,9 @@ SPECS: tuple[KernelSpec, ...] = (
         "    if (te_conv_pointwise_w16_s8(TE_I8({{ x }}), {{ a.n_pixels }}, {{ a.in_c }}, {{ w }}, "
         "{{ a.out_c }},\n                                 &te_quant_{{ i }}, TE_I8({{ y }}), "
         "TE_I16({{ s }})) != 0) return {{ i + 1 }};",
-        _terms_pointwise, "int16",
+        _terms_pointwise_w16, "int16",
         lambda g, op: 2 * _cin(g, op) * 2,  # the same two widened pixels as te_conv_pointwise_s8
-        lambda g, op: f"te_pointwise_scratch_bytes({_cin(g, op)})",
-        # no fit of its own yet: the int8 kernel's (an upper bound: same work, 4 fewer insn per 16 MACs)
-        lambda a: "te_conv_pointwise_s8", weights="oi16"),
+        lambda g, op: f"te_pointwise_scratch_bytes({_cin(g, op)})", weights="oi16"),
     KernelSpec(
         "te_conv_pointwise_s8", ("conv2d",), "NHWC pixels x in_c -> pixels x out_c; weights (out_c, in_c)",
         _sel_pointwise,
