@@ -292,7 +292,7 @@ void te_gemm2_s8_s16(const int8_t *w, const int16_t *cols, int K, int out_c, con
  * e - 1 (the folded requantisation below). The chunk's last entry has bit 31 of e - 1 set: ASR by a
  * register reads bits 0-7 only, so the loop ends on that word's sign and needs no end register. Per
  * output: in_c 8, two channels a turn, 17 instructions (1 LDR bias, 2 LDRD, 4 SMLAD, 9 output, 1
- * loop); in_c 16, 25 (1 + 4 LDRD + 8 SMLAD + 9 + 2), against ~26 and ~36 for the 2 x 2 tiles, whose
+ * loop); in_c 16, 24 (1 + 4 LDRD + 8 SMLAD + 9 + 1), against ~26 and ~36 for the 2 x 2 tiles, whose
  * per-tile setup, reloads and SXTB16 of the weights dominate with so few channels. The table is at
  * most PW_FEW_WORDS words (768 bytes of stack); wider layers take it in chunks, reading the pixel
  * again per chunk (6 or 12 instructions).
@@ -391,8 +391,34 @@ PW_INLINE void pw_few8_run(const int8_t *in, uint32_t off, const uint32_t *t, in
 #endif
 }
 
-/* One pixel, in_c 16: the table's channels one a turn, outputs at y. */
-PW_INLINE void pw_few16_run(const int8_t *in, uint32_t off, const uint32_t *t, int8_t *y)
+/* One pixel, in_c 16: the table's n channels one a turn, outputs at y. The loop body is there twice
+ * and the end mark tested after the second only (one CMP/BGE per two channels); with n odd the first
+ * turn enters at the second body (bit 0 of the table's address, which is word aligned, says so). */
+#define PW_FEW16_BODY                                                                                      \
+    "ldr    %[a], [%[t]], #48\n\t"                                                                         \
+    "ldrd   %[w0], %[w1], [%[t], #-44]\n\t"                                                                \
+    "smlad  %[a], %[w0], %[x0], %[a]\n\t"                                                                  \
+    "smlad  %[a], %[w1], %[x1], %[a]\n\t"                                                                  \
+    "ldrd   %[w0], %[w1], [%[t], #-36]\n\t"                                                                \
+    "smlad  %[a], %[w0], %[x2], %[a]\n\t"                                                                  \
+    "smlad  %[a], %[w1], %[x3], %[a]\n\t"                                                                  \
+    "ldrd   %[w0], %[w1], [%[t], #-28]\n\t"                                                                \
+    "smlad  %[a], %[w0], %[x4], %[a]\n\t"                                                                  \
+    "smlad  %[a], %[w1], %[x5], %[a]\n\t"                                                                  \
+    "ldrd   %[w0], %[w1], [%[t], #-20]\n\t"                                                                \
+    "smlad  %[a], %[w0], %[x6], %[a]\n\t"                                                                  \
+    "smlad  %[a], %[w1], %[x7], %[a]\n\t"                                                                  \
+    "ldrd   %[m], %[w1], [%[t], #-12]\n\t"                                                                 \
+    "and    %[w0], %[a], #0x80000000\n\t"                                                                  \
+    "orr    %[w0], %[w0], #0x40000000\n\t"                                                                 \
+    "add    %[w1], %[w1], %[a], asr #31\n\t"                                                               \
+    "smlal  %[w0], %[w1], %[a], %[m]\n\t"                                                                  \
+    "ldr    %[m], [%[t], #-4]\n\t"                                                                         \
+    "asr    %[w1], %[w1], %[m]\n\t"                                                                        \
+    "ssat   %[w1], #8, %[w1]\n\t"                                                                          \
+    "strb   %[w1], [%[y]], #1\n\t"
+
+PW_INLINE void pw_few16_run(const int8_t *in, uint32_t off, const uint32_t *t, int n, int8_t *y)
 {
     const uint32_t v0 = te_read_u32(in), v1 = te_read_u32(in + 4), v2 = te_read_u32(in + 8), v3 = te_read_u32(in + 12);
     const uint32_t x0 = te_sxtab16(off, v0), x1 = te_sxtab16_ror8(off, v0);
@@ -400,39 +426,22 @@ PW_INLINE void pw_few16_run(const int8_t *in, uint32_t off, const uint32_t *t, i
     const uint32_t x4 = te_sxtab16(off, v2), x5 = te_sxtab16_ror8(off, v2);
     const uint32_t x6 = te_sxtab16(off, v3), x7 = te_sxtab16_ror8(off, v3);
 #if PW_ASM
+    uintptr_t tp = (uintptr_t)t | (uintptr_t)(n & 1);
     int32_t a;
     uint32_t w0, w1, m;
-    __asm__ volatile("1:\n\t"
-                     "ldr    %[a], [%[t]], #48\n\t"
-                     "ldrd   %[w0], %[w1], [%[t], #-44]\n\t"
-                     "smlad  %[a], %[w0], %[x0], %[a]\n\t"
-                     "smlad  %[a], %[w1], %[x1], %[a]\n\t"
-                     "ldrd   %[w0], %[w1], [%[t], #-36]\n\t"
-                     "smlad  %[a], %[w0], %[x2], %[a]\n\t"
-                     "smlad  %[a], %[w1], %[x3], %[a]\n\t"
-                     "ldrd   %[w0], %[w1], [%[t], #-28]\n\t"
-                     "smlad  %[a], %[w0], %[x4], %[a]\n\t"
-                     "smlad  %[a], %[w1], %[x5], %[a]\n\t"
-                     "ldrd   %[w0], %[w1], [%[t], #-20]\n\t"
-                     "smlad  %[a], %[w0], %[x6], %[a]\n\t"
-                     "smlad  %[a], %[w1], %[x7], %[a]\n\t"
-                     "ldrd   %[m], %[w1], [%[t], #-12]\n\t"
-                     "and    %[w0], %[a], #0x80000000\n\t"
-                     "orr    %[w0], %[w0], #0x40000000\n\t"
-                     "add    %[w1], %[w1], %[a], asr #31\n\t"
-                     "smlal  %[w0], %[w1], %[a], %[m]\n\t"
-                     "ldr    %[m], [%[t], #-4]\n\t"
-                     "asr    %[w1], %[w1], %[m]\n\t"
-                     "ssat   %[w1], #8, %[w1]\n\t"
-                     "strb   %[w1], [%[y]], #1\n\t"
+    __asm__ volatile("lsrs   %[t], %[t], #1\n\t"
+                     "lsl    %[t], %[t], #1\n\t"
+                     "bcs    2f\n\t"
+                     "1:\n\t" PW_FEW16_BODY "2:\n\t" PW_FEW16_BODY
                      "cmp    %[m], #0\n\t"
                      "bge    1b"
-                     : [t] "+r"(t), [y] "+r"(y), [a] "=&r"(a), [w0] "=&r"(w0), [w1] "=&r"(w1), [m] "=&r"(m)
+                     : [t] "+r"(tp), [y] "+r"(y), [a] "=&r"(a), [w0] "=&r"(w0), [w1] "=&r"(w1), [m] "=&r"(m)
                      : [x0] "r"(x0), [x1] "r"(x1), [x2] "r"(x2), [x3] "r"(x3), [x4] "r"(x4), [x5] "r"(x5),
                        [x6] "r"(x6), [x7] "r"(x7)
                      : "cc", "memory");
 #else
     const uint32_t x[8] = {x0, x1, x2, x3, x4, x5, x6, x7};
+    (void)n;
     pw_few_run_c(x, 16, t, y);
 #endif
 }
@@ -457,7 +466,7 @@ PW_INLINE void pw_few(const int8_t *in, int n_pixels, const int8_t *w, const int
             if (K == 8) {
                 pw_few8_run(x, off, t, y);
             } else {
-                pw_few16_run(x, off, t, y);
+                pw_few16_run(x, off, t, n, y);
             }
             x += K;
             y += out_c;
