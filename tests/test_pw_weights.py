@@ -195,3 +195,20 @@ def test_cli_gen_records_the_choice(tmp_path):
     assert pw["int8_constants_bytes"] + pw["extra_flash_bytes"] + CODE_RESERVE_BYTES <= 1 << 20
     layers = {la["name"]: la for la in rec["layers"]}
     assert all(layers[n]["kernel"] == W16 for n in pw["int16_layers"])
+
+
+def test_cli_analyze_shows_the_flash_of_the_choice(tmp_path):
+    from tinyml_cli.engine import main as engine_main
+    out8, out16 = tmp_path / "a8.json", tmp_path / "a16.json"
+    assert engine_main(["analyze", "mcunet-vww1", "--quiet", "--json", str(out8)]) == 0
+    assert engine_main(["analyze", "mcunet-vww1", "--quiet", "--json", str(out16), "--pw-weights", "int16"]) == 0
+    a8, a16 = json.loads(out8.read_text()), json.loads(out16.read_text())
+    pw = a16["pw_weights"]
+    assert "pw_weights" not in a8 and pw["mode"] == "int16" and len(pw["int16_layers"]) == pw["eligible_layers"] > 0
+    assert a16["totals"]["flash_bytes"] == a8["totals"]["flash_bytes"] + pw["extra_flash_bytes"]
+    f8 = {la["name"]: la["flash"] for la in a8["layers"]}
+    for la in a16["layers"]:
+        wide = la["name"] in pw["int16_layers"]
+        assert la["flash"] > f8[la["name"]] if wide else la["flash"] == f8[la["name"]]
+        assert (la["c_kernel"]["kernel"] == W16) == wide
+    assert engine_main(["analyze", "mcunet-vww1", "--quiet", "--pw-weights", "auto"]) != 0  # needs --board
