@@ -212,3 +212,17 @@ def test_cli_analyze_shows_the_flash_of_the_choice(tmp_path):
         assert la["flash"] > f8[la["name"]] if wide else la["flash"] == f8[la["name"]]
         assert (la["c_kernel"]["kernel"] == W16) == wide
     assert engine_main(["analyze", "mcunet-vww1", "--quiet", "--pw-weights", "auto"]) != 0  # needs --board
+
+
+def test_quantised_layers_off_the_fast_path_keep_int8():
+    """A shift outside [-23, -2] or a clamp inside int8 would send the int16 kernel to its plain loop."""
+    g = build_graph(load_model("mcunet-vww1"))
+    op = next(op for op in g.ops if eligible(g, op))
+    co = op.weight_shape[0]
+    for shift, act in (([-5] * co, (-128, 127)), ([-5] * (co - 1) + [-1], (-128, 127)),
+                       ([-24] + [-5] * (co - 1), (-128, 127)), ([-5] * co, (-128, 100))):
+        op.params["shift"] = np.array(shift, np.int32)
+        op.attrs["act_min"], op.attrs["act_max"] = act
+        want = shift == [-5] * co and act == (-128, 127)
+        assert eligible(g, op) == want, (shift[:1], shift[-1:], act)
+        assert (op.name in choose_pw_weights(g, "int16", 4 << 20)["int16_layers"]) == want

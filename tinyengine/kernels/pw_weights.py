@@ -15,12 +15,15 @@ layer's weight bytes in flash (in_c * out_c more). The saving per extra flash by
 Only cores with the DSP extension gain (the portable build of the int16 kernel is a plain loop).
 
 Eligible: a 1x1 stride-1 unpadded conv2d (the pointwise kernel's ops) whose in_c is a multiple of 4, but
-not 8 or 16 (te_pointwise.c's few-input-channel path already runs those without per-use widening).
+not 8 or 16 (te_pointwise.c's few-input-channel path already runs those without per-use widening), and,
+once quantised, with the full int8 clamp and every shift in [-23, -2] (the int16 kernel's fast path).
 The choice is an op attribute (``pw_weights: "int16"``): the kernel registry selects the int16 kernel
 from it and :func:`tinyengine.ir.opcost.op_flash` counts the doubled weights, so the flash figures of
 ``analyze``, the cost model and lowering.json include it.
 """
 from __future__ import annotations
+
+import numpy as np
 
 from tinyengine.ir.graph import Graph, Op
 from tinyengine.ir.opcost import op_flash
@@ -40,7 +43,14 @@ def eligible(g: Graph, op: Op) -> bool:
             or tuple(a.get("padding", ())) != (0, 0, 0, 0) or a.get("in_regions") or "out_region" in a):
         return False
     cin = op.weight_shape[3]
-    return cin % 4 == 0 and cin not in (8, 16)
+    if cin % 4 or cin in (8, 16):
+        return False
+    # quantised: the int16 kernel's fast path needs the full int8 clamp and every shift in [-23, -2] (others
+    # run its plain loop, slower than the int8 kernel); an unquantised graph (analyze) is judged by shape
+    if (int(a.get("act_min", -128)), int(a.get("act_max", 127))) != (-128, 127):
+        return False
+    shift = op.params.get("shift")
+    return shift is None or bool(np.all((np.asarray(shift) >= -23) & (np.asarray(shift) <= -2)))
 
 
 def extra_flash(op: Op) -> int:
