@@ -81,6 +81,7 @@ def analyze_graph(g: Graph, arch, options: PlanOptions | None = None) -> Analysi
     """``analyze`` of a graph already built (an imported model: ``arch`` is then a
     ``model_source.ImportedModel``)."""
     plan = plan_memory(g, options)
+    g = plan.graph  # the graph that runs (a projection and its residual add may be one op: passes.fuse_add)
     rows = []
     for i, op in enumerate(g.ops):
         k = op.attrs.get("kernel")

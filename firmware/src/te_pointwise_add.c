@@ -31,8 +31,15 @@ int te_pwa_prepare(const te_add_params_t *p, int32_t *table, te_pwa_t *a)
     if (m < 0 || sh > 0 || zl < -128 || zl > 127 || zt < -128 || zt > 127) {
         return 0;
     }
-    for (int i = -128; i < 128; i++) {
-        table[i + 128] = te_mbqm((i - zt) * (1 << 20), m, sh) - zl * (1 << 19);
+    if (sh <= -2) { /* te_rq_fast: bit-exact with te_mbqm for m >= 0, shift <= -2 (te_internal.h) */
+        const int32_t hpos = (int32_t)(1u << (-sh - 2)), em1 = -sh - 1;
+        for (int i = -128; i < 128; i++) {
+            table[i + 128] = te_rq_fast((i - zt) * (1 << 20), m, hpos, em1) - zl * (1 << 19);
+        }
+    } else {
+        for (int i = -128; i < 128; i++) {
+            table[i + 128] = te_mbqm((i - zt) * (1 << 20), m, sh) - zl * (1 << 19);
+        }
     }
     a->t = table + 128;
     a->mo = p->out_mult;
@@ -53,9 +60,7 @@ void te_pwa_generic(const int8_t *in, int p0, int n_pixels, int in_c, const int8
         const int n = np * out_c;
         te_conv_pointwise_s8(in + (size_t)px * (size_t)in_c, np, in_c, w, bias, out_c, q, pair, scratch);
         if (a != NULL) {
-            for (int i = 0; i < n; i++) {
-                out[o + (size_t)i] = te_pwa_out(a, pair[i], res[o + (size_t)i]);
-            }
+            te_pwa_run(pair, res + o, out + o, n, a);
         } else {
             te_add_s8(pair, res + o, n, p, out + o);
         }

@@ -9,7 +9,7 @@
 
 /* The ADD's output stage when it folds (TFLM's parameters, full clamp): with one input at multiplier
  * 0.5 = (2^30, 0) its scaled value is exactly (x - zp) 2^19, the other input's scaled value is a table
- * over its 256 bytes (te_mbqm, the literal arithmetic, so exact by construction) with the linear
+ * over its 256 bytes (te_rq_fast or te_mbqm, both exact) with the linear
  * input's -zp 2^19 folded in; the sum is requantised by te_rq_fast with out_zp folded in. */
 typedef struct {
     const int32_t *t; /* 256 entries, indexed by byte + 128 (t points at entry 128: t[byte]) */
@@ -33,16 +33,33 @@ TE_INLINE int8_t *te_pwa_pair(int16_t *scratch, int in_c)
 /* Fill the table and the constants; 0 (nothing usable) when the parameters do not fold. */
 int te_pwa_prepare(const te_add_params_t *p, int32_t *table, te_pwa_t *a);
 
-/* The sum of a (the projection's int8 output) and b (the residual byte) as te_add_s8 stores it. */
-TE_INLINE int8_t te_pwa_out(const te_pwa_t *a, int32_t va, int32_t vb)
+TE_INLINE int32_t te_pwa_sat8(int32_t v)
 {
-    const int32_t s = a->lin_a ? a->t[vb] + va * (1 << 19) : a->t[va] + vb * (1 << 19);
-    const int32_t v = te_rq_fast(s, a->mo, a->hz, a->em1);
 #if defined(TE_USE_DSP)
-    return (int8_t)te_ssat8(v);
+    return te_ssat8(v);
 #else
-    return (int8_t)(v < -128 ? -128 : (v > 127 ? 127 : v));
+    return v < -128 ? -128 : (v > 127 ? 127 : v);
 #endif
+}
+
+/* The add stage over n projection values v and residual bytes b -> out (out may be b exactly): per
+ * output two byte loads, a table load, the sum, te_rq_fast with out_zp folded, SSAT, a store. The
+ * constants are copied to locals first (int8 stores could alias the struct: no reloads). */
+TE_INLINE void te_pwa_run(const int8_t *v, const int8_t *b, int8_t *out, int n, const te_pwa_t *a)
+{
+    const int32_t *const t = a->t;
+    const int32_t mo = a->mo, hz = a->hz, em1 = a->em1;
+    if (a->lin_a) {
+        for (int i = 0; i < n; i++) {
+            const int32_t s = t[b[i]] + v[i] * (1 << 19);
+            out[i] = (int8_t)te_pwa_sat8(te_rq_fast(s, mo, hz, em1));
+        }
+    } else {
+        for (int i = 0; i < n; i++) {
+            const int32_t s = t[v[i]] + b[i] * (1 << 19);
+            out[i] = (int8_t)te_pwa_sat8(te_rq_fast(s, mo, hz, em1));
+        }
+    }
 }
 
 /* Pixels [p0, n_pixels) two at a time: te_conv_pointwise_s8 into the pair bytes of the scratch, then the
