@@ -50,6 +50,9 @@ def add_gen_parser(subparsers) -> argparse.ArgumentParser:
                         "--layout-extra-sram), off: in place wherever possible")
     g.add_argument("--layout-extra-sram", type=int, default=0, metavar="BYTES",
                    help="with --layout-choice speed: bytes the arena may grow by (0: no limit)")
+    g.add_argument("--fuse-add", choices=("on", "off"), default="on",
+                   help="pointwise projection + residual add as one kernel (te_conv_pointwise_add_s8) where the "
+                        "arena does not grow: on (default) or off")
     g.add_argument("--build", action="store_true",
                    help="also build the host program (make host) and compare it with the reference output")
     return g
@@ -59,7 +62,7 @@ def cmd_gen(args: argparse.Namespace, console) -> int:
     proj = generate(args.model, args.board, args.out, weights=args.weights, seed=args.seed,
                     calib=args.calib, winograd=args.winograd, calib_data=args.calib_data, force=args.force,
                     datasets=DATASETS, stream=args.stream, layout_choice=args.layout_choice,
-                    layout_extra_sram=args.layout_extra_sram)
+                    layout_extra_sram=args.layout_extra_sram, fuse_add=args.fuse_add)
     if args.stream is None and Path(args.model).is_dir() and folder_streams(Path(args.model)):
         console.print(f"streaming on: {args.model} was searched with --stream (its SRAM limit counts fused "
                       "streaming); --no-stream to plan layer by layer")

@@ -263,9 +263,9 @@ def _sel_pw_add(g, op, ctx):
 
 
 def _terms_pw_add(a):
-    t = _terms_pointwise(a)
-    t["add_out"] = a["n_pixels"] * a["out_c"]  # the add stage per output (table load, requantise, store)
-    return t
+    # the pointwise kernel's terms: the add stage is per output (its cost goes into the 'out' coefficient),
+    # its 256-entry table per call ('call')
+    return _terms_pointwise(a)
 
 
 # --------------------------------------------------------------------------- the rest
