@@ -230,7 +230,7 @@ def test_vww1_kernel_choices_and_arena_equal_the_plan(cases):
     c = cases["mcunet-vww1"]
     low = c.project.lowering
     kinds = [o.kernel for o in low.ops]
-    g = c.graph
+    g = c.plan.graph  # the graph that runs: each residual add fused with its projection (passes.fuse_add)
     assert low.arena_bytes == c.plan.arena_bytes == c.plan.peak_sram
     m = re.search(r"#define TE_ARENA_BYTES (\d+)", (c.project.root / "src" / "model.h").read_text())
     assert m and int(m.group(1)) == c.plan.arena_bytes
@@ -238,6 +238,8 @@ def test_vww1_kernel_choices_and_arena_equal_the_plan(cases):
     for o, op in zip(low.ops, g.ops):
         if op.kind == "conv2d" and op.attrs["kernel"] == (1, 1):
             assert o.kernel == "te_conv_pointwise_s8"
+        if op.kind == "conv2d_add":
+            assert o.kernel == "te_conv_pointwise_add_s8" and o.inplace_of == op.inputs[1]
         if op.kind == "depthwise_conv2d":
             assert o.kernel == ("te_depthwise_inplace_s8" if op.output in c.plan.inplace else "te_depthwise_s8")
         if o.scratch_type in ("int16", "int32"):
@@ -248,7 +250,8 @@ def test_vww1_kernel_choices_and_arena_equal_the_plan(cases):
     assert kinds.count("te_depthwise_inplace_s8") == sum(op.kind == "depthwise_conv2d" and op.output in c.plan.inplace
                                                          for op in g.ops) > 0
     assert kinds.count("te_depthwise_s8") == sum(r["choice"] == "out of place" for r in c.plan.layout.values()) > 0
-    assert kinds.count("te_add_s8") == sum(op.kind == "add" for op in g.ops) > 0
+    assert kinds.count("te_conv_pointwise_add_s8") == sum(op.kind == "add" for op in c.graph.ops) == 8
+    assert "te_add_s8" not in kinds and len(c.plan.fused) == 8
     assert kinds[-2:] == ["te_avg_pool_s8", "te_fully_connected_s8"]
     text = (c.project.root / "src" / "model.c").read_text()
     assert text.count("TE_LAYER_BEGIN(") == len(g.ops) and "b1.dw" in text and "in place over 'b1.expand'" in text
