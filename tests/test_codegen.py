@@ -262,8 +262,9 @@ def test_kernel_choices_work_without_quantisation_and_follow_the_plan():
     g = build_graph(arch)
     table = kernel_choices(plan_memory(g))
     assert {r["kernel"] for r in table} >= {"te_conv_stem_s8", "te_conv_pointwise_s8",
-                                            "te_depthwise_inplace_s8", "te_add_s8", "te_avg_pool_s8",
-                                            "te_fully_connected_s8"}
+                                            "te_depthwise_inplace_s8", "te_conv_pointwise_add_s8",
+                                            "te_avg_pool_s8", "te_fully_connected_s8"}
+    assert "te_add_s8" in {r["kernel"] for r in kernel_choices(plan_memory(g, PlanOptions(fuse_add="off")))}
     off = kernel_choices(plan_memory(g, PlanOptions(inplace_depthwise=False, inplace_add=False)))
     dw = [r for r in off if r["kind"] == "depthwise_conv2d"]
     assert dw and all(r["kernel"] == "te_depthwise_s8" and r["scratch_offset"] is None for r in dw)
@@ -400,7 +401,7 @@ def test_layer_hooks_from_a_hooks_header(cases, kernel_objects, tmp_path):
     run(["gcc", *WARN, "-O1", f"-I{src}", f"-I{tmp_path}", '-DTE_HOOKS_HEADER="hooks.h"', tmp_path / "main.c",
          src / "model.c", src / "weights.c", *kernel_objects["host"], "-o", exe])
     seen, bad, macs, last = run([exe]).stdout.split()
-    n = len(case.graph.ops)
+    n = len(case.plan.graph.ops)  # the graph that runs (projection + add fused: one layer)
     assert (int(seen), int(bad), int(macs), last) == (2 * n, 0, case.project.lowering.macs, "classifier")
 
 
@@ -452,7 +453,7 @@ def test_winograd_stem_end_to_end(tmp_path, kernel_objects):
             ref = run_graph(case.graph, x)
             got, dump = run_host(exe, x, tmp_path, dump=True)
             np.testing.assert_array_equal(got, ref["logits"].reshape(-1), err_msg=f"{fl} input {k}")
-            for i, op in enumerate(case.graph.ops):
+            for i, op in enumerate(case.plan.graph.ops):
                 got_t = np.frombuffer((dump / f"{i:03d}_{op.output}.bin").read_bytes(), np.int8)
                 np.testing.assert_array_equal(got_t, ref[op.output].reshape(-1), err_msg=f"{fl} {op.name}")
 

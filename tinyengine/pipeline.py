@@ -35,7 +35,8 @@ def plan_memory(graph: Graph, options: PlanOptions | None = None) -> MemoryPlan:
     """Run the passes, then plan: the peak SRAM the search constrains and the arena codegen allocates."""
     opts = options or PlanOptions()
     g, layout = choose_layouts(prepare(graph, opts), opts, lambda x: plan_graph(x, opts))
-    g, fused = fuse_residual_adds(g, opts.fuse_add, lambda x: plan_graph(x, opts), include_input=opts.include_input)
+    g, fused = fuse_residual_adds(g, opts.fuse_add, lambda x: plan_graph(x, opts), include_input=opts.include_input,
+                                  inplace=opts.inplace_add)
     plan = plan_graph(g, opts)
     plan.layout = layout
     plan.fused = fused

@@ -57,7 +57,7 @@ def candidates(graph: Graph) -> list[tuple[int, int]]:
     return out
 
 
-def _fuse_one(graph: Graph, i: int, j: int, last: dict[str, int], in_arena: set[str]) -> Op:
+def _fuse_one(graph: Graph, i: int, j: int, last: dict[str, int], in_arena: set[str] | None) -> Op:
     proj, add = graph.ops[i], graph.ops[j]
     mid = proj.output
     res = add.inputs[1] if add.inputs[0] == mid else add.inputs[0]
@@ -66,14 +66,16 @@ def _fuse_one(graph: Graph, i: int, j: int, last: dict[str, int], in_arena: set[
                           "act_min": add.attrs.get("act_min", -128), "act_max": add.attrs.get("act_max", 127),
                           "saved_bytes": graph.tensors[mid].nbytes}
     attrs["covers"] = [proj.name, add.name]
-    if (last.get(res) == j and res in in_arena and res not in graph.outputs and res != proj.inputs[0]):
+    if (in_arena is not None and last.get(res) == j and res in in_arena and res not in graph.outputs
+            and res != proj.inputs[0]):
         attrs[INPLACE_ATTR] = res
     return Op(proj.name, FUSED_KIND, (proj.inputs[0], res), add.output, attrs, proj.role, proj.block,
               proj.params)
 
 
-def fuse(graph: Graph, pairs: list[tuple[int, int]], *, include_input: bool = True) -> Graph:
-    """A copy of ``graph`` with each (projection, add) pair of ``pairs`` replaced by one fused op."""
+def fuse(graph: Graph, pairs: list[tuple[int, int]], *, include_input: bool = True, inplace: bool = True) -> Graph:
+    """A copy of ``graph`` with each (projection, add) pair of ``pairs`` replaced by one fused op (written
+    over the residual where that dies there, unless ``inplace`` is off: ``PlanOptions.inplace_add``)."""
     from tinyengine.planner.lifetimes import last_use
     last = last_use(graph)
     in_arena = set(graph.inputs) if include_input else set()
@@ -84,12 +86,12 @@ def fuse(graph: Graph, pairs: list[tuple[int, int]], *, include_input: bool = Tr
     for k, op in enumerate(graph.ops):
         if k in drop:
             continue
-        ops.append(_fuse_one(graph, k, by_proj[k], last, in_arena) if k in by_proj else op)
+        ops.append(_fuse_one(graph, k, by_proj[k], last, in_arena if inplace else None) if k in by_proj else op)
     return Graph(graph.name, graph.tensors, ops, list(graph.inputs), list(graph.outputs))
 
 
 def fuse_residual_adds(graph: Graph, mode: str, planner: Callable[[Graph], "MemoryPlan"], *,
-                       include_input: bool = True) -> tuple[Graph, dict[str, dict]]:
+                       include_input: bool = True, inplace: bool = True) -> tuple[Graph, dict[str, dict]]:
     """Fuse every candidate pair whose fusion keeps the arena at or under the unfused plan's.
 
     Returns the graph that runs and {fused op name: record}."""
@@ -100,15 +102,15 @@ def fuse_residual_adds(graph: Graph, mode: str, planner: Callable[[Graph], "Memo
     if not pairs:
         return graph, {}
     base = planner(graph).arena_bytes
-    g = fuse(graph, pairs, include_input=include_input)
+    g = fuse(graph, pairs, include_input=include_input, inplace=inplace)
     kept = pairs
     if planner(g).arena_bytes > base:  # greedy: keep each fusion that does not grow the arena
         kept = []
         for p in pairs:
-            trial = fuse(graph, kept + [p], include_input=include_input)
+            trial = fuse(graph, kept + [p], include_input=include_input, inplace=inplace)
             if planner(trial).arena_bytes <= base:
                 kept.append(p)
-        g = fuse(graph, kept, include_input=include_input)
+        g = fuse(graph, kept, include_input=include_input, inplace=inplace)
     arena = planner(g).arena_bytes if kept else base
     records = {}
     for op in g.ops:
