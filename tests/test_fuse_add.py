@@ -117,7 +117,7 @@ def quantised():
 
 
 def test_reference_of_the_fused_graph_equals_the_unfused(quantised):
-    arch, graph = quantised
+    _, graph = quantised
     plan = plan_memory(graph)
     assert _fused(plan)
     rng = np.random.default_rng(0)

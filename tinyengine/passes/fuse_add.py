@@ -15,9 +15,11 @@ saves, whether in place) that ``tinyengine analyze`` and codegen's ``lowering.js
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from tinyengine.ir.graph import INPLACE_ATTR, Graph, Op
+from tinyml_errors import UsageError
 
 if TYPE_CHECKING:
     from tinyengine.planner import MemoryPlan
@@ -96,7 +98,6 @@ def fuse_residual_adds(graph: Graph, mode: str, planner: Callable[[Graph], "Memo
 
     Returns the graph that runs and {fused op name: record}."""
     if mode not in MODES:
-        from tinyml_errors import UsageError
         raise UsageError(f"--fuse-add must be one of {', '.join(MODES)}, got {mode!r}")
     pairs = candidates(graph) if mode == "on" else []
     if not pairs:
