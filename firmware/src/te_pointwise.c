@@ -585,7 +585,7 @@ PW_INLINE void pwa_pairs(const int8_t *in, int n_pairs, int in_c, const int8_t *
     }
 }
 
-#define PWA_VARIANT(NAME, ASM)                                                                      \
+#define PWA_VARIANT(NAME, ASM)                                                                             \
     static PW_NOINLINE void NAME(const int8_t *in, int n_pairs, int in_c, const int8_t *w,                 \
                                  const int32_t *bias, int out_c, const te_quant_t *q, const te_pwa_t *a,   \
                                  const int8_t *res, int8_t *out, int16_t *scratch)                         \
@@ -619,6 +619,5 @@ void te_conv_pointwise_add_s8(const int8_t *in, int n_pixels, int in_c, const in
     }
     te_pwa_generic(in, done, n_pixels, in_c, w, bias, out_c, q, res, p, fold ? &a : NULL, out, scratch);
 }
-
 
 #endif /* TE_USE_DSP */
