@@ -40,9 +40,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from codegen.generate import generate  # noqa: E402
-from tinyengine.numerics.reference import run_graph  # noqa: E402
 from search_spaces.zoo import load_model  # noqa: E402
 from tinyengine.kernels.pw_weights import CODE_RESERVE_BYTES  # noqa: E402
+from tinyengine.numerics.reference import run_graph  # noqa: E402
 
 RT = ROOT / "firmware" / "qemu"
 SHIFT = 6
@@ -148,7 +148,9 @@ def measure(model: str, proj, work: Path, dsp: bool) -> dict:
     ticks = {int(i): int(t) for i, t in re.findall(r"L (\d+) (\d+)", r.stdout)}
     layers = [{"index": o.index, "name": o.name, "kernel": o.kernel, "macs": o.macs,
                "out_bytes": o.out_bytes,
-               "instructions": max(0.0, (ticks[o.index] - empty) * INSN_PER_TICK)} for o in low.ops]
+               "instructions": max(0.0, (ticks[o.index] - empty) * INSN_PER_TICK),
+               **({"covers": low.graph.ops[o.index].attrs["covers"]}  # a fused op: the layers it replaces
+                  if "covers" in low.graph.ops[o.index].attrs else {})} for o in low.ops]
     return {"model": model, "dsp": dsp, "macs": low.macs, "instructions": total * INSN_PER_TICK,
             "code_bytes": code, "layers": layers}
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -62,7 +63,7 @@ def generate(model_spec: str, board_name: str, out: str | Path, *, weights: str 
              calib: int | None = None, winograd: bool = False, calib_data: str | None = None,
              force: bool = False, datasets: dict | None = None, stream: bool | None = None,
              layout_choice: str = "memory", layout_extra_sram: int = 0, pw_weights: str = "int8",
-             pw_reserve: int | None = None) -> Project:
+             pw_reserve: int | None = None, fuse_add: str = "on") -> Project:
     """The whole pipeline behind ``tinyengine gen`` (no printing): returns the written project.
     ``out`` is claimed first (:mod:`tinyengine.outdir`): files gen did not write stop it unless ``force``.
     ``stream`` None: on for a ``tinynas search --stream`` folder (``folder_streams``), else off.
@@ -76,11 +77,12 @@ def generate(model_spec: str, board_name: str, out: str | Path, *, weights: str 
     if calib is not None and not 1 <= calib <= MAX_CALIB:
         raise UsageError(f"--calib: must be in 1..{MAX_CALIB}, got {calib}")
     n_calib, calib_src = (16 if calib is None else calib), (calib_data or "random")
-    opts = _plan_options(board, layout_choice, layout_extra_sram, bool(stream))
+    opts = replace(_plan_options(board, layout_choice, layout_extra_sram, bool(stream)), fuse_add=fuse_add)
     if Path(model_spec).is_dir():
         refuse_quantise_options(Path(model_spec), weights=weights, calib=calib, calib_data=calib_data)
         if stream is None:
-            opts = _plan_options(board, layout_choice, layout_extra_sram, folder_streams(Path(model_spec)))
+            opts = replace(_plan_options(board, layout_choice, layout_extra_sram, folder_streams(Path(model_spec))),
+                           fuse_add=fuse_add)
         make = lambda: _generate_searched(Path(model_spec), board, out, seed=seed, winograd=winograd,  # noqa: E731
                                           opts=opts, explicit_no_stream=stream is False, pw_weights=pw_weights,
                                           pw_reserve=pw_reserve)

@@ -130,17 +130,14 @@ def _bind(g: Graph, op: Op, cname: str, lo: LoweredOp) -> None:
         else:
             lo.arrays = [CArray(f"{cname}_w", "int8_t", w)]
         lo.arrays += _bias_mult_shift(op, cname)
+        yq = t[op.attrs["fused_add"]["mid"]] if op.kind == "conv2d_add" else y  # the conv's own output
         lo.args["quant"] = {"mult": f"{cname}_mult", "shift": f"{cname}_shift", "in_zp": int(x.zero_point),
-                            "out_zp": int(y.zero_point), "act_min": act[0], "act_max": act[1]}
+                            "out_zp": int(yq.zero_point), "act_min": act[0], "act_max": act[1]}
+    if op.kind == "conv2d_add":  # the fused ADD: input a is the projection's output, b the residual
+        f = op.attrs["fused_add"]
+        _bind_add(t[f["mid"]], t[op.inputs[1]], y, (int(f["act_min"]), int(f["act_max"])), lo)
     elif op.kind == "add":
-        b = t[op.inputs[1]]
-        ap = add_params(x.scale, b.scale, y.scale)
-        lo.args["params"] = {
-            "a_zp": x.zero_point, "b_zp": b.zero_point, "out_zp": y.zero_point,
-            "a_mult": ap.input1_multiplier, "a_shift": ap.input1_shift,
-            "b_mult": ap.input2_multiplier, "b_shift": ap.input2_shift,
-            "out_mult": ap.output_multiplier, "out_shift": ap.output_shift,
-            "left_shift": ap.left_shift, "act_min": act[0], "act_max": act[1]}
+        _bind_add(x, t[op.inputs[1]], y, act, lo)
     elif op.kind in ("max_pool2d", "mean", "softmax", "pad"):
         _bind_tflite_op(op, x, y, act, lo)
     elif op.kind in ("global_avg_pool", "avg_pool2d"):
@@ -148,6 +145,17 @@ def _bind(g: Graph, op: Op, cname: str, lo: LoweredOp) -> None:
             raise LoweringError(f"codegen: op '{op.name}': average pooling needs the same scale and zero "
                                 "point in and out (TFLM AVERAGE_POOL_2D)")
         lo.args.update(act_min=act[0], act_max=act[1])
+
+
+def _bind_add(x, b, y, act, lo: LoweredOp) -> None:
+    """TFLM ADD parameters of ``x`` + ``b`` -> ``y`` (te_add_params_t)."""
+    ap = add_params(x.scale, b.scale, y.scale)
+    lo.args["params"] = {
+        "a_zp": x.zero_point, "b_zp": b.zero_point, "out_zp": y.zero_point,
+        "a_mult": ap.input1_multiplier, "a_shift": ap.input1_shift,
+        "b_mult": ap.input2_multiplier, "b_shift": ap.input2_shift,
+        "out_mult": ap.output_multiplier, "out_shift": ap.output_shift,
+        "left_shift": ap.left_shift, "act_min": act[0], "act_max": act[1]}
 
 
 def _bind_tflite_op(op: Op, x, y, act, lo: LoweredOp) -> None:

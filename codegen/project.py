@@ -187,6 +187,7 @@ def write_project(out_dir: str | Path, arch: ArchConfig | None, plan: MemoryPlan
         "input": {"tensor": low.input[0], "offset": low.input[1]},
         "output": {"tensor": low.output[0], "offset": low.output[1]},
         "winograd": winograd, "pw_weights": pw, "reference_seed": seed, "weights": weights_from,
+        "fuse_add": {"option": plan.options.fuse_add, "fused": plan.fused},
         "model_hash": model_hash(low),
         "layers": low.kernel_table()}, indent=1) + "\n")
     if arch is not None:

@@ -21,6 +21,7 @@ from tinyengine.ir.graph import Graph, Op, Tensor
 from tinyengine.kernels.registry import (
     WINOGRAD_MAX_IN_C,  # = TE_WINOGRAD_MAX_IN_C in tinyengine.h
     planned_scratch_bytes,
+    pointwise_add_scratch_bytes,
 )
 from tinyengine.numerics import kernels_ref as K
 from tinyengine.numerics import kernels_ref_tflite as KT
@@ -52,10 +53,12 @@ FIELDS = [
     "n_ch", "has_bias", "w_len", "u_len", "in_len", "in2_len", "out_len", "scratch_len", "buf_len",
     "b_zp", "a_mult", "a_shift", "b_mult", "b_shift", "out_mult", "out_shift", "left_shift",
     "expect_crc", "expect_rc",
+    "add_out_zp", "add_act_min", "add_act_max",
 ]
 FIELD_INDEX = {name: i for i, name in enumerate(FIELDS)}
 OPS = {"requant": 0, "pointwise": 1, "im2col": 2, "winograd": 3, "dw_inplace": 4, "dw": 5, "add": 6,
-       "avgpool": 7, "fc": 8, "maxpool": 9, "mean": 10, "softmax": 11, "pad": 12, "pointwise_w16": 13}
+       "avgpool": 7, "fc": 8, "maxpool": 9, "mean": 10, "softmax": 11, "pad": 12, "pointwise_w16": 13,
+       "pw_add": 14}
 OUT_SENTINEL = 0xA5  # bytes of an output buffer the kernel must leave alone
 
 
@@ -306,6 +309,71 @@ def add_case_raw(rng, n: int, a_mult: int, a_shift: int, b_mult: int, b_shift: i
                a_shift=a_shift, b_mult=b_mult, b_shift=b_shift, out_mult=out_mult, out_shift=out_shift, left_shift=20)
     return Case("add", f"add raw n={n} shifts {a_shift},{b_shift},{out_shift}", hdr, inp=a.tobytes(),
                 inp2=bb.tobytes(), expected=y.tobytes())
+
+
+def pw_add_case(rng, n: int, in_c: int, out_c: int, variant: int = 0, *, full: bool = True, rq: bool = True,
+                raw: tuple | None = None) -> Case:
+    """te_conv_pointwise_add_s8: a pointwise projection (shifts in the folded form when ``rq``, any
+    otherwise; full clamps when ``full``, random ones otherwise) summed with a residual by TFLM's ADD
+    (parameters from float scales, or ``raw`` = (a_mult, a_shift, b_mult, b_shift, out_mult, out_shift)).
+    variant 1 writes the output over the residual. Expected: the two reference kernels composed."""
+    in_zp, mid_zp = _zps(rng)
+    if rq:
+        m, sh = (a.astype(np.int64) for a in quantize_multipliers(2.0 ** rng.uniform(-20, -3, size=out_c)))
+    else:
+        m, sh = _quant(rng, out_c)
+    lo, hi = (-128, 127) if full else _act(rng, mid_zp)
+    x = _i8(rng, (n, 1, in_c))
+    w = _i8(rng, (out_c, 1, 1, in_c))
+    b = rng.integers(-(1 << 16), 1 << 16, size=out_c, dtype=np.int64) if full else _bias(rng, out_c)
+    mid = K.conv2d(x, in_zp, w, b, mid_zp, m, sh, 1, 0, lo, hi)
+    res = _i8(rng, (n, 1, out_c))
+    res_zp, out_zp = _zps(rng)
+    alo, ahi = (-128, 127) if full else _act(rng, out_zp)
+    if raw is None:
+        s_mid, s_res = (float(np.float32(2.0 ** rng.uniform(-8, 0))) for _ in range(2))
+        s_out = float(np.float32(max(s_mid, s_res) * 2.0 ** rng.uniform(-1, 2)))
+        y = K.add(mid, mid_zp, s_mid, res, res_zp, s_res, out_zp, s_out, alo, ahi)
+        p = K.add_params(s_mid, s_res, s_out)
+        raw = (p.input1_multiplier, p.input1_shift, p.input2_multiplier, p.input2_shift, p.output_multiplier,
+               p.output_shift)
+    else:
+        va = (mid.astype(np.int64) - mid_zp) << 20
+        vb = (res.astype(np.int64) - res_zp) << 20
+        sa = np.asarray(multiply_by_quantized_multiplier(va, raw[0], raw[1]), dtype=np.int64)
+        sb = np.asarray(multiply_by_quantized_multiplier(vb, raw[2], raw[3]), dtype=np.int64)
+        r = np.asarray(multiply_by_quantized_multiplier(wrap_int32(sa + sb), raw[4], raw[5]), dtype=np.int64)
+        y = np.clip(wrap_int32(r + out_zp), alo, ahi).astype(np.int8)
+    hdr = dict(variant=variant, in_c=in_c, out_c=out_c, n=n, in_h=n, in_w=1, out_h=n, out_w=1, k_h=1, k_w=1,
+               stride_h=1, stride_w=1, in_zp=in_zp, out_zp=mid_zp, act_min=lo, act_max=hi, b_zp=res_zp,
+               a_mult=raw[0], a_shift=raw[1], b_mult=raw[2], b_shift=raw[3], out_mult=raw[4], out_shift=raw[5],
+               left_shift=20, add_out_zp=out_zp, add_act_min=alo, add_act_max=ahi,
+               scratch_len=pointwise_add_scratch_bytes(in_c, out_c))
+    return Case("pw_add", f"pw_add v{variant} {n}px {in_c}->{out_c} full={full} rq={rq} raw={raw}", hdr, m, sh, b,
+                w.tobytes(), None, x.tobytes(), res.tobytes(), y.tobytes(), macs=n * in_c * out_c)
+
+
+def pw_add_cases(rng) -> list[Case]:
+    """The fused projection + add: the folded paths (asm and C loops, the projection as the ADD's half
+    input or the other one, one and several channel chunks, odd pixels and channels), in place over the
+    residual, clamps inside int8 and projections outside the folded form (the general pixel-pair path),
+    and ADD parameters that do not fold (te_add_s8's arithmetic)."""
+    cs = []
+    shapes = ((6, 16, 8), (5, 24, 7), (4, 32, 33), (7, 8, 5), (3, 48, 16), (8, 96, 24), (2, 20, 70), (1, 40, 3),
+              (9, 12, 40), (5, 6, 5), (4, 3, 2))
+    for i, (n, ci, co) in enumerate(shapes):
+        cs.append(pw_add_case(rng, n, ci, co, i % 2))
+        cs.append(pw_add_case(rng, n, ci, co, (i + 1) % 2))
+    for n, ci, co in ((5, 16, 8), (4, 24, 9), (3, 7, 6)):
+        for v in (0, 1):
+            cs.append(pw_add_case(rng, n, ci, co, v, full=False))
+            cs.append(pw_add_case(rng, n, ci, co, v, rq=False))
+    for raw in ((1 << 30, 0, 1518500250, -1, 1 << 30, -2), (2147483647, -19, 1 << 30, 0, 1 << 30, -23),
+                (1300000000, -1, 1700000000, -3, 1500000000, -17), (1 << 30, 0, 1 << 30, -1, 1 << 30, -24),
+                (1 << 30, 0, 1 << 30, -1, 1 << 30, -1)):
+        for v in (0, 1):
+            cs.append(pw_add_case(rng, 5, 16, 12, v, raw=raw))
+    return cs
 
 
 def pool_case(rng, h: int, w_: int, c: int, k, s, p) -> Case:

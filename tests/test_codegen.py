@@ -230,7 +230,7 @@ def test_vww1_kernel_choices_and_arena_equal_the_plan(cases):
     c = cases["mcunet-vww1"]
     low = c.project.lowering
     kinds = [o.kernel for o in low.ops]
-    g = c.graph
+    g = c.plan.graph  # the graph that runs: each residual add fused with its projection (passes.fuse_add)
     assert low.arena_bytes == c.plan.arena_bytes == c.plan.peak_sram
     m = re.search(r"#define TE_ARENA_BYTES (\d+)", (c.project.root / "src" / "model.h").read_text())
     assert m and int(m.group(1)) == c.plan.arena_bytes
@@ -238,6 +238,8 @@ def test_vww1_kernel_choices_and_arena_equal_the_plan(cases):
     for o, op in zip(low.ops, g.ops):
         if op.kind == "conv2d" and op.attrs["kernel"] == (1, 1):
             assert o.kernel == "te_conv_pointwise_s8"
+        if op.kind == "conv2d_add":
+            assert o.kernel == "te_conv_pointwise_add_s8" and o.inplace_of == op.inputs[1]
         if op.kind == "depthwise_conv2d":
             assert o.kernel == ("te_depthwise_inplace_s8" if op.output in c.plan.inplace else "te_depthwise_s8")
         if o.scratch_type in ("int16", "int32"):
@@ -248,7 +250,8 @@ def test_vww1_kernel_choices_and_arena_equal_the_plan(cases):
     assert kinds.count("te_depthwise_inplace_s8") == sum(op.kind == "depthwise_conv2d" and op.output in c.plan.inplace
                                                          for op in g.ops) > 0
     assert kinds.count("te_depthwise_s8") == sum(r["choice"] == "out of place" for r in c.plan.layout.values()) > 0
-    assert kinds.count("te_add_s8") == sum(op.kind == "add" for op in g.ops) > 0
+    assert kinds.count("te_conv_pointwise_add_s8") == sum(op.kind == "add" for op in c.graph.ops) == 8
+    assert "te_add_s8" not in kinds and len(c.plan.fused) == 8
     assert kinds[-2:] == ["te_avg_pool_s8", "te_fully_connected_s8"]
     text = (c.project.root / "src" / "model.c").read_text()
     assert text.count("TE_LAYER_BEGIN(") == len(g.ops) and "b1.dw" in text and "in place over 'b1.expand'" in text
@@ -259,8 +262,9 @@ def test_kernel_choices_work_without_quantisation_and_follow_the_plan():
     g = build_graph(arch)
     table = kernel_choices(plan_memory(g))
     assert {r["kernel"] for r in table} >= {"te_conv_stem_s8", "te_conv_pointwise_s8",
-                                            "te_depthwise_inplace_s8", "te_add_s8", "te_avg_pool_s8",
-                                            "te_fully_connected_s8"}
+                                            "te_depthwise_inplace_s8", "te_conv_pointwise_add_s8",
+                                            "te_avg_pool_s8", "te_fully_connected_s8"}
+    assert "te_add_s8" in {r["kernel"] for r in kernel_choices(plan_memory(g, PlanOptions(fuse_add="off")))}
     off = kernel_choices(plan_memory(g, PlanOptions(inplace_depthwise=False, inplace_add=False)))
     dw = [r for r in off if r["kind"] == "depthwise_conv2d"]
     assert dw and all(r["kernel"] == "te_depthwise_s8" and r["scratch_offset"] is None for r in dw)
@@ -333,8 +337,9 @@ def test_host_output_matches_reference(name, cases, host_programs, tmp_path):
             if dump is None:
                 continue
             files = sorted(dump.iterdir())
-            assert len(files) == len(case.graph.ops)
-            for i, op in enumerate(case.graph.ops):
+            runs = case.plan.graph  # the graph that runs: fused projection + add ops dump the add's output
+            assert len(files) == len(runs.ops)
+            for i, op in enumerate(runs.ops):
                 f = dump / f"{i:03d}_{op.output}.bin"
                 got_t = np.frombuffer(f.read_bytes(), np.int8)
                 want_t = ref[op.output].reshape(-1)
@@ -396,7 +401,7 @@ def test_layer_hooks_from_a_hooks_header(cases, kernel_objects, tmp_path):
     run(["gcc", *WARN, "-O1", f"-I{src}", f"-I{tmp_path}", '-DTE_HOOKS_HEADER="hooks.h"', tmp_path / "main.c",
          src / "model.c", src / "weights.c", *kernel_objects["host"], "-o", exe])
     seen, bad, macs, last = run([exe]).stdout.split()
-    n = len(case.graph.ops)
+    n = len(case.plan.graph.ops)  # the graph that runs (projection + add fused: one layer)
     assert (int(seen), int(bad), int(macs), last) == (2 * n, 0, case.project.lowering.macs, "classifier")
 
 
@@ -448,7 +453,7 @@ def test_winograd_stem_end_to_end(tmp_path, kernel_objects):
             ref = run_graph(case.graph, x)
             got, dump = run_host(exe, x, tmp_path, dump=True)
             np.testing.assert_array_equal(got, ref["logits"].reshape(-1), err_msg=f"{fl} input {k}")
-            for i, op in enumerate(case.graph.ops):
+            for i, op in enumerate(case.plan.graph.ops):
                 got_t = np.frombuffer((dump / f"{i:03d}_{op.output}.bin").read_bytes(), np.int8)
                 np.testing.assert_array_equal(got_t, ref[op.output].reshape(-1), err_msg=f"{fl} {op.name}")
 

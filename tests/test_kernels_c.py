@@ -50,6 +50,7 @@ from kernel_harness import (
     planned_scratch,
     pointwise_case,
     pool_case,
+    pw_add_cases,
     quantize_multipliers,
     random_cases,
     requant_cases,
@@ -76,7 +77,7 @@ def cases() -> list[Case]:
     rng = np.random.default_rng(99)
     return (random_cases() + winograd_bound_cases(rng) + tflite_op_cases(rng) + pointwise_tail_cases(rng)
             + add_fast_cases(rng) + pointwise_asm_cases(rng) + pointwise_rq_cases(rng) + pointwise_few_cases(rng)
-            + pointwise_w16_cases(rng))
+            + pointwise_w16_cases(rng) + pw_add_cases(rng))
 
 
 def add_fast_cases(rng) -> list[Case]:
@@ -345,6 +346,7 @@ def qemu_cases(seed: int = 7) -> list[Case]:
     cs.append(pointwise_case(rng, 25, 48, 16))
     cs += pointwise_tail_cases(rng)[::2] + add_fast_cases(rng)[::3] + pointwise_asm_cases(rng)
     cs += pointwise_rq_cases(rng) + pointwise_few_cases(rng) + pointwise_w16_cases(rng)
+    cs += pw_add_cases(rng)
     cs.append(im2col_case(rng, 16, 16, 3, 16, (3, 3), (2, 2), K.same_padding((16, 16), (3, 3), (2, 2))))
     for _ in range(8):
         k = (int(rng.choice([1, 3, 5])),) * 2

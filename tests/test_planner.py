@@ -84,7 +84,7 @@ def check_plan(plan: MemoryPlan) -> None:
         op = next(o for o in g.ops if o.output == out)
         assert src in op.inputs
         assert (op.kind == "depthwise_conv2d" and opts.inplace_depthwise) or \
-            (op.kind == "add" and opts.inplace_add)
+            (op.kind in ("add", "conv2d_add") and opts.inplace_add)  # conv2d_add: projection + add fused
     # Lifetimes: a tensor's buffer covers every step from its producer to its last reader.
     steps_of = {b.name: set() for b in plan.buffers}
     for b in plan.buffers:

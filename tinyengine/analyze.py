@@ -81,6 +81,7 @@ def analyze_graph(g: Graph, arch, options: PlanOptions | None = None) -> Analysi
     """``analyze`` of a graph already built (an imported model: ``arch`` is then a
     ``model_source.ImportedModel``)."""
     plan = plan_memory(g, options)
+    g = plan.graph  # the graph that runs (a projection and its residual add may be one op: passes.fuse_add)
     rows = []
     for i, op in enumerate(g.ops):
         k = op.attrs.get("kernel")
@@ -120,7 +121,8 @@ def analyze_patched(arch: ArchConfig, options: PlanOptions) -> PatchedAnalysis:
 
     g = build_graph(arch)
     pg = patch_graph(g, options.patches, options.patch_split, options=options)
-    plan = plan_memory(pg.graph, replace(options, patches=1))  # pg.graph is patched already
+    # pg.graph is patched already; unfused (passes.fuse_add would drop steps pg.origin maps)
+    plan = plan_memory(pg.graph, replace(options, patches=1, fuse_add="off"))
     best: dict[int, int] = {}   # original op -> patched step with the most bytes in use
     macs = [0] * len(g.ops)
     inplace = [False] * len(g.ops)

@@ -5,11 +5,14 @@ Passes (``tinyengine.passes``) rewrite the graph and return a new one: patch-bas
 (``PlanOptions.stream``: segments that run row by row, chosen on the planned arena). The planner then plans
 the result as it is, and the layout pass (``tinyengine.passes.layout``) moves the depthwise ops left in
 place out of place where that is predicted cheaper and the arena does not grow (re-planning each trial).
+Last, the residual-add fusion (``tinyengine.passes.fuse_add``, ``PlanOptions.fuse_add``) merges each
+pointwise projection with the ADD after it where the arena does not grow.
 ``MemoryPlan.graph`` is the graph that runs: codegen lowers it, nothing else.
 """
 from __future__ import annotations
 
 from tinyengine.ir.graph import Graph
+from tinyengine.passes.fuse_add import fuse_residual_adds
 from tinyengine.passes.inplace import annotate_inplace
 from tinyengine.passes.layout import choose_layouts
 from tinyengine.passes.patch import patch_graph
@@ -32,6 +35,9 @@ def plan_memory(graph: Graph, options: PlanOptions | None = None) -> MemoryPlan:
     """Run the passes, then plan: the peak SRAM the search constrains and the arena codegen allocates."""
     opts = options or PlanOptions()
     g, layout = choose_layouts(prepare(graph, opts), opts, lambda x: plan_graph(x, opts))
+    g, fused = fuse_residual_adds(g, opts.fuse_add, lambda x: plan_graph(x, opts), include_input=opts.include_input,
+                                  inplace=opts.inplace_add)
     plan = plan_graph(g, opts)
     plan.layout = layout
+    plan.fused = fused
     return plan

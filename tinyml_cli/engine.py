@@ -64,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "in place wherever possible")
     a.add_argument("--layout-extra-sram", type=int, default=0, metavar="BYTES",
                    help="with --layout-choice speed: bytes the arena may grow by (0: no limit)")
+    a.add_argument("--fuse-add", choices=("on", "off"), default="on",
+                   help="pointwise projection + residual add as one kernel (te_conv_pointwise_add_s8) where the "
+                        "arena does not grow: on (default) or off")
     add_gen_parser(sub)
     add_deploy_parsers(sub)
     add_export_parser(sub)
@@ -99,6 +102,18 @@ def _apply_pw_weights(an, mode: str, board_name: str | None) -> dict | None:
 
 def _num(v) -> str:
     return "?" if v is None else f"{v:,}"
+
+
+def _print_fused(plan, console: Console) -> None:
+    """The residual-add fusion (tinyengine.passes.fuse_add): which projection + add pairs run as one op."""
+    if plan.options.fuse_add == "off":
+        console.print("[bold]fused residual adds[/]: off (--fuse-add off)")
+        return
+    recs = plan.fused
+    saved = sum(r["saved_tensor_bytes"] for r in recs.values())
+    console.print(f"[bold]fused residual adds[/] (--fuse-add on): {len(recs)} projection + add pairs run as "
+                  f"te_conv_pointwise_add_s8 ({', '.join(recs) or 'none'}); {saved:,} B of projection "
+                  "outputs never stored; arena not grown by it")
 
 
 def _print_layout_choice(plan, console: Console, quiet: bool) -> None:
@@ -139,7 +154,8 @@ def cmd_analyze(args: argparse.Namespace, console: Console) -> int:
     if args.layout_extra_sram and args.layout_choice != "speed":
         raise UsageError("--layout-extra-sram needs --layout-choice speed")
     opts = PlanOptions(inplace_depthwise=not args.no_inplace, inplace_add=not args.no_inplace,
-                       layout_choice=args.layout_choice, layout_extra_sram=args.layout_extra_sram)
+                       layout_choice=args.layout_choice, layout_extra_sram=args.layout_extra_sram,
+                       fuse_add=args.fuse_add)
     an = analyze_graph(imported[0], arch, opts) if imported else analyze(arch, opts)
     pan = analyze(arch, replace(opts, patches=args.patches, patch_split=args.patch_split)) \
         if args.patches > 1 else None
@@ -182,6 +198,7 @@ def cmd_analyze(args: argparse.Namespace, console: Console) -> int:
     if no_kernels:
         console.print(f"[yellow]no C kernels for this graph:[/] {no_kernels}")
     _print_layout_choice(an.plan, console, args.quiet)
+    _print_fused(an.plan, console)
     p = an.plan
     console.print(f"[bold]MACs[/] {an.macs / 1e6:.2f}M   [bold]params[/] {an.params / 1e6:.3f}M "
                   f"(float model, BN counted)   [bold]flash[/] {format_size(an.flash_bytes)} "
@@ -215,6 +232,7 @@ def cmd_analyze(args: argparse.Namespace, console: Console) -> int:
     if args.json_out:
         Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
         d = an.to_dict()
+        d["fuse_add"] = {"option": an.plan.options.fuse_add, "fused": an.plan.fused}
         if kernels:
             for row, k in zip(d["layers"], kernels):
                 row["c_kernel"] = {key: k[key] for key in ("kernel", "layout", "reason", "scratch_type")}

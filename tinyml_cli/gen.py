@@ -55,6 +55,9 @@ def add_gen_parser(subparsers) -> argparse.ArgumentParser:
                         "with in_c a multiple of 4 other than 8/16 (4 fewer instructions per 16 MACs, twice the "
                         "weight bytes); auto: int16 for the layers that save most per extra byte while the "
                         "board's flash (less 128 KiB for code) allows. lowering.json records the choice")
+    g.add_argument("--fuse-add", choices=("on", "off"), default="on",
+                   help="pointwise projection + residual add as one kernel (te_conv_pointwise_add_s8) where the "
+                        "arena does not grow: on (default) or off")
     g.add_argument("--build", action="store_true",
                    help="also build the host program (make host) and compare it with the reference output")
     return g
@@ -64,7 +67,8 @@ def cmd_gen(args: argparse.Namespace, console) -> int:
     proj = generate(args.model, args.board, args.out, weights=args.weights, seed=args.seed,
                     calib=args.calib, winograd=args.winograd, calib_data=args.calib_data, force=args.force,
                     datasets=DATASETS, stream=args.stream, layout_choice=args.layout_choice,
-                    layout_extra_sram=args.layout_extra_sram, pw_weights=args.pw_weights)
+                    layout_extra_sram=args.layout_extra_sram, pw_weights=args.pw_weights,
+                    fuse_add=args.fuse_add)
     if args.stream is None and Path(args.model).is_dir() and folder_streams(Path(args.model)):
         console.print(f"streaming on: {args.model} was searched with --stream (its SRAM limit counts fused "
                       "streaming); --no-stream to plan layer by layer")

@@ -121,6 +121,17 @@ typedef struct {
 } te_add_params_t;
 void te_add_s8(const int8_t *a, const int8_t *b, int n, const te_add_params_t *p, int8_t *out);
 
+/* Pointwise convolution fused with the residual ADD after it (te_pointwise_add.c, te_pointwise.c):
+ * out = te_add_s8(te_conv_pointwise_s8(in, ...), res) byte for byte, with the ADD's input a the
+ * projection's output (p->a_zp its zero point, q->out_zp) and b the residual `res` (n_pixels x out_c);
+ * the projection's output is never stored. `out` may be `res` exactly (each element read before it is
+ * written); `in` must not overlap `out`. Scratch: te_pointwise_add_scratch_bytes(in_c, out_c) =
+ * 2 * in_c * sizeof(int16_t) + 256 * sizeof(int32_t) + 2 * out_c, int32-aligned. */
+size_t te_pointwise_add_scratch_bytes(int in_c, int out_c);
+void te_conv_pointwise_add_s8(const int8_t *in, int n_pixels, int in_c, const int8_t *w, const int32_t *bias,
+                              int out_c, const te_quant_t *q, const int8_t *res, const te_add_params_t *p,
+                              int8_t *out, int16_t *scratch);
+
 /* Average pooling (TFLM AVERAGE_POOL_2D: sum of valid taps / count, rounded half away from zero;
  * input and output share scale and zero point). Global pooling = kernel H x W, stride 1, no pad. */
 void te_avg_pool_s8(const int8_t *in, int in_h, int in_w, int c, int k_h, int k_w, int stride_h,

@@ -113,7 +113,7 @@ int te_case_run(const uint8_t *rec, size_t avail, const te_case_env_t *env, te_c
      * Inputs an op writes (ADD with out = a or b) are always copied. */
     int ok = 1;
     const int cc = env->copy_const;
-    const int writes_in = h[H_OP] == TE_OP_ADD && h[H_VARIANT] != 0;
+    const int writes_in = (h[H_OP] == TE_OP_ADD || h[H_OP] == TE_OP_PW_ADD) && h[H_VARIANT] != 0;
     const int32_t *mult = (const int32_t *)const_of(env, cc, s_mult, 4u * n_ch, &ok);
     const int32_t *shift = (const int32_t *)const_of(env, cc, s_shift, 4u * n_ch, &ok);
     const int32_t *bias = h[H_HAS_BIAS] != 0 ? (const int32_t *)const_of(env, cc, s_bias, 4u * n_ch, &ok) : NULL;
@@ -152,7 +152,7 @@ int te_case_run(const uint8_t *rec, size_t avail, const te_case_env_t *env, te_c
     uint8_t *out = NULL;
     int32_t rc = 0;
     const int op = h[H_OP];
-    if (op != TE_OP_DW_INPLACE && !(op == TE_OP_ADD && h[H_VARIANT] != 0)) {
+    if (op != TE_OP_DW_INPLACE && !((op == TE_OP_ADD || op == TE_OP_PW_ADD) && h[H_VARIANT] != 0)) {
         out = (uint8_t *)alloc_fill(env, out_len, OUT_SENTINEL, &ok);
         if (!ok) {
             res->rc = -3;
@@ -277,6 +277,33 @@ int te_case_run(const uint8_t *rec, size_t avail, const te_case_env_t *env, te_c
         }
         before(env);
         te_add_s8(in, in2, h[H_N], &p, (int8_t *)out);
+        after(env);
+        break;
+    }
+    case TE_OP_PW_ADD: {
+        te_add_params_t p;
+        p.a_zp = h[H_OUT_ZP];
+        p.b_zp = h[H_B_ZP];
+        p.out_zp = h[H_ADD_OUT_ZP];
+        p.a_mult = h[H_A_MULT];
+        p.a_shift = h[H_A_SHIFT];
+        p.b_mult = h[H_B_MULT];
+        p.b_shift = h[H_B_SHIFT];
+        p.out_mult = h[H_OUT_MULT];
+        p.out_shift = h[H_OUT_SHIFT];
+        p.left_shift = h[H_LEFT_SHIFT];
+        p.act_min = h[H_ADD_ACT_MIN];
+        p.act_max = h[H_ADD_ACT_MAX];
+        if (te_pointwise_add_scratch_bytes(g.in_c, g.out_c) > scratch_len) {
+            rc = -4;
+            break;
+        }
+        if (h[H_VARIANT] == 1) {
+            out = (uint8_t *)in2;
+        }
+        before(env);
+        te_conv_pointwise_add_s8(in, h[H_N], g.in_c, w, bias, g.out_c, &q, in2, &p, (int8_t *)out,
+                                 (int16_t *)scratch);
         after(env);
         break;
     }

@@ -33,6 +33,8 @@ enum te_case_op {
     TE_OP_SOFTMAX = 11,   /* in_h = rows, n = depth, a_mult/a_shift = input mult/left shift, b_mult = diff_min */
     TE_OP_PAD = 12,       /* geometry + pad_bottom/pad_right, value = in_zp */
     TE_OP_POINTWISE_W16 = 13, /* te_conv_pointwise_w16_s8: w holds the int16 weight words */
+    TE_OP_PW_ADD = 14,    /* pointwise (as TE_OP_POINTWISE) + ADD of in2 (a = the projection, b = in2;
+                             a_zp = out_zp, add_out_zp/add_act_*); variant 1: out = in2 */
 };
 
 enum te_case_field {
@@ -44,6 +46,7 @@ enum te_case_field {
     H_N_CH, H_HAS_BIAS, H_W_LEN, H_U_LEN, H_IN_LEN, H_IN2_LEN, H_OUT_LEN, H_SCRATCH_LEN, H_BUF_LEN,
     H_B_ZP, H_A_MULT, H_A_SHIFT, H_B_MULT, H_B_SHIFT, H_OUT_MULT, H_OUT_SHIFT, H_LEFT_SHIFT,
     H_EXPECT_CRC, H_EXPECT_RC,
+    H_ADD_OUT_ZP, H_ADD_ACT_MIN, H_ADD_ACT_MAX, /* TE_OP_PW_ADD: the ADD's output zero point and clamp */
     TE_CASE_HDR_WORDS = 48
 };
 

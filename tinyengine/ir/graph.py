@@ -28,7 +28,8 @@ from tinyml_errors import GraphError
 OP_KINDS = ("conv2d", "depthwise_conv2d", "add", "avg_pool2d", "global_avg_pool",
             "fully_connected", "pad", "reshape",
             "max_pool2d", "mean", "softmax",  # these three come from imported .tflite models
-            "stream_segment")  # fused row-streamed ops (tinyengine.passes.stream; attrs['stream'])
+            "stream_segment",  # fused row-streamed ops (tinyengine.passes.stream; attrs['stream'])
+            "conv2d_add")  # pointwise projection + residual ADD (tinyengine.passes.fuse_add; attrs['fused_add'])
 WEIGHTED = ("conv2d", "depthwise_conv2d", "fully_connected")
 INPLACE_ATTR = "inplace_of"  # set by the in-place pass: the input tensor an op writes its output over
 

@@ -10,7 +10,7 @@ REQUANT_BYTES = 8  # int32 multiplier + int32 shift per output channel
 def op_macs(graph: Graph, op: Op) -> int:
     if op.kind == "stream_segment":  # fused row-streamed ops: their members' MACs, each row once
         return sum(op_macs(graph, m) for m in op.attrs["stream"].members)
-    if op.kind == "conv2d":
+    if op.kind in ("conv2d", "conv2d_add"):  # conv2d_add: a pointwise conv fused with an ADD
         ho, wo, cout = graph.write_shape(op)  # a region writer computes only its region
         _, kh, kw, cin = op.weight_shape
         return ho * wo * cout * kh * kw * cin

@@ -272,6 +272,29 @@ def _dw_key(name):
     return lambda a: f"{name}/k{a['geom']['k_h']}s{a['geom']['stride_h']}"
 
 
+# --------------------------------------------------------------------------- pointwise + residual add
+PW_ADD_TABLE_BYTES = 256 * 4  # the ADD's scaling of one input as a table over its 256 byte values
+
+
+def pointwise_add_scratch_bytes(in_c: int, out_c: int) -> int:
+    """Mirror of ``te_pointwise_add_scratch_bytes``: two pixels widened to int16, the ADD's table, two
+    pixels of projection bytes (the general path)."""
+    return 2 * in_c * 2 + PW_ADD_TABLE_BYTES + 2 * out_c
+
+
+def _sel_pw_add(g, op, ctx):
+    f = op.attrs["fused_add"]
+    where = f", written over the residual '{f['residual']}'" if ctx.inplace else ""
+    return (f"1x1 projection fused with the residual add '{f['add']}': each requantised value goes straight "
+            f"into the add, no '{f['mid']}' tensor ({f['saved_bytes']} B){where}")
+
+
+def _terms_pw_add(a):
+    # the pointwise kernel's terms: the add stage is per output (its cost goes into the 'out' coefficient),
+    # its 256-entry table per call ('call')
+    return _terms_pointwise(a)
+
+
 # --------------------------------------------------------------------------- the rest
 def _pool_args(g, op):
     h, w_, c = g.tensors[op.inputs[0]].shape
@@ -372,6 +395,19 @@ SPECS: tuple[KernelSpec, ...] = (
         "    te_depthwise_s8(TE_I8({{ x }}), &te_geom_{{ i }}, {{ w }}, &te_quant_{{ i }},\n"
         "                    TE_I8({{ y }}));",
         _terms_dw_hwc, weights="hwc"),
+    KernelSpec(
+        "te_conv_pointwise_add_s8", ("conv2d_add",),
+        "NHWC pixels x in_c -> pixels x out_c, plus the residual (pixels x out_c); weights (out_c, in_c)",
+        _sel_pw_add,
+        lambda g, op: {"n_pixels": g.tensors[op.inputs[0]].shape[0] * g.tensors[op.inputs[0]].shape[1],
+                       "in_c": _cin(g, op), "out_c": g.tensors[op.output].shape[2]},
+        "    te_conv_pointwise_add_s8(TE_I8({{ x }}), {{ a.n_pixels }}, {{ a.in_c }}, {{ w }}, "
+        "{{ a.out_c }},\n                             &te_quant_{{ i }}, TE_I8({{ x1 }}), &te_add_{{ i }}, "
+        "TE_I8({{ y }}), TE_I16({{ s }}));",
+        _terms_pw_add, "int16",
+        lambda g, op: pointwise_add_scratch_bytes(_cin(g, op), g.tensors[op.output].shape[2]),
+        lambda g, op: f"te_pointwise_add_scratch_bytes({_cin(g, op)}, {g.tensors[op.output].shape[2]})",
+        weights="oi"),
     KernelSpec(
         "te_add_s8", ("add",), "elementwise over NHWC",
         lambda g, op, ctx: "residual add (TFLM int8 ADD: left shift 20, two input and one output multiplier)",

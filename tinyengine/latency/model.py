@@ -176,7 +176,9 @@ def _part_latency(model_key: int, part: tuple) -> float:
 # Architecture predictions plan with the per-op layout choice off (every depthwise in place): the
 # choice depends on the whole network's peak, which the per-block cache of ``predict_fast`` cannot see,
 # and it only ever picks a kernel predicted cheaper, so this is an upper bound of the generated code's.
-_ARCH_PLAN = PlanOptions(layout_choice="off")
+# The residual-add fusion likewise (kept where the whole network's arena does not grow; every fused
+# block measured faster than its projection + add): off here, an upper bound again.
+_ARCH_PLAN = PlanOptions(layout_choice="off", fuse_add="off")
 
 
 def arch_layers(arch) -> list[dict]:

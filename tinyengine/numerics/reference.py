@@ -33,6 +33,9 @@ def run_op(graph: Graph, op: Op, vals: dict[str, np.ndarray], *, single_rounding
     if op.kind == "stream_segment":  # fused row-streamed ops (tinyengine.passes.stream)
         from tinyengine.numerics.stream_ref import run_segment
         return run_segment(graph, op.attrs["stream"], vals, single_rounding=single_rounding)
+    if op.kind == "conv2d_add":  # pointwise projection + residual ADD (tinyengine.passes.fuse_add)
+        from tinyengine.numerics.fused_ref import run_conv_add
+        return run_conv_add(graph, op, vals, single_rounding=single_rounding)
     x = vals[op.inputs[0]]
     zin = t[op.inputs[0]].zero_point
     out = t[op.output]

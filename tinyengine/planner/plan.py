@@ -37,6 +37,7 @@ class PlanOptions:
     stream: bool = False        # fused streaming execution of the segments that lower the arena (passes.stream)
     layout_choice: str = "memory"  # depthwise in/out of place by cost (tinyengine.passes.layout): off | memory | speed
     layout_extra_sram: int = 0     # "speed": bytes the arena may grow by for it (0 = no limit)
+    fuse_add: str = "on"           # pointwise projection + residual ADD as one op where the arena does not grow (passes.fuse_add): on | off
 
 
 @dataclass
@@ -74,6 +75,7 @@ class MemoryPlan:
     tensor_offset: dict[str, int] = field(default_factory=dict)
     inplace: dict[str, str] = field(default_factory=dict)  # output tensor -> input tensor it overwrites
     layout: dict[str, dict] = field(default_factory=dict)  # depthwise op -> layout choice record (passes.layout)
+    fused: dict[str, dict] = field(default_factory=dict)   # fused projection + add -> record (passes.fuse_add)
 
     @property
     def peak_sram(self) -> int:
