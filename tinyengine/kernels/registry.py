@@ -151,25 +151,32 @@ def _terms_stem(a):
             "out_c": co, "co_odd": p * kp * (co % 2)}
 
 
-def _terms_pointwise(a):
+_PW_KEYS = ("macs", "out", "in", "pixels", "out_c", "ci_rem4", "co_odd", "pix_odd", "macs_asm", "out_rq",
+            "in_rewiden")
+
+
+def _terms_pw_tiles(a):
+    # te_pointwise.c's 2 x 2 tiles (DSP dispatch for the usual layer: full clamp, shifts in [-23, -2]): the
+    # folded requantisation per 32-channel chunk (input widened again per chunk), the assembly inner loop
     p, ci, co = a["n_pixels"], a["in_c"], a["out_c"]
-    # te_pointwise.c's DSP dispatch for the usual layer (full clamp, shifts in [-23, -2]): the folded
-    # requantisation per 32-channel chunk (input widened again per chunk), the assembly inner loop;
-    # in_c 16 (and 8 with out_c even): the few-input-channel path instead (one pixel a turn against a
-    # table of at most 192 words per chunk, 4 + in_c / 2 per channel), its own per-output costs
-    few = ci == 16 or (ci == 8 and co % 2 == 0)
-    keys = ("macs", "out", "in", "pixels", "out_c", "ci_rem4", "co_odd", "pix_odd", "macs_asm", "out_rq",
-            "in_rewiden", "out_few8", "out_few16", "px_few", "co_few")
-    if few:
-        chunks = math.ceil(co / (192 // (4 + ci // 2)))
-        return {**dict.fromkeys(keys, 0), "macs": p * ci * co, "out_few8": p * co if ci == 8 else 0,
-                "out_few16": p * co if ci == 16 else 0, "px_few": p * chunks, "co_few": co}
     rq = ci % 4 == 0 and ci > 0 and (co <= 32 or ci <= 64)
     asm = ci % 4 == 0 and ci >= (16 if rq else 20)
-    return {**dict.fromkeys(keys, 0), "macs": p * ci * co, "out": p * co, "in": p * ci, "pixels": p, "out_c": co,
+    return {"macs": p * ci * co, "out": p * co, "in": p * ci, "pixels": p, "out_c": co,
             "ci_rem4": p * co * (ci % 4), "co_odd": p * ci * (co % 2), "pix_odd": (p % 2) * ci * co,
             "macs_asm": p * ci * co if asm else 0, "out_rq": p * co if rq else 0,
             "in_rewiden": p * ci * ((co - 1) // 32) if rq else 0}
+
+
+def _terms_pointwise(a):
+    # the 2 x 2 tiles, except in_c 16 (and 8 with out_c even): the few-input-channel path (one pixel a turn
+    # against a table of at most 192 words per chunk, 4 + in_c / 2 per channel), its own per-output costs
+    p, ci, co = a["n_pixels"], a["in_c"], a["out_c"]
+    few_keys = ("out_few8", "out_few16", "px_few", "co_few")
+    if ci == 16 or (ci == 8 and co % 2 == 0):
+        chunks = math.ceil(co / (192 // (4 + ci // 2)))
+        return {**dict.fromkeys(_PW_KEYS, 0), "macs": p * ci * co, "out_few8": p * co if ci == 8 else 0,
+                "out_few16": p * co if ci == 16 else 0, "px_few": p * chunks, "co_few": co}
+    return {**_terms_pw_tiles(a), **dict.fromkeys(few_keys, 0)}
 
 
 def _terms_pointwise_w16(a):
@@ -290,9 +297,9 @@ def _sel_pw_add(g, op, ctx):
 
 
 def _terms_pw_add(a):
-    # the pointwise kernel's terms: the add stage is per output (its cost goes into the 'out' coefficient),
-    # its 256-entry table per call ('call')
-    return _terms_pointwise(a)
+    # the pointwise kernel's 2 x 2 tile terms (the fused kernel has no few-input-channel path): the add stage
+    # is per output (its cost goes into the 'out' coefficient), its 256-entry table per call ('call')
+    return _terms_pw_tiles(a)
 
 
 # --------------------------------------------------------------------------- the rest
