@@ -79,6 +79,33 @@ TE_INLINE int8_t dw_requant(const dw_out_t *o, int32_t acc)
     return te_rq_s8(&o->rq, te_add_wrap(acc, o->base), o->zp, o->lo, o->hi);
 }
 
+#if defined(TE_USE_DSP) && !defined(TE_DSP_EMULATE)
+/* The folded output stage of dw_store / dw_store_based (base a constant 0 in the latter: the addition
+ * folds away), two outputs per pass: one loop test and one pointer step for both. */
+TE_INLINE void dw_store_folded(const int32_t *acc, int n, int32_t base, int32_t mult, int32_t hz, int32_t em1,
+                               int8_t *out, int C)
+{
+    if (n & 1) { /* the odd one first: nothing to fix up after the loop */
+        int32_t r;
+        __asm__("ssat %0, #8, %1" : "=r"(r) : "r"(te_rq_fast(te_add_wrap(acc[0], base), mult, hz, em1)));
+        out[0] = (int8_t)r;
+        out += C;
+        acc++;
+    }
+    const int32_t *const end = acc + (n & ~1);
+    const size_t c2 = 2 * (size_t)C;
+    while (acc != end) {
+        int32_t r0, r1;
+        __asm__("ssat %0, #8, %1" : "=r"(r0) : "r"(te_rq_fast(te_add_wrap(acc[0], base), mult, hz, em1)));
+        __asm__("ssat %0, #8, %1" : "=r"(r1) : "r"(te_rq_fast(te_add_wrap(acc[1], base), mult, hz, em1)));
+        out[0] = (int8_t)r0;
+        out[C] = (int8_t)r1;
+        out += c2;
+        acc += 2;
+    }
+}
+#endif
+
 /* Requantise n raw accumulators into outputs C bytes apart. The usual shift <= -2 case gets its
  * own loop (te_rq_scale's fast branch, unswitched by hand). */
 static void dw_store(const int32_t *acc, int n, const dw_out_t *o, int8_t *out, int C)
@@ -89,13 +116,8 @@ static void dw_store(const int32_t *acc, int n, const dw_out_t *o, int8_t *out, 
         /* no fused clamp: SSAT #8, with out_zp folded into the rounding word:
          * (X >> em1) + zp == (X + (zp << em1)) >> em1, and for em1 <= 22 the sum stays inside int32
          * (|X| <= 2^30, |zp << em1| <= 2^29): one instruction less per output. */
-        const int32_t mult = o->rq.mult, em1 = o->rq.em1;
-        const int32_t hpos = te_add_wrap(o->rq.hpos, (int32_t)((uint32_t)zp << em1));
-        for (int i = 0; i < n; i++) {
-            int32_t r;
-            __asm__("ssat %0, #8, %1" : "=r"(r) : "r"(te_rq_fast(te_add_wrap(acc[i], base), mult, hpos, em1)));
-            out[(size_t)i * (size_t)C] = (int8_t)r;
-        }
+        const int32_t em1 = o->rq.em1;
+        dw_store_folded(acc, n, base, o->rq.mult, te_add_wrap(o->rq.hpos, (int32_t)((uint32_t)zp << em1)), em1, out, C);
         return;
     }
 #endif
@@ -126,13 +148,8 @@ static void dw_store_based(const int32_t *acc, int n, const dw_out_t *o, int8_t 
 {
 #if defined(TE_USE_DSP) && !defined(TE_DSP_EMULATE)
     if (o->rq.fast && o->lo == -128 && o->hi == 127 && o->rq.em1 <= 22) { /* as in dw_store */
-        const int32_t mult = o->rq.mult, em1 = o->rq.em1;
-        const int32_t hpos = te_add_wrap(o->rq.hpos, (int32_t)((uint32_t)o->zp << em1));
-        for (int i = 0; i < n; i++) {
-            int32_t r;
-            __asm__("ssat %0, #8, %1" : "=r"(r) : "r"(te_rq_fast(acc[i], mult, hpos, em1)));
-            out[(size_t)i * (size_t)C] = (int8_t)r;
-        }
+        const int32_t em1 = o->rq.em1;
+        dw_store_folded(acc, n, 0, o->rq.mult, te_add_wrap(o->rq.hpos, (int32_t)((uint32_t)o->zp << em1)), em1, out, C);
         return;
     }
 #endif
@@ -432,10 +449,11 @@ TE_INLINE void quad_k7s2(const int8_t *p, const dw_wrow_t *w, int32_t *a)
 }
 
 #define DW_QUADS_FN(NAME, QUAD, K, S)                                                               \
-    static DW_NOINLINE void NAME(const int8_t *p, int pitch, const dw_wrow_t *wr, int32_t *acc, int n) \
+    static DW_NOINLINE void NAME(const int8_t *p, int pitch, const dw_wrow_t *wr, int32_t *acc, int n, \
+                                 int32_t base)                                                     \
     {                                                                                              \
         for (int i = 0; i < n; i++) {                                                              \
-            int32_t a[4] = {0, 0, 0, 0};                                                           \
+            int32_t a[4] = {base, base, base, base};                                               \
             const int8_t *q = p;                                                                   \
             TE_UNROLL                                                                              \
             for (int r = 0; r < (K); r++) {                                                        \
@@ -451,14 +469,22 @@ TE_INLINE void quad_k7s2(const int8_t *p, const dw_wrow_t *w, int32_t *a)
         }                                                                                          \
     }
 
-DW_QUADS_FN(dw_quads_k5s1, quad_k5s1, 5, 1)
-DW_QUADS_FN(dw_quads_k7s1, quad_k7s1, 7, 1)
-DW_QUADS_FN(dw_quads_k5s2, quad_k5s2, 5, 2)
-DW_QUADS_FN(dw_quads_k7s2, quad_k7s2, 7, 2)
+#if defined(TE_DSP_EMULATE) || !defined(__GNUC__) || !defined(__thumb2__)
+DW_QUADS_FN(dw_quads_k5s1_fast, quad_k5s1, 5, 1)
+DW_QUADS_FN(dw_quads_k7s1_fast, quad_k7s1, 7, 1)
+DW_QUADS_FN(dw_quads_k5s2_fast, quad_k5s2, 5, 2)
+DW_QUADS_FN(dw_quads_k7s2_fast, quad_k7s2, 7, 2)
+#else /* the same sums in assembly, the real DSP path (see te_dw_quads_asm.h) */
+#include "te_dw_quads_asm.h"
+TE_DW_QUADS_ASM_FN(dw_quads_k5s1_fast, TE_DW_ROW_K5S1, 5, 1)
+TE_DW_QUADS_ASM_FN(dw_quads_k5s2_fast, TE_DW_ROW_K5S2, 5, 2)
+TE_DW_QUADS_ASM_FN(dw_quads_k7s1_fast, TE_DW_ROW_K7S1, 7, 1)
+TE_DW_QUADS_ASM_FN(dw_quads_k7s2_fast, TE_DW_ROW_K7S2, 7, 2)
+#endif
 
 #define DW_PAIR_LOOP(ROW, K)                                                  \
     for (; ox + 2 <= end; ox += 2) {                                          \
-        int32_t a0 = 0, a1 = 0;                                               \
+        int32_t a0 = base, a1 = base;                                         \
         const int8_t *p = prow + ox * s;                                      \
         TE_UNROLL                                                             \
         for (int r = 0; r < (K); r++) {                                       \
@@ -535,6 +561,7 @@ static void dw_plane_k3(const int8_t *plane, int pitch, int s, int oh, int ow, c
 static DW_NOINLINE int32_t dw_second(const int8_t *start, int pitch, int sel, const dw_wrow_t *wr)
 {
     const int end = 2, ox0 = 0, s = sel & 1 ? 1 : 2;
+    const int32_t base = 0;
     int32_t acc[2];
     int ox = 0;
     const int8_t *prow = start;
@@ -574,6 +601,7 @@ static void dw_plane_dsp(const int8_t *plane, int pitch, int k, int s, int oh, i
         return;
     }
     const int sel = k * 2 + s; /* 11, 12, 15, 16 */
+    const int32_t base = o->base; /* the sums start from the channel's base: dw_store_based below */
     for (int oy = 0; oy < oh; oy++) {
         const int8_t *prow = plane + (size_t)oy * (size_t)s * (size_t)pitch;
         int8_t *orow = out + (size_t)oy * (size_t)ow * (size_t)C;
@@ -584,13 +612,13 @@ static void dw_plane_dsp(const int8_t *plane, int pitch, int k, int s, int oh, i
                 const int nq = (end - ox0) / 4;
                 const int8_t *p = prow + ox0 * s;
                 if (sel == 11) {
-                    dw_quads_k5s1(p, pitch, wr, acc, nq);
+                    dw_quads_k5s1_fast(p, pitch, wr, acc, nq, base);
                 } else if (sel == 12) {
-                    dw_quads_k5s2(p, pitch, wr, acc, nq);
+                    dw_quads_k5s2_fast(p, pitch, wr, acc, nq, base);
                 } else if (sel == 15) {
-                    dw_quads_k7s1(p, pitch, wr, acc, nq);
+                    dw_quads_k7s1_fast(p, pitch, wr, acc, nq, base);
                 } else {
-                    dw_quads_k7s2(p, pitch, wr, acc, nq);
+                    dw_quads_k7s2_fast(p, pitch, wr, acc, nq, base);
                 }
                 ox = ox0 + 4 * nq;
             }
@@ -609,9 +637,10 @@ static void dw_plane_dsp(const int8_t *plane, int pitch, int k, int s, int oh, i
                 break;
             }
             if (ox < end) { /* odd row length: the pair ending at the last output (its first recomputed) */
-                acc[ox - ox0] = ox > 0 ? dw_second(prow + (ox - 1) * s, pitch, sel, wr) : dw_one(prow, pitch, k, k, wk);
+                acc[ox - ox0] = te_add_wrap(ox > 0 ? dw_second(prow + (ox - 1) * s, pitch, sel, wr)
+                                                   : dw_one(prow, pitch, k, k, wk), base);
             }
-            dw_store(acc, end - ox0, o, orow + (size_t)ox0 * (size_t)C, C);
+            dw_store_based(acc, end - ox0, o, orow + (size_t)ox0 * (size_t)C, C);
         }
     }
 }

@@ -1,0 +1,108 @@
+"""In-place depthwise 5x5 / 7x7 (stride 1 and 2) on the shapes that exercise the quad loops (four outputs
+per pass; assembly on the Cortex-M4 DSP path, firmware/src/te_dw_quads_asm.h) and what follows them in a
+row: output widths 4..7 (a leftover pair, an odd last output), one and two 32-output chunks, one output
+column, and the output stages after them (sums started from the channel's base): the usual one, the
+zero-point fold's fallback (tiny scales, em1 > 22) and a fused clamp narrower than int8. Byte for byte
+against the NumPy reference on the Cortex-M4 (QEMU, every case) and the host variants.
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import zlib
+
+import kernel_harness
+import numpy as np
+import pytest
+from kernel_harness import (
+    HOST_VARIANTS,
+    K,
+    _first_difference,
+    build_firmware,
+    build_host_driver,
+    dw_case,
+    pack_all,
+    parse_outputs,
+    require_arm_toolchain,
+    require_tool,
+    run,
+    run_qemu,
+    write_cases_c,
+)
+
+
+def _cases(rng) -> list:
+    cs = []
+    for k in (5, 7):
+        for s in (1, 2):
+            # output widths 1, 4, 5, 6, 7, 33, 35 (same padding: out = ceil(w / s))
+            for ow in (1, 4, 5, 6, 7, 33, 35):
+                w_ = ow * s if s == 1 else 2 * ow - 1
+                h = 3 if ow > 7 else 5
+                cs.append(dw_case(rng, h, w_, 3 if ow > 7 else 5, (k, k), (s, s),
+                                  K.same_padding((h, w_), (k, k), (s, s)), True))
+            # valid padding (plane = input) and asymmetric padding
+            cs.append(dw_case(rng, k + 3, k + 9, 4, (k, k), (s, s), (0, 0, 0, 0), True))
+            cs.append(dw_case(rng, 6, 13, 6, (k, k), (s, s), (k - 2, 1, 1, k - 2), True))
+    quant, act = kernel_harness._quant, kernel_harness._act
+    try:
+        # tiny effective scales (em1 > 22): the output stage without the zero-point fold
+        kernel_harness._quant = lambda r, n, scale_range=(2.0**-27, 2.0**-22): quant(r, n, scale_range)
+        kernel_harness._act = lambda r, out_zp: (-128, 127)
+        for (k, s) in ((5, 1), (7, 2)):
+            cs.append(dw_case(rng, 4, 11, 8, (k, k), (s, s), K.same_padding((4, 11), (k, k), (s, s)), True))
+        # a fused clamp narrower than int8
+        kernel_harness._quant = quant
+        kernel_harness._act = lambda r, out_zp: (-100, 90)
+        for (k, s) in ((5, 2), (7, 1)):
+            cs.append(dw_case(rng, 4, 11, 8, (k, k), (s, s), K.same_padding((4, 11), (k, k), (s, s)), True))
+    finally:
+        kernel_harness._quant, kernel_harness._act = quant, act
+    return cs
+
+
+@pytest.fixture(scope="module")
+def cases() -> list:
+    return _cases(np.random.default_rng(1517))
+
+
+def _check(results, cases, where):
+    failures = []
+    for i, c in enumerate(cases):
+        rc, got = results[i]
+        if rc != c.expect_rc or got != c.expected:
+            failures.append(f"case {i} {c.desc}: rc {rc}; " + ("" if got == c.expected else _first_difference(got, c.expected)))
+    assert not failures, f"{len(failures)} of {len(cases)} differ ({where}):\n" + "\n".join(failures[:20])
+
+
+def test_host_dw_quads_match_reference(tmp_path, cases):
+    blob = tmp_path / "cases.bin"
+    blob.write_bytes(pack_all(cases))
+
+    def one(name):
+        exe = build_host_driver(tmp_path / f"driver-{name}", HOST_VARIANTS[name])
+        out = tmp_path / f"out-{name}.bin"
+        env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=0",
+                   UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1")
+        run([exe, blob, out], env=env, timeout=300)
+        return name, parse_outputs(out.read_bytes())
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as ex:
+        res = dict(ex.map(one, HOST_VARIANTS))
+    for name, r in res.items():
+        assert len(r) == len(cases)
+        _check(r, cases, name)
+
+
+def test_qemu_m4_dw_quads_match_reference(tmp_path, cases):
+    require_arm_toolchain()
+    require_tool("qemu-system-arm", "qemu-system-arm")
+    cases_c = tmp_path / "cases.c"
+    write_cases_c(pack_all(cases), cases_c)
+    elf = build_firmware("mps2-an386", cases_c, tmp_path / "fw.elf")
+    r = run_qemu("mps2-an386", elf, shift=0)
+    assert r.done == (len(cases), 0) and r.returncode == 0, f"exit {r.returncode}, DONE {r.done}\n" + r.output[-3000:]
+    for i, c in enumerate(cases):
+        line = r.lines[i]
+        assert line["ok"] and line["crc"] == zlib.crc32(c.expected) and line["rc"] == c.expect_rc, (
+            f"case {i} {c.desc}: {line}")
