@@ -1,4 +1,4 @@
-"""In-place depthwise 5x5 / 7x7 (stride 1 and 2) on the shapes that exercise the quad loops (four outputs
+"""In-place depthwise 3x3/s1 on small planes (the whole plane in flat sweeps) and 5x5 / 7x7 (stride 1 and 2) on the shapes that exercise the quad loops (four outputs
 per pass; assembly on the Cortex-M4 DSP path, firmware/src/te_dw_quads_asm.h) and what follows them in a
 row: output widths 4..7 (a leftover pair, an odd last output), one and two 32-output chunks, one output
 column, and the output stages after them (sums started from the channel's base): the usual one, the
@@ -44,6 +44,12 @@ def _cases(rng) -> list:
             # valid padding (plane = input) and asymmetric padding
             cs.append(dw_case(rng, k + 3, k + 9, 4, (k, k), (s, s), (0, 0, 0, 0), True))
             cs.append(dw_case(rng, 6, 13, 6, (k, k), (s, s), (k - 2, 1, 1, k - 2), True))
+    # 3x3/s1 in place, whole plane in flat sweeps (ow 2..24): odd and even counts in the last sweep
+    # (odd: a first pair, then pairs ending at the last output), one and several sweeps, valid padding
+    for (h, w_) in ((1, 3), (3, 2), (2, 3), (3, 3), (3, 5), (6, 23), (11, 24), (5, 5)):
+        cs.append(dw_case(rng, h, w_, 7, (3, 3), (1, 1), K.same_padding((h, w_), (3, 3), (1, 1)), True))
+    cs.append(dw_case(rng, 5, 7, 5, (3, 3), (1, 1), (0, 0, 0, 0), True))
+    cs.append(dw_case(rng, 4, 4, 5, (3, 3), (1, 1), (0, 0, 0, 0), True))
     quant, act = kernel_harness._quant, kernel_harness._act
     try:
         # tiny effective scales (em1 > 22): the output stage without the zero-point fold
@@ -51,11 +57,13 @@ def _cases(rng) -> list:
         kernel_harness._act = lambda r, out_zp: (-128, 127)
         for (k, s) in ((5, 1), (7, 2)):
             cs.append(dw_case(rng, 4, 11, 8, (k, k), (s, s), K.same_padding((4, 11), (k, k), (s, s)), True))
+        cs.append(dw_case(rng, 3, 5, 8, (3, 3), (1, 1), (1, 1, 1, 1), True))
         # a fused clamp narrower than int8
         kernel_harness._quant = quant
         kernel_harness._act = lambda r, out_zp: (-100, 90)
         for (k, s) in ((5, 2), (7, 1)):
             cs.append(dw_case(rng, 4, 11, 8, (k, k), (s, s), K.same_padding((4, 11), (k, k), (s, s)), True))
+        cs.append(dw_case(rng, 3, 5, 8, (3, 3), (1, 1), (1, 1, 1, 1), True))
     finally:
         kernel_harness._quant, kernel_harness._act = quant, act
     return cs

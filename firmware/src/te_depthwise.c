@@ -503,23 +503,52 @@ TE_DW_QUADS_ASM_FN(dw_quads_k7s2_fast, TE_DW_ROW_K7S2, 7, 2)
  * (and the odd output's second call) that dominate small planes. Reads stay inside the plane: a sweep
  * ends at most one output past the last real one of a row <= oh - 2, i.e. with the pair at columns
  * (ow - 1, ow), whose loads cover columns ow - 1 .. ow + 2 = pitch (column 0 of the next plane row) of
- * rows <= oh: offset <= (oh + 1) * pitch < hp * pitch (hp = oh + 2). The last output row runs the
- * per-row loop below. */
+ * rows <= oh: offset <= (oh + 1) * pitch < hp * pitch (hp = oh + 2). The sweep that ends with the
+ * last output row must not pass its last output: when its count is odd, the pair (0, 1) is computed
+ * first and the pairs after it start at output 1, the last one ending at the last output (output 1
+ * computed twice; needs ow >= 2). Each sweep's outputs are requantised by one dw_store_rows. */
 #define DW_FLAT_MAX_W 24
 #define DW_FLAT_ACC 130
+
+/* dw_store_based for nr rows of ow outputs, the rows `pitch` accumulators apart (the flat sweeps). */
+static void dw_store_rows(const int32_t *fa, int pitch, int nr, int ow, const dw_out_t *o, int8_t *out, int C)
+{
+    const size_t orow = (size_t)ow * (size_t)C;
+#if !defined(TE_DSP_EMULATE)
+    if (o->rq.fast && o->lo == -128 && o->hi == 127 && o->rq.em1 <= 22) { /* as in dw_store */
+        const int32_t em1 = o->rq.em1, mult = o->rq.mult;
+        const int32_t hz = te_add_wrap(o->rq.hpos, (int32_t)((uint32_t)o->zp << em1));
+        for (int r = 0; r < nr; r++) {
+            dw_store_folded(fa, ow, 0, mult, hz, em1, out, C);
+            fa += pitch;
+            out += orow;
+        }
+        return;
+    }
+#endif
+    for (int r = 0; r < nr; r++) {
+        dw_store_based(fa, ow, o, out, C);
+        fa += pitch;
+        out += orow;
+    }
+}
 
 static DW_NOINLINE void dw_flat_k3s1(const int8_t *plane, int pitch, int oh, int ow, const dw_wrow_t *wr,
                                      const dw_out_t *o, int8_t *out, int C)
 {
     int32_t fa[DW_FLAT_ACC + 2];
     const int rows_per = DW_FLAT_ACC / pitch; /* pitch = ow + 2 <= 26: >= 5 rows */
-    for (int oy = 0; oy < oh - 1; oy += rows_per) {
-        const int nr = oh - 1 - oy < rows_per ? oh - 1 - oy : rows_per;
+    for (int oy = 0; oy < oh; oy += rows_per) {
+        const int nr = oh - oy < rows_per ? oh - oy : rows_per;
         const int count = (nr - 1) * pitch + ow; /* through the last real output */
-        dw_pairs_k3s1(plane + (size_t)oy * (size_t)pitch, pitch, wr, fa, (count + 1) / 2, o->base);
-        for (int r = 0; r < nr; r++) {
-            dw_store_based(fa + r * pitch, ow, o, out + (size_t)(oy + r) * (size_t)ow * (size_t)C, C);
+        const int8_t *p = plane + (size_t)oy * (size_t)pitch;
+        if (oy + nr < oh || !(count & 1)) {
+            dw_pairs_k3s1(p, pitch, wr, fa, (count + 1) / 2, o->base);
+        } else { /* the last sweep, odd count: pair (0, 1), then the pairs ending at the last output */
+            dw_pairs_k3s1(p, pitch, wr, fa, 1, o->base);
+            dw_pairs_k3s1(p + 1, pitch, wr, fa + 1, count / 2, o->base);
         }
+        dw_store_rows(fa, pitch, nr, ow, o, out + (size_t)oy * (size_t)ow * (size_t)C, C);
     }
 }
 
@@ -591,11 +620,9 @@ static void dw_plane_dsp(const int8_t *plane, int pitch, int k, int s, int oh, i
     int32_t acc[DW_CHUNK];
     pack_rows(wk, k, wr);
     if (k == 3) {
-        if (s == 1 && ow <= DW_FLAT_MAX_W && oh > 1) { /* all rows but the last flat, the last one below */
+        if (s == 1 && ow <= DW_FLAT_MAX_W && ow >= 2) { /* the whole plane in flat sweeps */
             dw_flat_k3s1(plane, pitch, oh, ow, wr, o, out, C);
-            plane += (size_t)(oh - 1) * (size_t)pitch;
-            out += (size_t)(oh - 1) * (size_t)ow * (size_t)C;
-            oh = 1;
+            return;
         }
         dw_plane_k3(plane, pitch, s, oh, ow, wk, wr, o, out, C);
         return;
