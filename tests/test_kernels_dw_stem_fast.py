@@ -1,9 +1,16 @@
-"""In-place depthwise 3x3/s1 on small planes (the whole plane in flat sweeps) and 5x5 / 7x7 (stride 1 and 2) on the shapes that exercise the quad loops (four outputs
+"""The fast paths of the depthwise and stem kernels, byte for byte against the NumPy reference on the
+Cortex-M4 (QEMU, every case) and the host variants.
+
+In-place depthwise 3x3/s1 on small planes (the whole plane in flat sweeps) and 5x5 / 7x7 (stride 1 and 2) on the shapes that exercise the quad loops (four outputs
 per pass; assembly on the Cortex-M4 DSP path, firmware/src/te_dw_quads_asm.h) and what follows them in a
 row: output widths 4..7 (a leftover pair, an odd last output), one and two 32-output chunks, one output
 column, and the output stages after them (sums started from the channel's base): the usual one, the
-zero-point fold's fallback (tiny scales, em1 > 22) and a fused clamp narrower than int8. Byte for byte
-against the NumPy reference on the Cortex-M4 (QEMU, every case) and the host variants.
+zero-point fold's fallback (tiny scales, em1 > 22) and a fused clamp narrower than int8.
+
+The stem (te_conv_stem_s8) with deployed-like quantisation (every channel on the fast requantisation, no
+fused clamp): the folded output stage (sums from the biases, out_zp in the rounding word), with odd and
+even output channel counts, 1 and 3 input channels, an odd pixel count; and the same layers with one
+channel past the fold (em1 > 22) and with a fused clamp (the unfolded stages).
 """
 from __future__ import annotations
 
@@ -14,6 +21,7 @@ import zlib
 import kernel_harness
 import numpy as np
 import pytest
+from test_kernels_dw_stem import stem_case
 from kernel_harness import (
     HOST_VARIANTS,
     K,
@@ -69,9 +77,36 @@ def _cases(rng) -> list:
     return cs
 
 
+def _stem_cases(rng) -> list:
+    cs = []
+    quant, act = kernel_harness._quant, kernel_harness._act
+    try:
+        kernel_harness._quant = lambda r, n, scale_range=(2.0**-14, 2.0**-3): quant(r, n, scale_range)
+        kernel_harness._act = lambda r, out_zp: (-128, 127)
+        for (h, w_, c, co) in ((9, 9, 3, 16), (8, 7, 3, 5), (7, 7, 1, 8), (6, 5, 3, 1), (5, 6, 2, 17)):
+            cs.append(stem_case(rng, h, w_, c, co, (3, 3), (2, 2), K.same_padding((h, w_), (3, 3), (2, 2))))
+        cs.append(stem_case(rng, 7, 6, 3, 6, (5, 5), (2, 2), K.same_padding((7, 6), (5, 5), (2, 2))))
+        # one channel's shift past the fold (em1 > 22): the whole layer takes the unfolded stage
+        def past_fold(r, n, scale_range=(2.0**-14, 2.0**-3)):
+            m, sh = quant(r, n, scale_range)
+            sh = np.array(sh, copy=True)
+            sh[n // 2] = -25
+            return m, sh
+        kernel_harness._quant = past_fold
+        cs.append(stem_case(rng, 9, 9, 3, 16, (3, 3), (2, 2), K.same_padding((9, 9), (3, 3), (2, 2))))
+        # a fused clamp
+        kernel_harness._quant = lambda r, n, scale_range=(2.0**-14, 2.0**-3): quant(r, n, scale_range)
+        kernel_harness._act = lambda r, out_zp: (-90, 100)
+        cs.append(stem_case(rng, 9, 9, 3, 16, (3, 3), (2, 2), K.same_padding((9, 9), (3, 3), (2, 2))))
+    finally:
+        kernel_harness._quant, kernel_harness._act = quant, act
+    return cs
+
+
 @pytest.fixture(scope="module")
 def cases() -> list:
-    return _cases(np.random.default_rng(1517))
+    rng = np.random.default_rng(1517)
+    return _cases(rng) + _stem_cases(rng)
 
 
 def _check(results, cases, where):
@@ -83,7 +118,7 @@ def _check(results, cases, where):
     assert not failures, f"{len(failures)} of {len(cases)} differ ({where}):\n" + "\n".join(failures[:20])
 
 
-def test_host_dw_quads_match_reference(tmp_path, cases):
+def test_host_dw_stem_fast_paths_match_reference(tmp_path, cases):
     blob = tmp_path / "cases.bin"
     blob.write_bytes(pack_all(cases))
 
@@ -102,7 +137,7 @@ def test_host_dw_quads_match_reference(tmp_path, cases):
         _check(r, cases, name)
 
 
-def test_qemu_m4_dw_quads_match_reference(tmp_path, cases):
+def test_qemu_m4_dw_stem_fast_paths_match_reference(tmp_path, cases):
     require_arm_toolchain()
     require_tool("qemu-system-arm", "qemu-system-arm")
     cases_c = tmp_path / "cases.c"
