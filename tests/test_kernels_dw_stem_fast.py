@@ -3,8 +3,8 @@ Cortex-M4 (QEMU, every case) and the host variants.
 
 In-place depthwise 3x3/s1 on small planes (the whole plane in flat sweeps) and 5x5 / 7x7 (stride 1 and 2) on the shapes that exercise the quad loops (four outputs
 per pass; assembly on the Cortex-M4 DSP path, firmware/src/te_dw_quads_asm.h) and what follows them in a
-row: output widths 4..7 (a leftover pair, an odd last output), one and two 32-output chunks, one output
-column, and the output stages after them (sums started from the channel's base): the usual one, the
+row: output widths 4..7 and 11 (a leftover pair, an odd last output, three left: an overlapping quad),
+one and two 32-output chunks, one output column, and the output stages after them (sums started from the channel's base): the usual one, the
 zero-point fold's fallback (tiny scales, em1 > 22) and a fused clamp narrower than int8.
 
 The stem (te_conv_stem_s8) with deployed-like quantisation (every channel on the fast requantisation, no
@@ -43,8 +43,9 @@ def _cases(rng) -> list:
     cs = []
     for k in (5, 7):
         for s in (1, 2):
-            # output widths 1, 4, 5, 6, 7, 33, 35 (same padding: out = ceil(w / s))
-            for ow in (1, 4, 5, 6, 7, 33, 35):
+            # output widths 1, 4, 5, 6, 7, 11, 33, 35, 39 (same padding: out = ceil(w / s)); 7, 11 and 39
+            # end a chunk with three outputs after quads: one more quad overlapping the last one
+            for ow in (1, 4, 5, 6, 7, 11, 33, 35, 39):
                 w_ = ow * s if s == 1 else 2 * ow - 1
                 h = 3 if ow > 7 else 5
                 cs.append(dw_case(rng, h, w_, 3 if ow > 7 else 5, (k, k), (s, s),

@@ -636,18 +636,32 @@ static void dw_plane_dsp(const int8_t *plane, int pitch, int k, int s, int oh, i
             const int end = ow - ox0 < DW_CHUNK ? ow : ox0 + DW_CHUNK;
             int ox = ox0;
             if (end - ox0 >= 4) { /* quads first, the pair loop below takes the rest */
-                const int nq = (end - ox0) / 4;
+                int nq = (end - ox0) / 4;
                 const int8_t *p = prow + ox0 * s;
-                if (sel == 11) {
-                    dw_quads_k5s1_fast(p, pitch, wr, acc, nq, base);
-                } else if (sel == 12) {
-                    dw_quads_k5s2_fast(p, pitch, wr, acc, nq, base);
-                } else if (sel == 15) {
-                    dw_quads_k7s1_fast(p, pitch, wr, acc, nq, base);
-                } else {
-                    dw_quads_k7s2_fast(p, pitch, wr, acc, nq, base);
+                int32_t *a = acc;
+                if ((end - ox0) % 4 == 3) { /* three left: one more quad, the one ending at the last output
+                                             * (its first output recomputed, the same sum): cheaper than
+                                             * a pair and an odd one */
+                    if (sel == 11) {
+                        dw_quads_k5s1_fast(prow + (end - 4) * s, pitch, wr, acc + (end - 4 - ox0), 1, base);
+                    } else if (sel == 12) {
+                        dw_quads_k5s2_fast(prow + (end - 4) * s, pitch, wr, acc + (end - 4 - ox0), 1, base);
+                    } else if (sel == 15) {
+                        dw_quads_k7s1_fast(prow + (end - 4) * s, pitch, wr, acc + (end - 4 - ox0), 1, base);
+                    } else {
+                        dw_quads_k7s2_fast(prow + (end - 4) * s, pitch, wr, acc + (end - 4 - ox0), 1, base);
+                    }
                 }
-                ox = ox0 + 4 * nq;
+                if (sel == 11) {
+                    dw_quads_k5s1_fast(p, pitch, wr, a, nq, base);
+                } else if (sel == 12) {
+                    dw_quads_k5s2_fast(p, pitch, wr, a, nq, base);
+                } else if (sel == 15) {
+                    dw_quads_k7s1_fast(p, pitch, wr, a, nq, base);
+                } else {
+                    dw_quads_k7s2_fast(p, pitch, wr, a, nq, base);
+                }
+                ox = (end - ox0) % 4 == 3 ? end : ox0 + 4 * nq;
             }
             switch (sel) {
             case 11:
