@@ -116,8 +116,17 @@ static void dw_store(const int32_t *acc, int n, const dw_out_t *o, int8_t *out, 
         /* no fused clamp: SSAT #8, with out_zp folded into the rounding word:
          * (X >> em1) + zp == (X + (zp << em1)) >> em1, and for em1 <= 22 the sum stays inside int32
          * (|X| <= 2^30, |zp << em1| <= 2^29): one instruction less per output. */
-        const int32_t em1 = o->rq.em1;
-        dw_store_folded(acc, n, base, o->rq.mult, te_add_wrap(o->rq.hpos, (int32_t)((uint32_t)zp << em1)), em1, out, C);
+        const int32_t mult = o->rq.mult, em1 = o->rq.em1;
+        const int32_t hz = te_add_wrap(o->rq.hpos, (int32_t)((uint32_t)zp << em1));
+        if (n >= 8) {
+            dw_store_folded(acc, n, base, mult, hz, em1, out, C);
+            return;
+        }
+        for (int i = 0; i < n; i++) { /* short rows (out of place, small planes): the plain loop */
+            int32_t r;
+            __asm__("ssat %0, #8, %1" : "=r"(r) : "r"(te_rq_fast(te_add_wrap(acc[i], base), mult, hz, em1)));
+            out[(size_t)i * (size_t)C] = (int8_t)r;
+        }
         return;
     }
 #endif
@@ -480,6 +489,9 @@ TE_DW_QUADS_ASM_FN(dw_quads_k5s1_fast, TE_DW_ROW_K5S1, 5, 1)
 TE_DW_QUADS_ASM_FN(dw_quads_k5s2_fast, TE_DW_ROW_K5S2, 5, 2)
 TE_DW_QUADS_ASM_FN(dw_quads_k7s1_fast, TE_DW_ROW_K7S1, 7, 1)
 TE_DW_QUADS_ASM_FN(dw_quads_k7s2_fast, TE_DW_ROW_K7S2, 7, 2)
+TE_DW_ONE_ASM_FN(dw_one_k5_fast, TE_DW_ONE_K5, 5)
+TE_DW_ONE_ASM_FN(dw_one_k7_fast, TE_DW_ONE_K7, 7)
+#define TE_DW_ONE_FAST 1
 #endif
 
 #define DW_PAIR_LOOP(ROW, K)                                                  \
@@ -585,6 +597,7 @@ static void dw_plane_k3(const int8_t *plane, int pitch, int s, int oh, int ow, c
     }
 }
 
+#if !defined(TE_DW_ONE_FAST)
 /* The second output of the pair at start (5x5 / 7x7): a row's odd last output without the scalar loop;
  * its reads end at that output's last tap. */
 static DW_NOINLINE int32_t dw_second(const int8_t *start, int pitch, int sel, const dw_wrow_t *wr)
@@ -611,6 +624,7 @@ static DW_NOINLINE int32_t dw_second(const int8_t *start, int pitch, int sel, co
     (void)ox;
     return acc[1];
 }
+#endif
 
 /* One output channel, k in {3, 5, 7}, stride s in {1, 2} (both directions). */
 static void dw_plane_dsp(const int8_t *plane, int pitch, int k, int s, int oh, int ow, const int32_t *wk,
@@ -677,9 +691,14 @@ static void dw_plane_dsp(const int8_t *plane, int pitch, int k, int s, int oh, i
                 DW_PAIR_LOOP(row_k7s2, 7)
                 break;
             }
-            if (ox < end) { /* odd row length: the pair ending at the last output (its first recomputed) */
+            if (ox < end) {
+#if defined(TE_DW_ONE_FAST) /* odd row length: the last output on its own (assembly, any stride) */
+                acc[ox - ox0] = k == 5 ? dw_one_k5_fast(prow + ox * s, pitch, wr, base)
+                                       : dw_one_k7_fast(prow + ox * s, pitch, wr, base);
+#else /* odd row length: the pair ending at the last output (its first recomputed) */
                 acc[ox - ox0] = te_add_wrap(ox > 0 ? dw_second(prow + (ox - 1) * s, pitch, sel, wr)
                                                    : dw_one(prow, pitch, k, k, wk), base);
+#endif
             }
             dw_store_based(acc, end - ox0, o, orow + (size_t)ox0 * (size_t)C, C);
         }

@@ -154,6 +154,56 @@
     "smlatb %[a3], %[v], %[wm], %[a3]\n\t"   /* w4 p10 */                                             \
     "add    %[q], %[q], %[pitch]\n\t"
 
+/* One output (any stride), 7x7: taps p0..p6, the second word from q+3 ((p3, p5), (p4, p6)): nothing past p6.
+ * 2 LDRD + 2 LDR + 4 SXTB16 + 4 MAC + 1 ADD = 13 for 7 MACs. */
+#define TE_DW_ONE_K7                                                                                  \
+    "ldrd   %[w02], %[w13], [%[w]], #8\n\t"                                                            \
+    "ldr    %[v], [%[q]]\n\t"                                                                         \
+    "sxtb16 %[xo], %[v], ror #8\n\t"    /* x13 */                                                     \
+    "sxtb16 %[v], %[v]\n\t"             /* x02 */                                                     \
+    "smlad  %[a0], %[v], %[w02], %[a0]\n\t"                                                           \
+    "smlad  %[a0], %[xo], %[w13], %[a0]\n\t"                                                          \
+    "ldrd   %[w02], %[wm], [%[w]], #8\n\t" /* w02 now holds (w4, w6) */                               \
+    "ldr    %[v], [%[q], #3]\n\t"                                                                     \
+    "sxtb16 %[xo], %[v], ror #8\n\t"    /* x46 */                                                     \
+    "sxtb16 %[v], %[v]\n\t"             /* x35 */                                                     \
+    "smlad  %[a0], %[xo], %[w02], %[a0]\n\t"                                                          \
+    "smlatb %[a0], %[v], %[wm], %[a0]\n\t"  /* w5 p5 */                                               \
+    "add    %[q], %[q], %[pitch]\n\t"
+
+/* One output, 5x5: taps p0..p4, the second word from q+1 (ROR 8: (p2, p4)). 11 for 5 MACs. */
+#define TE_DW_ONE_K5                                                                                  \
+    "ldr    %[wm], [%[w], #12]\n\t"                                                                   \
+    "ldrd   %[w02], %[w13], [%[w]], #16\n\t"                                                          \
+    "ldr    %[v], [%[q]]\n\t"                                                                         \
+    "sxtb16 %[xo], %[v], ror #8\n\t"    /* x13 */                                                     \
+    "sxtb16 %[v], %[v]\n\t"             /* x02 */                                                     \
+    "smlad  %[a0], %[v], %[w02], %[a0]\n\t"                                                           \
+    "smlad  %[a0], %[xo], %[w13], %[a0]\n\t"                                                          \
+    "ldr    %[v], [%[q], #1]\n\t"                                                                     \
+    "sxtb16 %[v], %[v], ror #8\n\t"     /* x24 */                                                     \
+    "smlatb %[a0], %[v], %[wm], %[a0]\n\t"  /* w4 p4 */                                               \
+    "add    %[q], %[q], %[pitch]\n\t"
+
+/* The sum of one output at p (a row's odd last output), starting from `base`. */
+#define TE_DW_ONE_ASM_FN(NAME, ROW, K)                                                                \
+    static DW_NOINLINE int32_t NAME(const int8_t *p, int pitch, const dw_wrow_t *wr, int32_t base)      \
+    {                                                                                                 \
+        int32_t a0 = base;                                                                            \
+        const int8_t *q = p;                                                                          \
+        const dw_wrow_t *w = wr;                                                                      \
+        uint32_t v, xo, w02, w13, wm;                                                                 \
+        TE_UNROLL                                                                                     \
+        for (int r = 0; r < (K); r++) {                                                               \
+            __asm__(ROW                                                                               \
+                    : [a0] "+r"(a0), [q] "+r"(q), [w] "+r"(w), [v] "=&r"(v), [xo] "=&r"(xo),           \
+                      [w02] "=&r"(w02), [w13] "=&r"(w13), [wm] "=&r"(wm)                              \
+                    : [pitch] "r"(pitch)                                                              \
+                    : "memory");                                                                      \
+        }                                                                                             \
+        return a0;                                                                                    \
+    }
+
 /* n quads of one output row, quad i at p + 4 * i * S, sums starting from `base` into acc[4i .. 4i+3]. */
 #define TE_DW_QUADS_ASM_FN(NAME, ROW, K, S)                                                           \
     static DW_NOINLINE void NAME(const int8_t *p, int pitch, const dw_wrow_t *wr, int32_t *acc, int n,  \
