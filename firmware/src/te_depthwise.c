@@ -36,11 +36,13 @@
  * offset), so the pair loop runs to the end of every row.
  * 3x3 pairs run in functions of their own with the packed weights in registers and the sums starting
  * from the channel's base (the store then skips that addition); stride-1 planes up to DW_FLAT_MAX_W
- * wide are swept as one flat row (see dw_flat_k3s1). 5x5 and 7x7 take four
- * outputs per pass (two pairs sharing their loads, the row's weights loaded once for the four), a pair
- * for a leftover of 2 or 3; an odd last output is the second of the pair ending at it (its first
- * recomputed), so the reads still end at the last output's last tap. On the real DSP path the usual
- * output stage (no fused clamp, em1 <= 22) folds out_zp into the rounding word.
+ * wide are swept whole as flat rows (see dw_flat_k3s1). 5x5 and 7x7 take four
+ * outputs per pass (two pairs sharing their loads, the row's weights loaded once for the four; in
+ * Thumb-2 assembly on the real DSP path, te_dw_quads_asm.h), a pair for a leftover of 2, one more quad
+ * ending at the last output for a leftover of 3 after quads, and an odd last output on its own (in
+ * assembly; elsewhere the second of the pair ending at it, its first recomputed), so the reads still
+ * end at the last output's last tap. On the real DSP path the usual output stage (no fused clamp,
+ * em1 <= 22) folds out_zp into the rounding word, two outputs per pass.
  */
 #include "te_internal.h"
 

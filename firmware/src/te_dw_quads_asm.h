@@ -1,6 +1,6 @@
 /*
- * Depthwise 5x5 / 7x7 quads (four outputs of one plane row per pass) in Thumb-2 DSP assembly, one asm
- * block per kernel row. Included by te_depthwise.c on the real DSP path only (TE_DW_QUADS_ASM); the C
+ * Depthwise 5x5 / 7x7 quads (four outputs of one plane row per pass) and single outputs (a row's odd
+ * last one, TE_DW_ONE_*) in Thumb-2 DSP assembly, one asm block per kernel row. Included by te_depthwise.c on the real DSP path only (TE_DW_QUADS_ASM); the C
  * row functions quad_k{5,7}s{1,2} there compute the same sums (the host's DSP emulation and the tests'
  * portable builds use those).
  *
