@@ -36,11 +36,13 @@
  * offset), so the pair loop runs to the end of every row.
  * 3x3 pairs run in functions of their own with the packed weights in registers and the sums starting
  * from the channel's base (the store then skips that addition); stride-1 planes up to DW_FLAT_MAX_W
- * wide are swept as one flat row (see dw_flat_k3s1). 5x5 and 7x7 take four
- * outputs per pass (two pairs sharing their loads, the row's weights loaded once for the four), a pair
- * for a leftover of 2 or 3; an odd last output is the second of the pair ending at it (its first
- * recomputed), so the reads still end at the last output's last tap. On the real DSP path the usual
- * output stage (no fused clamp, em1 <= 22) folds out_zp into the rounding word.
+ * wide are swept whole as flat rows (see dw_flat_k3s1). 5x5 and 7x7 take four
+ * outputs per pass (two pairs sharing their loads, the row's weights loaded once for the four; in
+ * Thumb-2 assembly on the real DSP path, te_dw_quads_asm.h), a pair for a leftover of 2, one more quad
+ * ending at the last output for a leftover of 3 after quads, and an odd last output on its own (in
+ * assembly; elsewhere the second of the pair ending at it, its first recomputed), so the reads still
+ * end at the last output's last tap. On the real DSP path the usual output stage (no fused clamp,
+ * em1 <= 22) folds out_zp into the rounding word, two outputs per pass.
  */
 #include "te_internal.h"
 
@@ -79,6 +81,33 @@ TE_INLINE int8_t dw_requant(const dw_out_t *o, int32_t acc)
     return te_rq_s8(&o->rq, te_add_wrap(acc, o->base), o->zp, o->lo, o->hi);
 }
 
+#if defined(TE_USE_DSP) && !defined(TE_DSP_EMULATE)
+/* The folded output stage of dw_store / dw_store_based (base a constant 0 in the latter: the addition
+ * folds away), two outputs per pass: one loop test and one pointer step for both. */
+TE_INLINE void dw_store_folded(const int32_t *acc, int n, int32_t base, int32_t mult, int32_t hz, int32_t em1,
+                               int8_t *out, int C)
+{
+    if (n & 1) { /* the odd one first: nothing to fix up after the loop */
+        int32_t r;
+        __asm__("ssat %0, #8, %1" : "=r"(r) : "r"(te_rq_fast(te_add_wrap(acc[0], base), mult, hz, em1)));
+        out[0] = (int8_t)r;
+        out += C;
+        acc++;
+    }
+    const int32_t *const end = acc + (n & ~1);
+    const size_t c2 = 2 * (size_t)C;
+    while (acc != end) {
+        int32_t r0, r1;
+        __asm__("ssat %0, #8, %1" : "=r"(r0) : "r"(te_rq_fast(te_add_wrap(acc[0], base), mult, hz, em1)));
+        __asm__("ssat %0, #8, %1" : "=r"(r1) : "r"(te_rq_fast(te_add_wrap(acc[1], base), mult, hz, em1)));
+        out[0] = (int8_t)r0;
+        out[C] = (int8_t)r1;
+        out += c2;
+        acc += 2;
+    }
+}
+#endif
+
 /* Requantise n raw accumulators into outputs C bytes apart. The usual shift <= -2 case gets its
  * own loop (te_rq_scale's fast branch, unswitched by hand). */
 static void dw_store(const int32_t *acc, int n, const dw_out_t *o, int8_t *out, int C)
@@ -90,10 +119,14 @@ static void dw_store(const int32_t *acc, int n, const dw_out_t *o, int8_t *out, 
          * (X >> em1) + zp == (X + (zp << em1)) >> em1, and for em1 <= 22 the sum stays inside int32
          * (|X| <= 2^30, |zp << em1| <= 2^29): one instruction less per output. */
         const int32_t mult = o->rq.mult, em1 = o->rq.em1;
-        const int32_t hpos = te_add_wrap(o->rq.hpos, (int32_t)((uint32_t)zp << em1));
-        for (int i = 0; i < n; i++) {
+        const int32_t hz = te_add_wrap(o->rq.hpos, (int32_t)((uint32_t)zp << em1));
+        if (n >= 8) {
+            dw_store_folded(acc, n, base, mult, hz, em1, out, C);
+            return;
+        }
+        for (int i = 0; i < n; i++) { /* short rows (out of place, small planes): the plain loop */
             int32_t r;
-            __asm__("ssat %0, #8, %1" : "=r"(r) : "r"(te_rq_fast(te_add_wrap(acc[i], base), mult, hpos, em1)));
+            __asm__("ssat %0, #8, %1" : "=r"(r) : "r"(te_rq_fast(te_add_wrap(acc[i], base), mult, hz, em1)));
             out[(size_t)i * (size_t)C] = (int8_t)r;
         }
         return;
@@ -126,13 +159,8 @@ static void dw_store_based(const int32_t *acc, int n, const dw_out_t *o, int8_t 
 {
 #if defined(TE_USE_DSP) && !defined(TE_DSP_EMULATE)
     if (o->rq.fast && o->lo == -128 && o->hi == 127 && o->rq.em1 <= 22) { /* as in dw_store */
-        const int32_t mult = o->rq.mult, em1 = o->rq.em1;
-        const int32_t hpos = te_add_wrap(o->rq.hpos, (int32_t)((uint32_t)o->zp << em1));
-        for (int i = 0; i < n; i++) {
-            int32_t r;
-            __asm__("ssat %0, #8, %1" : "=r"(r) : "r"(te_rq_fast(acc[i], mult, hpos, em1)));
-            out[(size_t)i * (size_t)C] = (int8_t)r;
-        }
+        const int32_t em1 = o->rq.em1;
+        dw_store_folded(acc, n, 0, o->rq.mult, te_add_wrap(o->rq.hpos, (int32_t)((uint32_t)o->zp << em1)), em1, out, C);
         return;
     }
 #endif
@@ -432,10 +460,11 @@ TE_INLINE void quad_k7s2(const int8_t *p, const dw_wrow_t *w, int32_t *a)
 }
 
 #define DW_QUADS_FN(NAME, QUAD, K, S)                                                               \
-    static DW_NOINLINE void NAME(const int8_t *p, int pitch, const dw_wrow_t *wr, int32_t *acc, int n) \
+    static DW_NOINLINE void NAME(const int8_t *p, int pitch, const dw_wrow_t *wr, int32_t *acc, int n, \
+                                 int32_t base)                                                     \
     {                                                                                              \
         for (int i = 0; i < n; i++) {                                                              \
-            int32_t a[4] = {0, 0, 0, 0};                                                           \
+            int32_t a[4] = {base, base, base, base};                                               \
             const int8_t *q = p;                                                                   \
             TE_UNROLL                                                                              \
             for (int r = 0; r < (K); r++) {                                                        \
@@ -451,14 +480,25 @@ TE_INLINE void quad_k7s2(const int8_t *p, const dw_wrow_t *w, int32_t *a)
         }                                                                                          \
     }
 
-DW_QUADS_FN(dw_quads_k5s1, quad_k5s1, 5, 1)
-DW_QUADS_FN(dw_quads_k7s1, quad_k7s1, 7, 1)
-DW_QUADS_FN(dw_quads_k5s2, quad_k5s2, 5, 2)
-DW_QUADS_FN(dw_quads_k7s2, quad_k7s2, 7, 2)
+#if defined(TE_DSP_EMULATE) || !defined(__GNUC__) || !defined(__thumb2__)
+DW_QUADS_FN(dw_quads_k5s1_fast, quad_k5s1, 5, 1)
+DW_QUADS_FN(dw_quads_k7s1_fast, quad_k7s1, 7, 1)
+DW_QUADS_FN(dw_quads_k5s2_fast, quad_k5s2, 5, 2)
+DW_QUADS_FN(dw_quads_k7s2_fast, quad_k7s2, 7, 2)
+#else /* the same sums in assembly, the real DSP path (see te_dw_quads_asm.h) */
+#include "te_dw_quads_asm.h"
+TE_DW_QUADS_ASM_FN(dw_quads_k5s1_fast, TE_DW_ROW_K5S1, 5, 1)
+TE_DW_QUADS_ASM_FN(dw_quads_k5s2_fast, TE_DW_ROW_K5S2, 5, 2)
+TE_DW_QUADS_ASM_FN(dw_quads_k7s1_fast, TE_DW_ROW_K7S1, 7, 1)
+TE_DW_QUADS_ASM_FN(dw_quads_k7s2_fast, TE_DW_ROW_K7S2, 7, 2)
+TE_DW_ONE_ASM_FN(dw_one_k5_fast, TE_DW_ONE_K5, 5)
+TE_DW_ONE_ASM_FN(dw_one_k7_fast, TE_DW_ONE_K7, 7)
+#define TE_DW_ONE_FAST 1
+#endif
 
 #define DW_PAIR_LOOP(ROW, K)                                                  \
     for (; ox + 2 <= end; ox += 2) {                                          \
-        int32_t a0 = 0, a1 = 0;                                               \
+        int32_t a0 = base, a1 = base;                                         \
         const int8_t *p = prow + ox * s;                                      \
         TE_UNROLL                                                             \
         for (int r = 0; r < (K); r++) {                                       \
@@ -477,23 +517,52 @@ DW_QUADS_FN(dw_quads_k7s2, quad_k7s2, 7, 2)
  * (and the odd output's second call) that dominate small planes. Reads stay inside the plane: a sweep
  * ends at most one output past the last real one of a row <= oh - 2, i.e. with the pair at columns
  * (ow - 1, ow), whose loads cover columns ow - 1 .. ow + 2 = pitch (column 0 of the next plane row) of
- * rows <= oh: offset <= (oh + 1) * pitch < hp * pitch (hp = oh + 2). The last output row runs the
- * per-row loop below. */
+ * rows <= oh: offset <= (oh + 1) * pitch < hp * pitch (hp = oh + 2). The sweep that ends with the
+ * last output row must not pass its last output: when its count is odd, the pair (0, 1) is computed
+ * first and the pairs after it start at output 1, the last one ending at the last output (output 1
+ * computed twice; needs ow >= 2). Each sweep's outputs are requantised by one dw_store_rows. */
 #define DW_FLAT_MAX_W 24
 #define DW_FLAT_ACC 130
+
+/* dw_store_based for nr rows of ow outputs, the rows `pitch` accumulators apart (the flat sweeps). */
+static void dw_store_rows(const int32_t *fa, int pitch, int nr, int ow, const dw_out_t *o, int8_t *out, int C)
+{
+    const size_t orow = (size_t)ow * (size_t)C;
+#if !defined(TE_DSP_EMULATE)
+    if (o->rq.fast && o->lo == -128 && o->hi == 127 && o->rq.em1 <= 22) { /* as in dw_store */
+        const int32_t em1 = o->rq.em1, mult = o->rq.mult;
+        const int32_t hz = te_add_wrap(o->rq.hpos, (int32_t)((uint32_t)o->zp << em1));
+        for (int r = 0; r < nr; r++) {
+            dw_store_folded(fa, ow, 0, mult, hz, em1, out, C);
+            fa += pitch;
+            out += orow;
+        }
+        return;
+    }
+#endif
+    for (int r = 0; r < nr; r++) {
+        dw_store_based(fa, ow, o, out, C);
+        fa += pitch;
+        out += orow;
+    }
+}
 
 static DW_NOINLINE void dw_flat_k3s1(const int8_t *plane, int pitch, int oh, int ow, const dw_wrow_t *wr,
                                      const dw_out_t *o, int8_t *out, int C)
 {
     int32_t fa[DW_FLAT_ACC + 2];
     const int rows_per = DW_FLAT_ACC / pitch; /* pitch = ow + 2 <= 26: >= 5 rows */
-    for (int oy = 0; oy < oh - 1; oy += rows_per) {
-        const int nr = oh - 1 - oy < rows_per ? oh - 1 - oy : rows_per;
+    for (int oy = 0; oy < oh; oy += rows_per) {
+        const int nr = oh - oy < rows_per ? oh - oy : rows_per;
         const int count = (nr - 1) * pitch + ow; /* through the last real output */
-        dw_pairs_k3s1(plane + (size_t)oy * (size_t)pitch, pitch, wr, fa, (count + 1) / 2, o->base);
-        for (int r = 0; r < nr; r++) {
-            dw_store_based(fa + r * pitch, ow, o, out + (size_t)(oy + r) * (size_t)ow * (size_t)C, C);
+        const int8_t *p = plane + (size_t)oy * (size_t)pitch;
+        if (oy + nr < oh || !(count & 1)) {
+            dw_pairs_k3s1(p, pitch, wr, fa, (count + 1) / 2, o->base);
+        } else { /* the last sweep, odd count: pair (0, 1), then the pairs ending at the last output */
+            dw_pairs_k3s1(p, pitch, wr, fa, 1, o->base);
+            dw_pairs_k3s1(p + 1, pitch, wr, fa + 1, count / 2, o->base);
         }
+        dw_store_rows(fa, pitch, nr, ow, o, out + (size_t)oy * (size_t)ow * (size_t)C, C);
     }
 }
 
@@ -530,11 +599,13 @@ static void dw_plane_k3(const int8_t *plane, int pitch, int s, int oh, int ow, c
     }
 }
 
+#if !defined(TE_DW_ONE_FAST)
 /* The second output of the pair at start (5x5 / 7x7): a row's odd last output without the scalar loop;
  * its reads end at that output's last tap. */
 static DW_NOINLINE int32_t dw_second(const int8_t *start, int pitch, int sel, const dw_wrow_t *wr)
 {
     const int end = 2, ox0 = 0, s = sel & 1 ? 1 : 2;
+    const int32_t base = 0;
     int32_t acc[2];
     int ox = 0;
     const int8_t *prow = start;
@@ -555,6 +626,7 @@ static DW_NOINLINE int32_t dw_second(const int8_t *start, int pitch, int sel, co
     (void)ox;
     return acc[1];
 }
+#endif
 
 /* One output channel, k in {3, 5, 7}, stride s in {1, 2} (both directions). */
 static void dw_plane_dsp(const int8_t *plane, int pitch, int k, int s, int oh, int ow, const int32_t *wk,
@@ -564,16 +636,15 @@ static void dw_plane_dsp(const int8_t *plane, int pitch, int k, int s, int oh, i
     int32_t acc[DW_CHUNK];
     pack_rows(wk, k, wr);
     if (k == 3) {
-        if (s == 1 && ow <= DW_FLAT_MAX_W && oh > 1) { /* all rows but the last flat, the last one below */
+        if (s == 1 && ow <= DW_FLAT_MAX_W && ow >= 2) { /* the whole plane in flat sweeps */
             dw_flat_k3s1(plane, pitch, oh, ow, wr, o, out, C);
-            plane += (size_t)(oh - 1) * (size_t)pitch;
-            out += (size_t)(oh - 1) * (size_t)ow * (size_t)C;
-            oh = 1;
+            return;
         }
         dw_plane_k3(plane, pitch, s, oh, ow, wk, wr, o, out, C);
         return;
     }
     const int sel = k * 2 + s; /* 11, 12, 15, 16 */
+    const int32_t base = o->base; /* the sums start from the channel's base: dw_store_based below */
     for (int oy = 0; oy < oh; oy++) {
         const int8_t *prow = plane + (size_t)oy * (size_t)s * (size_t)pitch;
         int8_t *orow = out + (size_t)oy * (size_t)ow * (size_t)C;
@@ -581,18 +652,32 @@ static void dw_plane_dsp(const int8_t *plane, int pitch, int k, int s, int oh, i
             const int end = ow - ox0 < DW_CHUNK ? ow : ox0 + DW_CHUNK;
             int ox = ox0;
             if (end - ox0 >= 4) { /* quads first, the pair loop below takes the rest */
-                const int nq = (end - ox0) / 4;
+                int nq = (end - ox0) / 4;
                 const int8_t *p = prow + ox0 * s;
-                if (sel == 11) {
-                    dw_quads_k5s1(p, pitch, wr, acc, nq);
-                } else if (sel == 12) {
-                    dw_quads_k5s2(p, pitch, wr, acc, nq);
-                } else if (sel == 15) {
-                    dw_quads_k7s1(p, pitch, wr, acc, nq);
-                } else {
-                    dw_quads_k7s2(p, pitch, wr, acc, nq);
+                int32_t *a = acc;
+                if ((end - ox0) % 4 == 3) { /* three left: one more quad, the one ending at the last output
+                                             * (its first output recomputed, the same sum): cheaper than
+                                             * a pair and an odd one */
+                    if (sel == 11) {
+                        dw_quads_k5s1_fast(prow + (end - 4) * s, pitch, wr, acc + (end - 4 - ox0), 1, base);
+                    } else if (sel == 12) {
+                        dw_quads_k5s2_fast(prow + (end - 4) * s, pitch, wr, acc + (end - 4 - ox0), 1, base);
+                    } else if (sel == 15) {
+                        dw_quads_k7s1_fast(prow + (end - 4) * s, pitch, wr, acc + (end - 4 - ox0), 1, base);
+                    } else {
+                        dw_quads_k7s2_fast(prow + (end - 4) * s, pitch, wr, acc + (end - 4 - ox0), 1, base);
+                    }
                 }
-                ox = ox0 + 4 * nq;
+                if (sel == 11) {
+                    dw_quads_k5s1_fast(p, pitch, wr, a, nq, base);
+                } else if (sel == 12) {
+                    dw_quads_k5s2_fast(p, pitch, wr, a, nq, base);
+                } else if (sel == 15) {
+                    dw_quads_k7s1_fast(p, pitch, wr, a, nq, base);
+                } else {
+                    dw_quads_k7s2_fast(p, pitch, wr, a, nq, base);
+                }
+                ox = (end - ox0) % 4 == 3 ? end : ox0 + 4 * nq;
             }
             switch (sel) {
             case 11:
@@ -608,10 +693,16 @@ static void dw_plane_dsp(const int8_t *plane, int pitch, int k, int s, int oh, i
                 DW_PAIR_LOOP(row_k7s2, 7)
                 break;
             }
-            if (ox < end) { /* odd row length: the pair ending at the last output (its first recomputed) */
-                acc[ox - ox0] = ox > 0 ? dw_second(prow + (ox - 1) * s, pitch, sel, wr) : dw_one(prow, pitch, k, k, wk);
+            if (ox < end) {
+#if defined(TE_DW_ONE_FAST) /* odd row length: the last output on its own (assembly, any stride) */
+                acc[ox - ox0] = k == 5 ? dw_one_k5_fast(prow + ox * s, pitch, wr, base)
+                                       : dw_one_k7_fast(prow + ox * s, pitch, wr, base);
+#else /* odd row length: the pair ending at the last output (its first recomputed) */
+                acc[ox - ox0] = te_add_wrap(ox > 0 ? dw_second(prow + (ox - 1) * s, pitch, sel, wr)
+                                                   : dw_one(prow, pitch, k, k, wk), base);
+#endif
             }
-            dw_store(acc, end - ox0, o, orow + (size_t)ox0 * (size_t)C, C);
+            dw_store_based(acc, end - ox0, o, orow + (size_t)ox0 * (size_t)C, C);
         }
     }
 }

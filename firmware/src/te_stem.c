@@ -101,6 +101,7 @@ static void stem_window(const int8_t *in, const te_conv_geom_t *g, int oy, int o
 typedef struct {
     te_rq_t rq;
     int32_t bias;
+    int32_t hz; /* folded output stage (DSP path): rq.hpos + out_zp * 2^em1 */
 } stem_ch_t;
 
 TE_INLINE stem_ch_t stem_ch(const int32_t *bias, const te_quant_t *q, int o)
@@ -108,6 +109,7 @@ TE_INLINE stem_ch_t stem_ch(const int32_t *bias, const te_quant_t *q, int o)
     stem_ch_t c;
     c.rq = te_rq_make(q->mult[o], q->shift[o]);
     c.bias = te_bias(bias, o);
+    c.hz = 0;
     return c;
 }
 
@@ -128,11 +130,12 @@ TE_INLINE void stem_widen(const int8_t *buf, int Kp, uint32_t off, uint32_t *col
     }
 }
 
-/* Output channels (wa, wb: Kp / 2 words each) x columns (c0, c1): the 2 x 2 raw sums. */
-TE_STEM_INLINE void stem_dot_2x2(const uint32_t *wa, const uint32_t *wb, const uint32_t *c0, const uint32_t *c1,
-                                 int Kp, int32_t *s)
+/* Output channels (wa, wb: Kp / 2 words each) x columns (c0, c1): the 2 x 2 sums, those of channel a
+ * starting from ia, those of channel b from ib (the folded output stage starts them from the biases). */
+TE_STEM_INLINE void stem_dot_2x2_from(const uint32_t *wa, const uint32_t *wb, const uint32_t *c0, const uint32_t *c1,
+                                      int Kp, int32_t ia, int32_t ib, int32_t *s)
 {
-    int32_t s00 = 0, s01 = 0, s10 = 0, s11 = 0;
+    int32_t s00 = ia, s01 = ia, s10 = ib, s11 = ib;
     TE_STEM_UNROLL
     for (int i = 0; i < Kp / 2; i += 2) {
         const uint32_t a02 = wa[i], a13 = wa[i + 1], x0 = c0[i], x1 = c0[i + 1];
@@ -151,9 +154,9 @@ TE_STEM_INLINE void stem_dot_2x2(const uint32_t *wa, const uint32_t *wb, const u
 
 /* The same, not unrolled (any Kp: keeps the generic instance small). */
 static void stem_dot_2x2_plain(const uint32_t *wa, const uint32_t *wb, const uint32_t *c0, const uint32_t *c1,
-                                 int Kp, int32_t *s)
+                               int Kp, int32_t ia, int32_t ib, int32_t *s)
 {
-    int32_t s00 = 0, s01 = 0, s10 = 0, s11 = 0;
+    int32_t s00 = ia, s01 = ia, s10 = ib, s11 = ib;
     for (int i = 0; i < Kp / 2; i += 2) {
         const uint32_t a02 = wa[i], a13 = wa[i + 1], x0 = c0[i], x1 = c0[i + 1];
         s00 = te_smlad(a13, x1, te_smlad(a02, x0, s00));
@@ -175,15 +178,37 @@ TE_STEM_INLINE void stem_tile_row(const uint32_t *w, const uint32_t *c0, const u
                                   const stem_ch_t *tab, int fast, const int32_t *bias, const te_quant_t *q, int8_t *y0,
                                   int8_t *y1, int unrolled)
 {
-#define STEM_DOT(...) (unrolled ? stem_dot_2x2(__VA_ARGS__) : stem_dot_2x2_plain(__VA_ARGS__))
+#define STEM_DOT_FROM(...) (unrolled ? stem_dot_2x2_from(__VA_ARGS__) : stem_dot_2x2_plain(__VA_ARGS__))
     const int half = Kp / 2;
+    if (fast == 2) { /* folded: every channel on te_rq_fast with em1 <= 22 and no fused clamp; the sums
+                      * start from the biases, out_zp is in each channel's rounding word (hz), and the
+                      * tile's four outputs are stored straight from it */
+        for (int o = 0; o < out_c; o += 2) {
+            const int two = o + 1 < out_c;
+            const stem_ch_t *ca = &tab[o], *cb = two ? &tab[o + 1] : ca;
+            const uint32_t *wa = w + (size_t)o * (size_t)half;
+            int32_t s[4];
+            STEM_DOT_FROM(wa, two ? wa + half : wa, c0, c1, Kp, ca->bias, cb->bias, s);
+            y0[o] = (int8_t)te_ssat8(te_rq_fast(s[0], ca->rq.mult, ca->hz, ca->rq.em1));
+            if (y1 != NULL) {
+                y1[o] = (int8_t)te_ssat8(te_rq_fast(s[1], ca->rq.mult, ca->hz, ca->rq.em1));
+            }
+            if (two) {
+                y0[o + 1] = (int8_t)te_ssat8(te_rq_fast(s[2], cb->rq.mult, cb->hz, cb->rq.em1));
+                if (y1 != NULL) {
+                    y1[o + 1] = (int8_t)te_ssat8(te_rq_fast(s[3], cb->rq.mult, cb->hz, cb->rq.em1));
+                }
+            }
+        }
+        return;
+    }
     if (fast) { /* every channel on te_rq_fast: sums first, then each channel's constants loaded once */
         const int32_t ozp = q->out_zp, lo = q->act_min, hi = q->act_max;
         int32_t a0[STEM_RQ_TAB + 1], a1[STEM_RQ_TAB + 1];
         for (int o = 0; o < out_c; o += 2) {
             const uint32_t *wa = w + (size_t)o * (size_t)half;
             int32_t s[4];
-            STEM_DOT(wa, o + 1 < out_c ? wa + half : wa, c0, c1, Kp, s);
+            STEM_DOT_FROM(wa, o + 1 < out_c ? wa + half : wa, c0, c1, Kp, 0, 0, s);
             a0[o] = s[0];
             a1[o] = s[1];
             a0[o + 1] = s[2]; /* o + 1 <= out_c <= STEM_RQ_TAB */
@@ -214,7 +239,7 @@ TE_STEM_INLINE void stem_tile_row(const uint32_t *w, const uint32_t *c0, const u
         const int two = o + 1 < out_c;
         int32_t s[4];
         const uint32_t *wa = w + (size_t)o * (size_t)half;
-        STEM_DOT(wa, two ? wa + half : wa, c0, c1, Kp, s);
+        STEM_DOT_FROM(wa, two ? wa + half : wa, c0, c1, Kp, 0, 0, s);
         const stem_ch_t ca = tab != NULL ? tab[o] : stem_ch(bias, q, o);
         y0[o] = stem_out(&ca, s[0], q);
         if (y1 != NULL) {
@@ -241,7 +266,7 @@ TE_STEM_INLINE void stem_tile_row(const uint32_t *w, const uint32_t *c0, const u
 STEM_ROWS(stem_rows_k12, 12, 1) /* 3x3, 1 channel */
 STEM_ROWS(stem_rows_k28, 28, 1) /* 3x3, 3 channels (the RGB stem) */
 STEM_ROWS(stem_rows_any, Kp, 0)
-#undef STEM_DOT
+#undef STEM_DOT_FROM
 
 #else /* portable */
 
@@ -315,6 +340,16 @@ int te_conv_stem_s8(const int8_t *in, const te_conv_geom_t *g, const int32_t *w,
             fast &= tab[o].rq.fast;
         }
         t = tab;
+#if defined(TE_USE_DSP)
+        if (fast && q->act_min == -128 && q->act_max == 127) { /* the folded output stage (stem_tile_row) */
+            int fold = 1;
+            for (int o = 0; o < out_c; o++) {
+                fold &= tab[o].rq.em1 <= 22; /* |X| <= 2^30 and |out_zp * 2^em1| <= 2^29: no overflow */
+                tab[o].hz = te_add_wrap(tab[o].rq.hpos, (int32_t)((uint32_t)q->out_zp << tab[o].rq.em1));
+            }
+            fast = fold ? 2 : 1;
+        }
+#endif
     }
 #if defined(TE_USE_DSP)
     const uint32_t off = te_dup16(-q->in_zp);

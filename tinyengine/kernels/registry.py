@@ -233,20 +233,30 @@ def _terms_dw(a):
     # row's length is 2 or 3 mod 4: rest_pairs), an odd last output the slow way, one requantisation each.
     g = a["geom"]
     c, oh, ow = g["in_c"], g["out_h"], g["out_w"]
-    ph = g["in_h"] + 2 * g["pad_top"]
-    pw = g["in_w"] + 2 * g["pad_left"]
-    if (g["k_h"], g["k_w"], g["stride_h"], g["stride_w"]) == (3, 3, 1, 1) and oh > 1 and ow <= 24:
-        # the DSP path's flat sweep (te_depthwise.c, dw_flat_k3s1): rows 0..oh-2 in sweeps of
-        # 130 // (ow + 2) rows, 2 dropped outputs per row; the last row as before
+    # the plane covers exactly the rows / columns some output tap reads (te_depthwise_inplace_s8)
+    ph = (oh - 1) * g["stride_h"] + g["k_h"]
+    pw = (ow - 1) * g["stride_w"] + g["k_w"]
+    if (g["k_h"], g["k_w"], g["stride_h"], g["stride_w"]) == (3, 3, 1, 1) and 2 <= ow <= 24:
+        # the DSP path's flat sweeps (te_depthwise.c, dw_flat_k3s1): every row, in sweeps of
+        # 130 // (ow + 2) rows, 2 dropped outputs per row, one store call per sweep; the last sweep with
+        # an odd count takes one pair more (a first pair, then pairs ending at the last output)
         pitch, per = ow + 2, 130 // (ow + 2)
         sweeps = pairs = 0
-        for r0 in range(0, oh - 1, per):
-            nr = min(per, oh - 1 - r0)
+        for r0 in range(0, oh, per):
+            nr = min(per, oh - r0)
+            count = (nr - 1) * pitch + ow
             sweeps += 1
-            pairs += ((nr - 1) * pitch + ow + 1) // 2
-        return {"pairs": c * (pairs + ow // 2), "rest_pairs": 0, "odd": c * (ow % 2), "out": c * oh * ow,
-                "chunks": c * (sweeps + 1), "padded_in": c * ph * pw, "channels": c}
-    return {"pairs": c * oh * (ow // 2), "rest_pairs": c * oh * ((ow % 4) // 2), "odd": c * oh * (ow % 2),
+            pairs += 1 + count // 2 if r0 + nr == oh and count % 2 else (count + 1) // 2
+        return {"pairs": c * pairs, "rest_pairs": 0, "odd": 0, "out": c * oh * ow,
+                "chunks": c * sweeps, "padded_in": c * ph * pw, "channels": c}
+    pairs = rest = odd = 0  # per row, over its chunks of up to 32 outputs
+    for x0 in range(0, ow, 32):
+        n = min(32, ow - x0)
+        if g["k_h"] >= 5 and n >= 4 and n % 4 == 3:  # 5x5/7x7: three left after the quads take one more quad
+            pairs += 2 * (n // 4 + 1)
+        else:
+            pairs, rest, odd = pairs + n // 2, rest + (n % 4) // 2, odd + n % 2
+    return {"pairs": c * oh * pairs, "rest_pairs": c * oh * rest, "odd": c * oh * odd,
             "out": c * oh * ow, "chunks": c * oh * math.ceil(ow / 32), "padded_in": c * ph * pw, "channels": c}
 
 
