@@ -145,6 +145,7 @@ def measure(model: str, proj, work: Path, dsp: bool) -> dict:
         raise RuntimeError(f"{model}: QEMU output differs from the NumPy reference")
     ticks = {int(i): int(t) for i, t in re.findall(r"L (\d+) (\d+)", r.stdout)}
     layers = [{"index": o.index, "name": o.name, "kernel": o.kernel, "macs": o.macs,
+               "specialised": bool(o.specialisation and o.specialisation.specialised),
                "out_bytes": o.out_bytes,
                "instructions": max(0.0, (ticks[o.index] - empty) * INSN_PER_TICK)} for o in low.ops]
     return {"model": model, "dsp": dsp, "macs": low.macs, "instructions": total * INSN_PER_TICK,
@@ -181,6 +182,10 @@ def main(argv=None) -> int:
     ap.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS))
     ap.add_argument("--json", help="write every per-layer figure here")
     ap.add_argument("--baseline", help="a JSON of an earlier --json run: per-layer and per-kernel before/after")
+    ap.add_argument("--specialize", choices=("off", "auto", "all"), default="off",
+                    help="per-layer specialised kernels (tinyengine gen --specialize); default off")
+    ap.add_argument("--specialize-flash-limit", type=int, default=None, metavar="BYTES",
+                    help="extra code bytes the specialised copies may take (default: the board's flash left)")
     args = ap.parse_args(argv)
     base = json.loads(Path(args.baseline).read_text()) if args.baseline else None
     results = []
@@ -192,7 +197,13 @@ def main(argv=None) -> int:
         t0 = time.perf_counter()
         with tempfile.TemporaryDirectory() as d:
             work = Path(d)
-            proj = generate(model, "qemu-m4", work / "proj", seed=0)
+            proj = generate(model, "qemu-m4", work / "proj", seed=0, specialize=args.specialize,
+                            specialize_flash_limit=args.specialize_flash_limit)
+            if args.specialize != "off" and args.specialize_flash_limit is None:
+                # this harness keeps the input image in flash (main.c): the copies get what is left
+                budget = json.loads((work / "proj" / "lowering.json").read_text())["specialize"]["flash_budget"]
+                proj = generate(model, "qemu-m4", work / "proj", seed=0, specialize=args.specialize, force=True,
+                                specialize_flash_limit=max(0, budget - proj.reference_input.size - 4096))
             dsp, c = measure(model, proj, work, True), measure(model, proj, work, False)
         results += [dsp, c]
         kd, kc = per_kernel(dsp), per_kernel(c)

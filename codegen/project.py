@@ -13,6 +13,8 @@ import firmware
 from boards import Board
 from codegen.emit import environment, model_context, model_hash, render_model
 from codegen.lower import Lowering, LoweringError, lower
+from codegen.specialize import apply as specialise
+from codegen.specialize import render as spec_files
 from search_spaces.arch import ArchConfig
 from tinyengine.deploy.flags import LANG_WARN, OPT, pio_common_flags
 from tinyengine.deploy.pio import pio_env_names
@@ -50,6 +52,7 @@ def kernel_files(firmware: Path = FIRMWARE) -> tuple[list[Path], list[Path]]:
     if not sources:
         raise LoweringError(f"codegen: no kernel sources (*.c) in {src}")
     clash = {p.name for p in headers + sources} & {*GENERATED, "host_main.c"}
+    clash |= {p.name for p in headers + sources if p.name.startswith("te_spec")}  # codegen/specialize.py's
     if clash:
         raise LoweringError(f"codegen: kernel files {sorted(clash)} clash with generated file names")
     return headers, sources
@@ -124,10 +127,12 @@ def reference_io(graph: Graph, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 def write_project(out_dir: str | Path, arch: ArchConfig | None, plan: MemoryPlan, board: Board,
                   *, winograd: bool = False, seed: int = 0, weights_from: str = "given graph",
-                  firmware: Path = FIRMWARE) -> Project:
+                  firmware: Path = FIRMWARE, specialize: str = "off",
+                  specialize_flash_limit: int | None = None) -> Project:
     """Lower ``plan.graph`` (the graph that runs) at the plan's offsets and write the project under
-    ``out_dir`` (created; files replaced)."""
+    ``out_dir`` (created; files replaced). ``specialize``: per-layer kernel copies (codegen/specialize.py)."""
     low = lower(plan, winograd=winograd)
+    spec_totals = specialise(low, board, specialize, specialize_flash_limit)
     if low.arena_bytes != plan.arena_bytes:  # the invariant: the arena is the planner's peak SRAM
         raise AssertionError(f"codegen: arena {low.arena_bytes} B != plan {plan.arena_bytes} B")
     headers, sources = kernel_files(firmware)
@@ -152,6 +157,10 @@ def write_project(out_dir: str | Path, arch: ArchConfig | None, plan: MemoryPlan
         shutil.copyfile(f, root / "src" / f.name)
         written.append(root / "src" / f.name)
     kernel_srcs = [f"src/{f.name}" for f in sources]
+    for name, text in spec_files(low, firmware / "src", firmware / "include" / "tinyengine.h").items():
+        put(f"src/{name}", text)
+        if name.endswith(".c"):
+            kernel_srcs.append(f"src/{name}")
 
     x, y = reference_io(low.graph, seed)
     put("reference_input.bin", x.astype(np.int8).tobytes())
@@ -180,7 +189,7 @@ def write_project(out_dir: str | Path, arch: ArchConfig | None, plan: MemoryPlan
         "input": {"tensor": low.input[0], "offset": low.input[1]},
         "output": {"tensor": low.output[0], "offset": low.output[1]},
         "winograd": winograd, "reference_seed": seed, "weights": weights_from,
-        "model_hash": model_hash(low),
+        "model_hash": model_hash(low), "specialize": spec_totals,
         "layers": low.kernel_table()}, indent=1) + "\n")
     if arch is not None:
         put("arch.json", arch.to_json() + "\n")
