@@ -59,7 +59,7 @@ def _hook(o) -> str:
             "        (g) = &te_spec_g_; (q) = &te_spec_q_; \\\n    } while (0)")
 
 
-def spec_source(o, fn: str, src_dir: Path) -> str:
+def spec_source(o, fn: str, src_dir: Path, pragma: str = "") -> str:
     """``te_spec_<index>.c`` of one lowered op."""
     k = KERNELS[o.kernel]
     names: list[str] = []
@@ -74,7 +74,9 @@ def spec_source(o, fn: str, src_dir: Path) -> str:
             " * tinyengine codegen (codegen/specialize.py), do not edit. The kernel's own source is included\n"
             " * below with its external functions renamed, so the generic kernels stay linked beside it. */\n"
             '#include "te_spec.h"\n#include "weights.h"\n\n'
-            + "\n".join(renames) + "\n" + _hook(o) + "\n\n" + includes + "\n")
+            + "\n".join(renames) + "\n" + _hook(o) + "\n\n"
+            + (f"#if defined(__GNUC__) && !defined(__clang__)\n{pragma}\n#endif\n" if pragma else "")
+            + includes + "\n")
 
 
 def spec_header(name: str, decl: list[str]) -> str:
@@ -92,7 +94,8 @@ def render(low, src_dir: Path, header: Path) -> dict[str, str]:
     if not chosen:
         return {}
     htext = header.read_text()
-    files = {f"{o.specialisation.function}.c": spec_source(o, o.specialisation.function, src_dir) for o in chosen}
+    files = {f"{o.specialisation.function}.c": spec_source(o, o.specialisation.function, src_dir,
+                                                            o.specialisation.pragma) for o in chosen}
     files["te_spec.h"] = spec_header(low.name, [prototype(o.kernel, htext, o.specialisation.function)
                                                 for o in chosen])
     return files

@@ -69,6 +69,8 @@ def test_all_specialises_every_pointwise_and_depthwise_layer(tiny):
             assert re.search(rf"\b{d.function}\(", model_c) and f"{d.function}.c" in " ".join(tiny.kernel_sources)
         else:
             assert d is None
+    dw = next(o for o in low.ops if o.kernel == "te_depthwise_inplace_s8").specialisation
+    assert dw.variant == "unrolled" and "unroll-loops" in (src / f"{dw.function}.c").read_text()
     layers = json.loads((tiny.root / "lowering.json").read_text())["layers"]
     rec = next(la for la in layers if la["kernel"] == "te_conv_pointwise_s8")["specialisation"]
     assert rec["specialised"] and rec["code_bytes"] > 0 and rec["est_saved"] > 0
@@ -157,6 +159,10 @@ def test_flash_budget_takes_the_best_saving_per_byte_first(tiny):
     assert {c[1] for c in cands[:3]} <= chosen
     assert sum(d.code_bytes for d in dec.values()) <= budget
     assert all(not d.specialised and "flash budget" in d.reason for i, d in dec.items() if i not in chosen)
+    assert all(d.variant == "plain" for d in dec.values())  # no budget left to upgrade a copy
+    big = choose(ops, "all", 1 << 30)
+    assert all(d.specialised for d in big.values())
+    assert {d.variant for i, d in big.items() if ops[i].kernel == "te_depthwise_inplace_s8"} == {"unrolled"}
 
 
 def test_auto_leaves_layers_with_little_to_gain_generic(tmp_path):
