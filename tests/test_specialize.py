@@ -193,3 +193,23 @@ def test_copy_renames_every_external_function_of_the_kernel_sources(tiny):
     for name in ("te_depthwise_inplace_s8", "te_depthwise_s8", "te_depthwise_scratch_bytes"):
         assert re.search(rf"#define {name} te_spec_x", text), name
     assert "#define TE_SPEC_DEPTHWISE(g, q)" in text and '#include "te_depthwise.c"' in text
+
+
+def test_the_hook_folds_the_layers_constants_into_the_copy(tiny, tmp_path):
+    """The entry hook really fixes the constants: in a pointwise copy for a layer with the full int8 clamp
+    the clamp variant of the pair loop is dead code, gone from the object (the generic kernel keeps it);
+    without the hook line in te_conv_pointwise_s8 this fails."""
+    cc = need("arm-none-eabi-gcc")
+    src = tiny.root / "src"
+    o = next(o for o in tiny.lowering.ops if o.kernel == "te_conv_pointwise_s8"
+             and o.args["quant"]["act_min"] == -128 and o.args["quant"]["act_max"] == 127)
+
+    def statics(c_file: Path) -> set[str]:
+        obj = tmp_path / (c_file.stem + ".o")
+        run([cc, *WARN, *M4, f"-I{src}", "-c", c_file, "-o", obj])
+        nm = run([shutil.which("arm-none-eabi-nm") or need("arm-none-eabi-nm"), obj]).stdout
+        return {ln.split()[-1].split(".")[0] for ln in nm.splitlines() if ln.split()[-2:-1] == ["t"]}
+
+    generic = statics(src / "te_pointwise.c")
+    copy = statics(src / f"{o.specialisation.function}.c")
+    assert "pw_pairs_clamp" in generic and "pw_pairs_clamp" not in copy, (generic, copy)
