@@ -213,3 +213,15 @@ def test_the_hook_folds_the_layers_constants_into_the_copy(tiny, tmp_path):
     generic = statics(src / "te_pointwise.c")
     copy = statics(src / f"{o.specialisation.function}.c")
     assert "pw_pairs_clamp" in generic and "pw_pairs_clamp" not in copy, (generic, copy)
+
+
+def test_analyze_shows_the_per_layer_decision(tmp_path, capsys):
+    out = tmp_path / "a.json"
+    assert engine_main(["analyze", "mcunet-vww1", "--board", "qemu-m4", "--specialize", "auto", "--quiet",
+                        "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "specialised kernels (auto" in text
+    rows = {r["name"]: r["c_kernel"].get("specialisation") for r in json.loads(out.read_text())["layers"]}
+    assert rows["b1.expand"]["specialised"] and rows["b1.expand"]["est_saved"] > 0
+    assert rows["b1.expand"]["code_bytes"] > 0 and rows["b1.expand"]["est_instructions"] > 0
+    assert rows["b12.project"]["specialised"] is False and rows["stem"] is None
