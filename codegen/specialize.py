@@ -22,8 +22,19 @@ _EXTERN_FN = re.compile(r"^(?!static\b|TE_INLINE\b|typedef\b|#)[A-Za-z_][\w \t\*
 
 # --------------------------------------------------------------------------- C text
 def _externs(text: str) -> list[str]:
-    """Names of the external functions a kernel .c file defines or declares at file scope."""
-    return sorted(set(_EXTERN_FN.findall(text)))
+    """Names of the external functions a kernel .c file defines (a file-scope prototype of a function
+    defined elsewhere is not one: renaming it would leave the copy's calls unresolved)."""
+    out = []
+    for m in _EXTERN_FN.finditer(text):
+        depth, i = 0, m.end() - 1
+        while i < len(text):
+            depth += {"(": 1, ")": -1}.get(text[i], 0)
+            i += 1
+            if depth == 0:
+                break
+        if text[i:].lstrip()[:1] == "{":
+            out.append(m.group(1))
+    return sorted(set(out))
 
 
 def prototype(kernel: str, header_text: str, name: str) -> str:

@@ -15,7 +15,7 @@ import pytest
 
 from codegen.generate import generate
 from codegen.project import FIRMWARE
-from codegen.specialize import spec_source
+from codegen.specialize import _externs, spec_source
 from tinyengine.kernels.specialize import KERNELS, choose, estimate_saved
 from tinyengine.numerics.reference import run_graph
 from tinyml_cli.engine import main as engine_main
@@ -193,6 +193,9 @@ def test_copy_renames_every_external_function_of_the_kernel_sources(tiny):
     for name in ("te_depthwise_inplace_s8", "te_depthwise_s8", "te_depthwise_scratch_bytes"):
         assert re.search(rf"#define {name} te_spec_x", text), name
     assert "#define TE_SPEC_DEPTHWISE(g, q)" in text and '#include "te_depthwise.c"' in text
+    # only definitions: a prototype of a function defined elsewhere keeps its name (the copy calls it)
+    assert _externs("void te_a(int x);\nint te_b(int y,\n    int (*f)(int))\n{\n}\n"
+                    "static int te_c(void) { return 0; }\n") == ["te_b"]
 
 
 def test_the_hook_folds_the_layers_constants_into_the_copy(tiny, tmp_path):
