@@ -147,6 +147,7 @@ def measure(model: str, proj, work: Path, dsp: bool) -> dict:
         raise RuntimeError(f"{model}: QEMU output differs from the NumPy reference")
     ticks = {int(i): int(t) for i, t in re.findall(r"L (\d+) (\d+)", r.stdout)}
     layers = [{"index": o.index, "name": o.name, "kernel": o.kernel, "macs": o.macs,
+               "specialised": bool(o.specialisation and o.specialisation.specialised),
                "out_bytes": o.out_bytes,
                "instructions": max(0.0, (ticks[o.index] - empty) * INSN_PER_TICK),
                **({"covers": low.graph.ops[o.index].attrs["covers"]}  # a fused op: the layers it replaces
@@ -187,6 +188,10 @@ def main(argv=None) -> int:
     ap.add_argument("--baseline", help="a JSON of an earlier --json run: per-layer and per-kernel before/after")
     ap.add_argument("--pw-weights", choices=("int8", "int16", "auto"), default="int8",
                     help="tinyengine gen --pw-weights: int16 pointwise weights in flash (default int8)")
+    ap.add_argument("--specialize", choices=("off", "auto", "all"), default="off",
+                    help="per-layer specialised kernels (tinyengine gen --specialize); default off")
+    ap.add_argument("--specialize-flash-limit", type=int, default=None, metavar="BYTES",
+                    help="extra code bytes the specialised copies may take (default: the board's flash left)")
     args = ap.parse_args(argv)
     base = json.loads(Path(args.baseline).read_text()) if args.baseline else None
     results = []
@@ -202,7 +207,14 @@ def main(argv=None) -> int:
             arch = load_model(model)
             reserve = (CODE_RESERVE_BYTES + arch.resolution ** 2 * arch.in_channels
                        if args.pw_weights == "auto" else None)
-            proj = generate(model, "qemu-m4", work / "proj", seed=0, pw_weights=args.pw_weights, pw_reserve=reserve)
+            opts = dict(seed=0, pw_weights=args.pw_weights, pw_reserve=reserve, specialize=args.specialize,
+                        specialize_flash_limit=args.specialize_flash_limit)
+            proj = generate(model, "qemu-m4", work / "proj", **opts)
+            if args.specialize != "off" and args.specialize_flash_limit is None:
+                # this harness keeps the input image in flash (main.c): the copies get what is left
+                budget = json.loads((work / "proj" / "lowering.json").read_text())["specialize"]["flash_budget"]
+                opts["specialize_flash_limit"] = max(0, budget - proj.reference_input.size - 4096)
+                proj = generate(model, "qemu-m4", work / "proj", force=True, **opts)
             dsp, c = measure(model, proj, work, True), measure(model, proj, work, False)
             for r in (dsp, c):
                 r.update(pw_weights=args.pw_weights, weight_bytes=proj.lowering.weight_bytes)

@@ -12,6 +12,7 @@ import jinja2
 import numpy as np
 
 from codegen.lower import CArray, LoweredOp, Lowering
+from codegen.specialize import call as specialised_call
 
 TEMPLATES = Path(str(files("codegen") / "templates"))
 _INT32_MIN = -(1 << 31)
@@ -94,7 +95,7 @@ def _op_view(o: LoweredOp, low: Lowering) -> dict:
         buffers += f"; scratch {note}"
     d = dict(o.__dict__)
     d.update(describe=describe, scratch_note=note, buffers=buffers)
-    d["call"] = _call(o.spec.call, d)
+    d["call"] = specialised_call(o, _call(o.spec.call, d))
     return d
 
 
@@ -127,6 +128,7 @@ def model_context(low: Lowering) -> dict:
         "arena_bytes": low.arena_bytes, "input_offset": low.input[1], "output_offset": low.output[1],
         "weight_bytes": low.weight_bytes, "macs": low.macs, "strategy": low.plan.strategy,
         "lower_bound": low.plan.lower_bound, "winograd": low.winograd, "model_hash": model_hash(low),
+        "specialised": any(o.specialisation is not None and o.specialisation.specialised for o in low.ops),
     }
 
 

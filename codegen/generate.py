@@ -63,7 +63,8 @@ def generate(model_spec: str, board_name: str, out: str | Path, *, weights: str 
              calib: int | None = None, winograd: bool = False, calib_data: str | None = None,
              force: bool = False, datasets: dict | None = None, stream: bool | None = None,
              layout_choice: str = "memory", layout_extra_sram: int = 0, pw_weights: str = "int8",
-             pw_reserve: int | None = None, fuse_add: str = "on") -> Project:
+             pw_reserve: int | None = None, fuse_add: str = "on", specialize: str = "off",
+             specialize_flash_limit: int | None = None) -> Project:
     """The whole pipeline behind ``tinyengine gen`` (no printing): returns the written project.
     ``out`` is claimed first (:mod:`tinyengine.outdir`): files gen did not write stop it unless ``force``.
     ``stream`` None: on for a ``tinynas search --stream`` folder (``folder_streams``), else off.
@@ -78,24 +79,26 @@ def generate(model_spec: str, board_name: str, out: str | Path, *, weights: str 
         raise UsageError(f"--calib: must be in 1..{MAX_CALIB}, got {calib}")
     n_calib, calib_src = (16 if calib is None else calib), (calib_data or "random")
     opts = replace(_plan_options(board, layout_choice, layout_extra_sram, bool(stream)), fuse_add=fuse_add)
+    from tinyengine.kernels.specialize import check_mode
+    check_mode(specialize, specialize_flash_limit)  # before any work
+    spec = {"specialize": specialize, "specialize_flash_limit": specialize_flash_limit, "pw_weights": pw_weights,
+            "pw_reserve": pw_reserve}
     if Path(model_spec).is_dir():
         refuse_quantise_options(Path(model_spec), weights=weights, calib=calib, calib_data=calib_data)
         if stream is None:
             opts = replace(_plan_options(board, layout_choice, layout_extra_sram, folder_streams(Path(model_spec))),
                            fuse_add=fuse_add)
         make = lambda: _generate_searched(Path(model_spec), board, out, seed=seed, winograd=winograd,  # noqa: E731
-                                          opts=opts, explicit_no_stream=stream is False, pw_weights=pw_weights,
-                                          pw_reserve=pw_reserve)
+                                          opts=opts, explicit_no_stream=stream is False, spec=spec)
     elif is_model_file(model_spec):  # .tflite: int8 as is; .onnx: float, quantised on the calibration images
         make = lambda: _generate_imported(model_spec, board, out, seed=seed, winograd=winograd,  # noqa: E731
                                           calib=n_calib, calib_data=calib_src, datasets=datasets, opts=opts,
-                                          pw_weights=pw_weights, pw_reserve=pw_reserve)
+                                          spec=spec)
     else:
         arch = load_model(model_spec)
         make = lambda: _generate_model(arch, model_spec, board, out, weights=weights or "random",  # noqa: E731
                                        seed=seed, calib=n_calib, winograd=winograd, calib_data=calib_src,
-                                       datasets=datasets, opts=opts, pw_weights=pw_weights,
-                                       pw_reserve=pw_reserve)
+                                       datasets=datasets, opts=opts, spec=spec)
     od = claim_outdir(out, "tinyengine gen", force=force, ignore=("build", ".pio"))
     try:
         proj = make()
@@ -121,18 +124,17 @@ def _plan_options(board, layout_choice: str = "memory", layout_extra_sram: int =
 
 
 def _generate_imported(model_spec: str, board, out, *, seed: int, winograd: bool, calib: int,
-                       calib_data: str, datasets: dict | None, opts: PlanOptions, pw_weights: str = "int8",
-                       pw_reserve: int | None = None) -> Project:
+                       calib_data: str, datasets: dict | None, opts: PlanOptions, spec: dict) -> Project:
     graph, _ = load_model_file(model_spec, calib_data=calib_data, calib=calib, seed=seed, datasets=datasets or {})
     how = ("int8 .tflite, imported with its quantisation" if model_spec.lower().endswith(".tflite")
            else f"float .onnx; calibrated on {calib} {calib_data} images")
     return write_project(out, None, plan_memory(graph, opts), board, winograd=winograd, seed=seed,
-                         weights_from=f"{model_spec} ({how})", pw_weights=pw_weights, pw_reserve=pw_reserve)
+                         weights_from=f"{model_spec} ({how})", **spec)
 
 
 def _generate_model(arch: ArchConfig, model_spec: str, board, out, *, weights: str, seed: int, calib: int,
                     winograd: bool, calib_data: str, datasets: dict | None, opts: PlanOptions,
-                    pw_weights: str = "int8", pw_reserve: int | None = None) -> Project:
+                    spec: dict) -> Project:
     if weights == "random":
         model, source = random_model(arch, seed), f"random (seed {seed})"
     else:
@@ -142,8 +144,7 @@ def _generate_model(arch: ArchConfig, model_spec: str, board, out, *, weights: s
         graph.name = Path(model_spec).stem
     plan = plan_memory(graph, opts)
     return write_project(out, arch, plan, board, winograd=winograd, seed=seed,
-                         weights_from=f"{source}; calibrated on {calib} {calib_data} images", pw_weights=pw_weights,
-                         pw_reserve=pw_reserve)
+                         weights_from=f"{source}; calibrated on {calib} {calib_data} images", **spec)
 
 
 def folder_streams(folder: Path) -> bool:
@@ -154,7 +155,7 @@ def folder_streams(folder: Path) -> bool:
 
 def _generate_searched(folder: Path, board, out, *, seed: int, winograd: bool,
                        opts: PlanOptions | None = None, explicit_no_stream: bool = False,
-                       pw_weights: str = "int8", pw_reserve: int | None = None) -> Project:
+                       spec: dict | None = None) -> Project:
     """A `tinynas search` output: the int8 graph it evaluated (so the firmware computes exactly the
     int8 accuracy the search reported), with its architecture."""
     from tinyengine.ir.graph_io import load_graph
@@ -181,7 +182,7 @@ def _generate_searched(folder: Path, board, out, *, seed: int, winograd: bool,
                         "lower); search again with a lower --sram")
     return write_project(out, arch, plan, board, winograd=winograd, seed=seed,
                          weights_from=f"{folder} (trained by tinynas search; its int8 model as evaluated)",
-                         pw_weights=pw_weights, pw_reserve=pw_reserve)
+                         **(spec or {}))
 
 
 def build_host(root: Path, target: str = "host", timeout: float = 600) -> subprocess.CompletedProcess:

@@ -30,6 +30,7 @@ from codegen.stem import stem_weights
 from codegen.winograd import transform_weights
 from tinyengine.ir.graph import Graph, Op
 from tinyengine.kernels.choice import AlignmentError, KernelChoice, check_plan, choose
+from tinyengine.kernels.specialize import SpecDecision
 from tinyengine.numerics.kernels_ref import add_params
 from tinyengine.planner import MemoryPlan
 from tinyml_errors import LoweringError
@@ -55,9 +56,16 @@ class LoweredOp(KernelChoice):
     """The registry's choice for one op plus its numbers: weights in the kernel's layout, quantisation."""
 
     arrays: list[CArray] = field(default_factory=list)
+    specialisation: SpecDecision | None = None  # --specialize (tinyengine/kernels/specialize.py)
 
     def weight_bytes(self) -> int:
         return sum(a.nbytes for a in self.arrays)
+
+    def summary(self) -> dict:
+        d = super().summary()
+        if self.specialisation is not None:
+            d["specialisation"] = self.specialisation.summary()
+        return d
 
 
 @dataclass

@@ -13,6 +13,8 @@ import firmware
 from boards import Board
 from codegen.emit import environment, model_context, model_hash, render_model
 from codegen.lower import Lowering, LoweringError, lower
+from codegen.specialize import apply as specialise
+from codegen.specialize import render as spec_files
 from search_spaces.arch import ArchConfig
 from tinyengine.deploy.flags import LANG_WARN, OPT, pio_common_flags
 from tinyengine.deploy.pio import pio_env_names
@@ -51,6 +53,7 @@ def kernel_files(firmware: Path = FIRMWARE) -> tuple[list[Path], list[Path]]:
     if not sources:
         raise LoweringError(f"codegen: no kernel sources (*.c) in {src}")
     clash = {p.name for p in headers + sources} & {*GENERATED, "host_main.c"}
+    clash |= {p.name for p in headers + sources if p.name.startswith("te_spec")}  # codegen/specialize.py's
     if clash:
         raise LoweringError(f"codegen: kernel files {sorted(clash)} clash with generated file names")
     return headers, sources
@@ -125,16 +128,19 @@ def reference_io(graph: Graph, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 def write_project(out_dir: str | Path, arch: ArchConfig | None, plan: MemoryPlan, board: Board,
                   *, winograd: bool = False, seed: int = 0, weights_from: str = "given graph",
-                  firmware: Path = FIRMWARE, pw_weights: str = "int8", pw_reserve: int | None = None) -> Project:
+                  firmware: Path = FIRMWARE, pw_weights: str = "int8", pw_reserve: int | None = None,
+                  specialize: str = "off", specialize_flash_limit: int | None = None) -> Project:
     """Lower ``plan.graph`` (the graph that runs) at the plan's offsets and write the project under
     ``out_dir`` (created; files replaced). ``pw_weights``: int8 | int16 | auto pointwise weights in flash
-    (tinyengine/kernels/pw_weights.py; ``pw_reserve``: flash auto keeps for code)."""
+    (tinyengine/kernels/pw_weights.py; ``pw_reserve``: flash auto keeps for code). ``specialize``:
+    per-layer kernel copies (codegen/specialize.py)."""
     base = None
     if pw_weights == "auto":  # the int8 model's constants as lowered (the stem's widened weights included)
         choose_pw_weights(plan.graph, "int8")
         base = lower(plan, winograd=winograd).weight_bytes
     pw = choose_pw_weights(plan.graph, pw_weights, board.flash_bytes, board.name, board.dsp, base, pw_reserve)
     low = lower(plan, winograd=winograd)
+    spec_totals = specialise(low, board, specialize, specialize_flash_limit)
     if low.arena_bytes != plan.arena_bytes:  # the invariant: the arena is the planner's peak SRAM
         raise AssertionError(f"codegen: arena {low.arena_bytes} B != plan {plan.arena_bytes} B")
     headers, sources = kernel_files(firmware)
@@ -159,6 +165,10 @@ def write_project(out_dir: str | Path, arch: ArchConfig | None, plan: MemoryPlan
         shutil.copyfile(f, root / "src" / f.name)
         written.append(root / "src" / f.name)
     kernel_srcs = [f"src/{f.name}" for f in sources]
+    for name, text in spec_files(low, firmware / "src", firmware / "include" / "tinyengine.h").items():
+        put(f"src/{name}", text)
+        if name.endswith(".c"):
+            kernel_srcs.append(f"src/{name}")
 
     x, y = reference_io(low.graph, seed)
     put("reference_input.bin", x.astype(np.int8).tobytes())
@@ -188,7 +198,7 @@ def write_project(out_dir: str | Path, arch: ArchConfig | None, plan: MemoryPlan
         "output": {"tensor": low.output[0], "offset": low.output[1]},
         "winograd": winograd, "pw_weights": pw, "reference_seed": seed, "weights": weights_from,
         "fuse_add": {"option": plan.options.fuse_add, "fused": plan.fused},
-        "model_hash": model_hash(low),
+        "model_hash": model_hash(low), "specialize": spec_totals,
         "layers": low.kernel_table()}, indent=1) + "\n")
     if arch is not None:
         put("arch.json", arch.to_json() + "\n")

@@ -67,6 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--fuse-add", choices=("on", "off"), default="on",
                    help="pointwise projection + residual add as one kernel (te_conv_pointwise_add_s8) where the "
                         "arena does not grow: on (default) or off")
+    a.add_argument("--specialize", choices=("off", "auto", "all"), default="off",
+                   help="show which layers `gen --specialize` would give a specialised kernel copy, the "
+                        "estimated instructions saved and code bytes (budget: --board's flash or the limit)")
+    a.add_argument("--specialize-flash-limit", type=int, default=None, metavar="BYTES",
+                   help="code bytes the specialised copies may add (as gen's)")
     add_gen_parser(sub)
     add_deploy_parsers(sub)
     add_export_parser(sub)
@@ -136,6 +141,33 @@ def _print_layout_choice(plan, console: Console, quiet: bool) -> None:
         console.print(f"  {name}: {r['choice']} -- {r['reason']} [{alts}]")
 
 
+def _specialisation(kernels: list[dict], args, board, weight_bytes: int, console: Console,
+                    latency=None) -> dict | None:
+    """``--specialize``: gen's per-layer decisions (tinyengine/kernels/specialize.py) for these kernels."""
+    from types import SimpleNamespace
+
+    from tinyengine.kernels.specialize import check_mode, choose, flash_budget
+    check_mode(args.specialize, args.specialize_flash_limit)
+    if args.specialize == "off":
+        return None
+    budget = (flash_budget(board, weight_bytes, args.specialize_flash_limit)
+              if board is not None or args.specialize_flash_limit is not None else 1 << 40)
+    ops = [SimpleNamespace(index=k["index"], name=k["name"], kernel=k["kernel"], args=k["args"],
+                           summary=lambda k=k: k) for k in kernels]
+    dec = choose(ops, args.specialize, budget, latency)
+    chosen = [d for d in dec.values() if d.specialised]
+    where = f"{budget:,} B budget" if budget < 1 << 40 else "no flash budget (give --board or a limit)"
+    console.print(f"[bold]specialised kernels[/] ({args.specialize}, {where}): {len(chosen)} of {len(dec)} "
+                  f"layers, ~{sum(d.code_bytes for d in chosen):,} B more code, "
+                  f"~{sum(d.est_saved for d in chosen):,.0f} instructions saved per inference (estimates)")
+    if not args.quiet:
+        for k in kernels:
+            d = dec.get(k["index"])
+            if d is not None:
+                console.print(f"  {k['name']}: {'copy' if d.specialised else 'generic'} -- {d.reason}")
+    return dec
+
+
 def cmd_analyze(args: argparse.Namespace, console: Console) -> int:
     for flag, path in (("--json", args.json_out), ("--plot", args.plot)):
         if path:
@@ -199,6 +231,8 @@ def cmd_analyze(args: argparse.Namespace, console: Console) -> int:
         console.print(f"[yellow]no C kernels for this graph:[/] {no_kernels}")
     _print_layout_choice(an.plan, console, args.quiet)
     _print_fused(an.plan, console)
+    spec = _specialisation(kernels, args, board, an.flash_bytes, console, lat_model if lat else None) \
+        if kernels else None
     p = an.plan
     console.print(f"[bold]MACs[/] {an.macs / 1e6:.2f}M   [bold]params[/] {an.params / 1e6:.3f}M "
                   f"(float model, BN counted)   [bold]flash[/] {format_size(an.flash_bytes)} "
@@ -238,6 +272,8 @@ def cmd_analyze(args: argparse.Namespace, console: Console) -> int:
                 row["c_kernel"] = {key: k[key] for key in ("kernel", "layout", "reason", "scratch_type")}
                 if "layout_choice" in k:
                     row["c_kernel"]["layout_choice"] = k["layout_choice"]
+                if spec and k["index"] in spec:
+                    row["c_kernel"]["specialisation"] = spec[k["index"]].summary()
         if pw:
             d["pw_weights"] = pw
         if lat:

@@ -58,6 +58,14 @@ def add_gen_parser(subparsers) -> argparse.ArgumentParser:
     g.add_argument("--fuse-add", choices=("on", "off"), default="on",
                    help="pointwise projection + residual add as one kernel (te_conv_pointwise_add_s8) where the "
                         "arena does not grow: on (default) or off")
+    g.add_argument("--specialize", choices=("off", "auto", "all"), default="off",
+                   help="per-layer specialised copies of the pointwise and depthwise kernels with the layer's "
+                        "constants compiled in (faster, more flash): auto where the estimated saving per code byte "
+                        "is worth it, all for every such layer, off (default) the generic kernels only")
+    g.add_argument("--specialize-flash-limit", type=int, default=None, metavar="BYTES",
+                   help="code bytes the specialised copies may add (default: the board's flash left after the "
+                        "weights and 64 KiB for the generic kernels and firmware); 0 falls back to the generic "
+                        "kernels everywhere")
     g.add_argument("--build", action="store_true",
                    help="also build the host program (make host) and compare it with the reference output")
     return g
@@ -68,7 +76,8 @@ def cmd_gen(args: argparse.Namespace, console) -> int:
                     calib=args.calib, winograd=args.winograd, calib_data=args.calib_data, force=args.force,
                     datasets=DATASETS, stream=args.stream, layout_choice=args.layout_choice,
                     layout_extra_sram=args.layout_extra_sram, pw_weights=args.pw_weights,
-                    fuse_add=args.fuse_add)
+                    fuse_add=args.fuse_add, specialize=args.specialize,
+                    specialize_flash_limit=args.specialize_flash_limit)
     if args.stream is None and Path(args.model).is_dir() and folder_streams(Path(args.model)):
         console.print(f"streaming on: {args.model} was searched with --stream (its SRAM limit counts fused "
                       "streaming); --no-stream to plan layer by layer")
@@ -78,6 +87,11 @@ def cmd_gen(args: argparse.Namespace, console) -> int:
         kinds[o.kernel] = kinds.get(o.kernel, 0) + 1
     console.print(f"[bold]{low.name}[/] for {board.name}: {len(low.ops)} layers, {low.macs / 1e6:.2f}M MACs")
     console.print("kernels: " + ", ".join(f"{k} x{n}" for k, n in kinds.items()))
+    spec = [o.specialisation for o in low.ops if o.specialisation is not None and o.specialisation.specialised]
+    if args.specialize != "off":
+        console.print(f"specialised kernels ({args.specialize}): {len(spec)} layers, ~{sum(d.code_bytes for d in spec):,} B "
+                      f"more code, ~{sum(d.est_saved for d in spec):,.0f} instructions saved per inference "
+                      "(estimates; per layer in lowering.json)")
     console.print(f"arena {format_size(low.arena_bytes)} ({low.arena_bytes:,} B = planner peak SRAM), "
                   f"weights {format_size(low.weight_bytes)} ({low.weight_bytes:,} B)")
     pw = [o for o in low.ops if o.kernel == "te_conv_pointwise_w16_s8"]

@@ -821,6 +821,7 @@ static void dw_plane_large(const int8_t *plane, int pitch, const te_conv_geom_t 
 void te_depthwise_inplace_s8(int8_t *inout, const te_conv_geom_t *g, const int8_t *w, const int32_t *bias,
                              const te_quant_t *q, int8_t *scratch)
 {
+    TE_SPEC_DEPTHWISE(g, q); /* a per-layer copy's constants (codegen/specialize.py) */
     const int C = g->in_c, in_h = g->in_h, in_w = g->in_w, kh = g->k_h, kw = g->k_w;
     const int pt = g->pad_top, pl = g->pad_left;
     /* the plane covers exactly the rows/columns some output tap reads (<= the planned size) */
@@ -1015,6 +1016,7 @@ DW4_INTERIOR(dw4_interior_k7, 7)
 void te_depthwise_s8(const int8_t *in, const te_conv_geom_t *g, const int8_t *w, const int32_t *bias,
                      const te_quant_t *q, int8_t *out)
 {
+    TE_SPEC_DEPTHWISE(g, q); /* a per-layer copy's constants (codegen/specialize.py) */
     const int C = g->in_c, in_h = g->in_h, in_w = g->in_w, kh = g->k_h, kw = g->k_w;
     const int oh = g->out_h, ow = g->out_w, sh = g->stride_h, sw = g->stride_w;
     const int taps = kh * kw;

@@ -421,4 +421,14 @@ void te_gemm2_s8_s16(const int8_t *w, const int16_t *cols, int K, int out_c, con
                      const te_quant_t *q, int8_t *out0, int8_t *out1);
 #endif
 
+/* Per-layer specialised copies (codegen/specialize.py): a generated te_spec_<layer>.c defines these to
+ * give the kernel entry the layer's constants before it includes the kernel's .c file (GCC then
+ * propagates them through the inlined bodies); in the generic kernels they do nothing. */
+#ifndef TE_SPEC_POINTWISE
+#define TE_SPEC_POINTWISE(n_pixels, in_c, out_c, q) ((void)0)
+#endif
+#ifndef TE_SPEC_DEPTHWISE
+#define TE_SPEC_DEPTHWISE(g, q) ((void)0)
+#endif
+
 #endif /* TE_INTERNAL_H */

@@ -76,8 +76,8 @@ PW_INLINE void pw_loop_asm(const int8_t *restrict *ppa, const int8_t *restrict *
                      "smlad  %[s11], %[b13], %[x1], %[s11]\n\t"
                      "cmp    %[pa], %[end]\n\t"
                      "bne    1b"
-                     : [s00] "+r"(s00), [s01] "+r"(s01), [s10] "+r"(s10), [s11] "+r"(s11), [pa] "+r"(pa),
-                       [pb] "+r"(pb), [c] "+r"(c), [a] "=&r"(a), [a13] "=&r"(a13), [b] "=&r"(b),
+                     : [s00] "+&r"(s00), [s01] "+&r"(s01), [s10] "+&r"(s10), [s11] "+&r"(s11), [pa] "+&r"(pa),
+                       [pb] "+&r"(pb), [c] "+&r"(c), [a] "=&r"(a), [a13] "=&r"(a13), [b] "=&r"(b),
                        [b13] "=&r"(b13), [x0] "=&r"(x0), [x1] "=&r"(x1)
                      : [end] "r"(end)
                      : "cc", "memory");
@@ -664,6 +664,7 @@ static int pw_rq_ok(const int32_t *shift, int n)
 void te_conv_pointwise_s8(const int8_t *in, int n_pixels, int in_c, const int8_t *w, const int32_t *bias,
                           int out_c, const te_quant_t *q, int8_t *out, int16_t *scratch)
 {
+    TE_SPEC_POINTWISE(n_pixels, in_c, out_c, q); /* a per-layer copy's constants (codegen/specialize.py) */
     int n_pairs = n_pixels >> 1;
     if (bias == NULL) {
         n_pairs = 0; /* no bias (not what codegen emits): every pixel through the shared GEMM core */
