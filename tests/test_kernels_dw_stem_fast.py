@@ -21,7 +21,6 @@ import zlib
 import kernel_harness
 import numpy as np
 import pytest
-from test_kernels_dw_stem import stem_case
 from kernel_harness import (
     HOST_VARIANTS,
     K,
@@ -37,6 +36,7 @@ from kernel_harness import (
     run_qemu,
     write_cases_c,
 )
+from test_kernels_dw_stem import stem_case
 
 
 def _cases(rng) -> list:

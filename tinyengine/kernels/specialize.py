@@ -56,10 +56,12 @@ UNROLL = '#pragma GCC optimize("unroll-loops")'
 
 # Fitted on benchmarks/model_instructions.py --specialize all (mcunet-vww1, every layer of the three
 # kernels; README "Per-layer specialised kernels"). Pointwise saves mostly per pixel and per output in the
-# few-channel layers; depthwise per channel (the plane copy and row loops with the pitch a literal).
+# few-channel layers (the in_c 8/16 path: ~4.5 per pixel and table chunk, measured on vww1 b0.project,
+# b1-b4.expand after that path landed); depthwise per channel (the plane copy and row loops with the pitch a
+# literal).
 KERNELS: dict[str, SpecKernel] = {
     "te_conv_pointwise_s8": SpecKernel(("te_conv.c", "te_pointwise.c"), "TE_SPEC_POINTWISE",
-                                       {"out": 0.17, "pixels": 15.0, "out_rq": 2.5},
+                                       {"out": 0.17, "pixels": 15.0, "out_rq": 2.5, "px_few": 4.5},
                                        _pw_code),
     "te_depthwise_inplace_s8": SpecKernel(("te_depthwise.c",), "TE_SPEC_DEPTHWISE",
                                           {"channels": 280.0, "out": 1.5, "padded_in": 1.8},
