@@ -712,58 +712,6 @@ void te_conv_pointwise_s8(const int8_t *in, int n_pixels, int in_c, const int8_t
  * --------------------------------------------------------------------------------------------- */
 #include "te_pw_add.h"
 
-/* n channels of two pixels (pw_two_pixels_rq's 2 x 2 tiles): the projection's int8 values of pixel 0
- * at v[0..n), of pixel 1 at v[n..2n). */
-PW_INLINE void pwa_two_pixels(const int8_t *w, const int16_t *cols, int K, int n, const int32_t *bias,
-                              const int32_t *mult, const pw_rq_t *r, int8_t *v, int use_asm)
-{
-    const int G = K >> 2;
-    int8_t *y = v, *y1 = v + n;
-    int8_t *const yend = y + (n & ~1);
-    (void)use_asm;
-    while (y < yend) {
-        const int8_t *restrict pa = w;
-        const int8_t *restrict pb = w + K;
-        const int16_t *restrict c = cols;
-        int32_t s00 = bias[0], s01 = bias[0], s10 = bias[1], s11 = bias[1];
-#if PW_ASM
-        if (use_asm) {
-            pw_loop_asm(&pa, &pb, &c, G, &s00, &s01, &s10, &s11);
-        } else
-#endif
-        {
-            pw_loop_c(&pa, &pb, &c, G, &s00, &s01, &s10, &s11);
-        }
-        y[0] = pw_rq_out(s00, mult[0], &r[0]);
-        y1[0] = pw_rq_out(s01, mult[0], &r[0]);
-        y[1] = pw_rq_out(s10, mult[1], &r[1]);
-        y1[1] = pw_rq_out(s11, mult[1], &r[1]);
-        w += 2 * K;
-        bias += 2;
-        mult += 2;
-        r += 2;
-        y += 2;
-        y1 += 2;
-    }
-    if (n & 1) {
-        const int16_t *restrict c = cols;
-        const int8_t *restrict pa = w;
-        int32_t s0 = bias[0], s1 = s0;
-        for (int g = G; g > 0; g--) {
-            const uint32_t a = te_read_u32(pa);
-            const uint32_t a02 = te_sxtb16(a), a13 = te_sxtb16_ror8(a);
-            s0 = te_smlad(a02, te_read_u32(c), s0);
-            s0 = te_smlad(a13, te_read_u32(c + 2), s0);
-            s1 = te_smlad(a02, te_read_u32(c + 4), s1);
-            s1 = te_smlad(a13, te_read_u32(c + 6), s1);
-            pa += 4;
-            c += 8;
-        }
-        y[0] = pw_rq_out(s0, mult[0], &r[0]);
-        y1[0] = pw_rq_out(s1, mult[0], &r[0]);
-    }
-}
-
 /* Every pixel pair, channel chunk by channel chunk (pw_pairs_rq's order); the caller checked the shifts.
  * A chunk's projection values of one pixel pair (2 n bytes in the scratch, after the add stage's table)
  * go through the add stage right away: the 2 x 2 tile's registers are all taken, so the sums are formed
@@ -783,7 +731,9 @@ PW_INLINE void pwa_pairs(const int8_t *in, int n_pairs, int in_c, const int8_t *
         int8_t *y = out + c0;
         for (int i = 0; i < n_pairs; i++) {
             pw_cols4(x, in_c, q->in_zp, scratch);
-            pwa_two_pixels(w + (size_t)c0 * (size_t)in_c, scratch, in_c, n, bias + c0, q->mult + c0, r, v, use_asm);
+            /* the projection's int8 values: pixel 0 at v[0..n), pixel 1 at v[n..2n) */
+            pw_two_pixels_rq(w + (size_t)c0 * (size_t)in_c, scratch, in_c, n, bias + c0, q->mult + c0, r, v, v + n,
+                             use_asm);
             te_pwa_run(v, b, y, n, a);
             te_pwa_run(v + n, b + out_c, y + out_c, n, a);
             x += 2 * in_c;
