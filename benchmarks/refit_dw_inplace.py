@@ -13,23 +13,10 @@ Usage: PYTHONPATH=$PWD .venv/bin/python benchmarks/refit_dw_inplace.py [--save] 
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
-from pathlib import Path
 
-import numpy as np
+from refit_common import ROOT, T, run_refit
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
-sys.path.insert(0, str(ROOT / "tests"))
-import kernel_harness as T
-import kernel_instructions as KI
-
-from tinyengine.latency.model import Sample, fit
-
-DATA = ROOT / "tinyengine" / "latency" / "data" / "qemu-m4.json"
 KERNEL = "te_depthwise_inplace_s8"
 ZOO = [(88, 88, 16, 3, 1), (40, 40, 16, 3, 1), (40, 40, 48, 3, 2), (44, 44, 64, 5, 1), (44, 44, 80, 5, 2),
        (22, 22, 120, 5, 1), (11, 11, 240, 7, 1), (20, 20, 48, 7, 2), (22, 22, 144, 7, 1), (44, 44, 48, 7, 2),
@@ -65,39 +52,23 @@ def geom(h, w, c, k, s, p) -> dict:
             "pad_top": pt, "pad_left": pl, "out_h": (h + pt + pb - k) // s + 1, "out_w": (w + pl + pr - k) // s + 1}
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--save", action="store_true", help=f"replace the in-place depthwise entries of {DATA}")
-    ap.add_argument("--json", help="write the measurements here")
-    ap.add_argument("--build", default=str(ROOT / "firmware" / "build" / "refit_dw"))
-    a = ap.parse_args(argv)
-    T.require_arm_toolchain()
-    KI._deployed_like()
-    rng = np.random.default_rng(1515)
-    shp = shapes(rng)
-    cases, layers = [], []
-    for (h, w, c, k, s) in shp:
+def dw_cases(rng, kernel: str, inplace: bool) -> tuple[list, list]:
+    """The depthwise cases on shapes(rng) and their layers (also benchmarks/refit_dw_s8.py's)."""
+    out, layers = [], []
+    for (h, w, c, k, s) in shapes(rng):
         p = T.K.same_padding((h, w), (k, k), (s, s))
-        cases.append(T.dw_case(rng, h, w, c, (k, k), (s, s), p, True))
-        layers.append({"kernel": KERNEL, "name": f"{h}x{w}x{c} k{k}s{s}", "args": {"geom": geom(h, w, c, k, s, p)}})
-    build = Path(a.build)
-    build.mkdir(parents=True, exist_ok=True)
-    res = KI.measure(cases, build, "dsp", [])
-    samples = [Sample("refit", la, r["insns"]) for la, r in zip(layers, res)]
-    model = fit(samples, target="qemu-m4", core="cortex-m4", unit="instructions")
-    for key in sorted(model.kernels):
-        f = model.kernels[key]
-        print(f"{key:36s} samples {f.samples:3d}  RMSPE {100 * f.rmspe:.2f}%")
-    if a.json:
-        Path(a.json).write_text(json.dumps([{"layer": la["name"], "insns": r["insns"]} for la, r in zip(layers, res)],
-                                           indent=1))
-    if a.save:
-        d = json.loads(DATA.read_text())
-        for key, f in model.kernels.items():
-            d["kernels"][key] = {"terms": f.terms, "coef": f.coef, "samples": f.samples, "rmspe": f.rmspe}
-        DATA.write_text(json.dumps(d, indent=1))
-        print(f"saved {len(model.kernels)} entries to {DATA}")
-    return 0
+        out.append(T.dw_case(rng, h, w, c, (k, k), (s, s), p, inplace))
+        layers.append({"kernel": kernel, "name": f"{h}x{w}x{c} k{k}s{s}", "args": {"geom": geom(h, w, c, k, s, p)}})
+    return out, layers
+
+
+def cases(rng) -> tuple[list, list]:
+    return dw_cases(rng, KERNEL, True)
+
+
+def main(argv=None) -> int:
+    return run_refit(__doc__, ROOT / "firmware" / "build" / "refit_dw", cases, argv, seed=1515,
+                     save_help="replace the in-place depthwise entries of {data}")
 
 
 if __name__ == "__main__":

@@ -14,24 +14,13 @@ Usage: PYTHONPATH=$PWD .venv/bin/python benchmarks/refit_pointwise.py [--save] [
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
-from pathlib import Path
 
 import numpy as np
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
-sys.path.insert(0, str(ROOT / "tests"))
-import kernel_harness as T
-import kernel_instructions as KI
+from refit_common import ROOT, T, run_refit
 
 from codegen.pw_weights import pw16_weights
-from tinyengine.latency.model import Sample, fit
 
-DATA = ROOT / "tinyengine" / "latency" / "data" / "qemu-m4.json"
 ZOO = [(1600, 16, 8), (1600, 8, 48), (400, 48, 16), (400, 16, 48), (100, 48, 24), (100, 24, 144), (100, 144, 24),
        (100, 120, 24), (25, 144, 40), (25, 40, 240), (25, 240, 40), (9, 96, 480), (9, 480, 96), (9, 288, 160),
        (7744, 16, 8), (7744, 8, 24), (1936, 24, 16), (1936, 16, 80), (1936, 80, 16), (1936, 64, 16),
@@ -49,46 +38,26 @@ def shapes(rng) -> list[tuple[int, int, int]]:
     return out
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--save", action="store_true", help=f"replace the pointwise entries of {DATA}")
-    ap.add_argument("--json", help="write the measurements here")
-    ap.add_argument("--build", default=str(ROOT / "firmware" / "build" / "refit_pw"))
-    a = ap.parse_args(argv)
-    T.require_arm_toolchain()
-    KI._deployed_like()
-    rng = np.random.default_rng(1516)
-    cases, layers = [], []
+def cases(rng) -> tuple[list, list]:
+    out, layers = [], []
     for p, ci, co in shapes(rng):
         c = T.pointwise_case(rng, p, ci, co)
         while c.bias is None:  # generated layers always have a bias (without, the kernels take their slow loops)
             c = T.pointwise_case(rng, p, ci, co)
         args = {"n_pixels": p, "in_c": ci, "out_c": co}
-        cases.append(c)
+        out.append(c)
         layers.append({"kernel": "te_conv_pointwise_s8", "name": f"{p}px {ci}->{co}", "args": args})
         if ci % 4 == 0:
             w = np.frombuffer(c.w, np.int8).reshape(co, 1, 1, ci)
-            cases.append(T.Case("pointwise_w16", c.desc, c.hdr, c.mult, c.shift, c.bias,
-                                pw16_weights(w).astype("<i4").tobytes(), None, c.inp, b"", c.expected))
+            out.append(T.Case("pointwise_w16", c.desc, c.hdr, c.mult, c.shift, c.bias,
+                              pw16_weights(w).astype("<i4").tobytes(), None, c.inp, b"", c.expected))
             layers.append({"kernel": "te_conv_pointwise_w16_s8", "name": f"w16 {p}px {ci}->{co}", "args": args})
-    build = Path(a.build)
-    build.mkdir(parents=True, exist_ok=True)
-    res = KI.measure(cases, build, "dsp", [])
-    samples = [Sample("refit", la, r["insns"]) for la, r in zip(layers, res)]
-    model = fit(samples, target="qemu-m4", core="cortex-m4", unit="instructions")
-    for key in sorted(model.kernels):
-        f = model.kernels[key]
-        print(f"{key:36s} samples {f.samples:3d}  RMSPE {100 * f.rmspe:.2f}%")
-    if a.json:
-        Path(a.json).write_text(json.dumps([{"layer": la["name"], "kernel": la["kernel"], "insns": r["insns"]}
-                                            for la, r in zip(layers, res)], indent=1))
-    if a.save:
-        d = json.loads(DATA.read_text())
-        for key, f in model.kernels.items():
-            d["kernels"][key] = {"terms": f.terms, "coef": f.coef, "samples": f.samples, "rmspe": f.rmspe}
-        DATA.write_text(json.dumps(d, indent=1))
-        print(f"saved {len(model.kernels)} entries to {DATA}")
-    return 0
+    return out, layers
+
+
+def main(argv=None) -> int:
+    return run_refit(__doc__, ROOT / "firmware" / "build" / "refit_pw", cases, argv, seed=1516,
+                     save_help="replace the pointwise entries of {data}", json_kernel=True)
 
 
 if __name__ == "__main__":

@@ -14,24 +14,11 @@ Usage: PYTHONPATH=$PWD .venv/bin/python benchmarks/refit_stem.py [--save] [--jso
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
-from pathlib import Path
 
-import numpy as np
+from refit_common import ROOT, T, run_refit
+from test_kernels_dw_stem import stem_case
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
-sys.path.insert(0, str(ROOT / "tests"))
-import kernel_harness as T  # noqa: E402
-import kernel_instructions as KI  # noqa: E402
-from test_kernels_dw_stem import stem_case  # noqa: E402
-
-from tinyengine.latency.model import Sample, fit  # noqa: E402
-
-DATA = ROOT / "tinyengine" / "latency" / "data" / "qemu-m4.json"
 KERNEL = "te_conv_stem_s8"
 # (h, w, in_c, out_c, k, s)
 SHAPES = [(80, 80, 3, 16, 3, 2), (176, 176, 3, 16, 3, 2), (64, 64, 3, 8, 3, 2), (96, 96, 3, 16, 3, 2),
@@ -48,38 +35,18 @@ def geom(h, w, ci, co, k, s, p) -> dict:
             "stride_w": s, "pad_top": pt, "pad_left": pl}
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--save", action="store_true", help=f"replace the {KERNEL} entry of {DATA}")
-    ap.add_argument("--json", help="write the measurements here")
-    ap.add_argument("--build", default=str(ROOT / "firmware" / "build" / "refit_stem"))
-    a = ap.parse_args(argv)
-    T.require_arm_toolchain()
-    KI._deployed_like()
-    rng = np.random.default_rng(1516)
-    cases, layers = [], []
+def cases(rng) -> tuple[list, list]:
+    out, layers = [], []
     for (h, w, ci, co, k, s) in SHAPES:
         p = T.K.same_padding((h, w), (k, k), (s, s))
-        cases.append(stem_case(rng, h, w, ci, co, (k, k), (s, s), p))
+        out.append(stem_case(rng, h, w, ci, co, (k, k), (s, s), p))
         layers.append({"kernel": KERNEL, "name": f"{h}x{w}x{ci}->{co} k{k}s{s}", "args": {"geom": geom(h, w, ci, co, k, s, p)}})
-    build = Path(a.build)
-    build.mkdir(parents=True, exist_ok=True)
-    res = KI.measure(cases, build, "dsp", [])
-    samples = [Sample("refit", la, r["insns"]) for la, r in zip(layers, res)]
-    model = fit(samples, target="qemu-m4", core="cortex-m4", unit="instructions")
-    for key in sorted(model.kernels):
-        f = model.kernels[key]
-        print(f"{key:36s} samples {f.samples:3d}  RMSPE {100 * f.rmspe:.2f}%")
-    if a.json:
-        Path(a.json).write_text(json.dumps([{"layer": la["name"], "insns": r["insns"]} for la, r in zip(layers, res)],
-                                           indent=1))
-    if a.save:
-        d = json.loads(DATA.read_text())
-        for key, f in model.kernels.items():
-            d["kernels"][key] = {"terms": f.terms, "coef": f.coef, "samples": f.samples, "rmspe": f.rmspe}
-        DATA.write_text(json.dumps(d, indent=1))
-        print(f"saved {len(model.kernels)} entries to {DATA}")
-    return 0
+    return out, layers
+
+
+def main(argv=None) -> int:
+    return run_refit(__doc__, ROOT / "firmware" / "build" / "refit_stem", cases, argv, seed=1516,
+                     save_help=f"replace the {KERNEL} entry of {{data}}")
 
 
 if __name__ == "__main__":

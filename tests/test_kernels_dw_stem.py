@@ -118,7 +118,9 @@ def _check(results, cases, where):
     assert not failures, f"{len(failures)} of {len(cases)} differ ({where}):\n" + "\n".join(failures[:20])
 
 
-def test_host_dw_and_stem_match_reference(tmp_path, cases):
+def check_host(tmp_path, cases):
+    """Every host driver variant on ``cases``, byte for byte against the reference (also
+    tests/test_kernels_dw_stem_fast.py's)."""
     blob = tmp_path / "cases.bin"
     blob.write_bytes(pack_all(cases))
 
@@ -137,10 +139,11 @@ def test_host_dw_and_stem_match_reference(tmp_path, cases):
         _check(r, cases, name)
 
 
-def test_qemu_m4_dw_and_stem_match_reference(tmp_path, cases):
+def check_qemu_m4(tmp_path, cs):
+    """``cs`` on the Cortex-M4 DSP path (QEMU mps2-an386), each output's CRC against the reference
+    (also tests/test_kernels_dw_stem_fast.py's)."""
     require_arm_toolchain()
     require_tool("qemu-system-arm", "qemu-system-arm")
-    cs = cases[::2]  # every other corner keeps the firmware small
     cases_c = tmp_path / "cases.c"
     write_cases_c(pack_all(cs), cases_c)
     elf = build_firmware("mps2-an386", cases_c, tmp_path / "fw.elf")
@@ -150,3 +153,11 @@ def test_qemu_m4_dw_and_stem_match_reference(tmp_path, cases):
         line = r.lines[i]
         assert line["ok"] and line["crc"] == zlib.crc32(c.expected) and line["rc"] == c.expect_rc, (
             f"case {i} {c.desc}: {line}")
+
+
+def test_host_dw_and_stem_match_reference(tmp_path, cases):
+    check_host(tmp_path, cases)
+
+
+def test_qemu_m4_dw_and_stem_match_reference(tmp_path, cases):
+    check_qemu_m4(tmp_path, cases[::2])  # every other corner keeps the firmware small

@@ -14,29 +14,11 @@ channel past the fold (em1 > 22) and with a fused clamp (the unfolded stages).
 """
 from __future__ import annotations
 
-import concurrent.futures
-import os
-import zlib
-
 import kernel_harness
 import numpy as np
 import pytest
-from kernel_harness import (
-    HOST_VARIANTS,
-    K,
-    _first_difference,
-    build_firmware,
-    build_host_driver,
-    dw_case,
-    pack_all,
-    parse_outputs,
-    require_arm_toolchain,
-    require_tool,
-    run,
-    run_qemu,
-    write_cases_c,
-)
-from test_kernels_dw_stem import stem_case
+from kernel_harness import K, dw_case
+from test_kernels_dw_stem import check_host, check_qemu_m4, stem_case
 
 
 def _cases(rng) -> list:
@@ -110,43 +92,9 @@ def cases() -> list:
     return _cases(rng) + _stem_cases(rng)
 
 
-def _check(results, cases, where):
-    failures = []
-    for i, c in enumerate(cases):
-        rc, got = results[i]
-        if rc != c.expect_rc or got != c.expected:
-            failures.append(f"case {i} {c.desc}: rc {rc}; " + ("" if got == c.expected else _first_difference(got, c.expected)))
-    assert not failures, f"{len(failures)} of {len(cases)} differ ({where}):\n" + "\n".join(failures[:20])
-
-
 def test_host_dw_stem_fast_paths_match_reference(tmp_path, cases):
-    blob = tmp_path / "cases.bin"
-    blob.write_bytes(pack_all(cases))
-
-    def one(name):
-        exe = build_host_driver(tmp_path / f"driver-{name}", HOST_VARIANTS[name])
-        out = tmp_path / f"out-{name}.bin"
-        env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=0",
-                   UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1")
-        run([exe, blob, out], env=env, timeout=300)
-        return name, parse_outputs(out.read_bytes())
-
-    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as ex:
-        res = dict(ex.map(one, HOST_VARIANTS))
-    for name, r in res.items():
-        assert len(r) == len(cases)
-        _check(r, cases, name)
+    check_host(tmp_path, cases)
 
 
 def test_qemu_m4_dw_stem_fast_paths_match_reference(tmp_path, cases):
-    require_arm_toolchain()
-    require_tool("qemu-system-arm", "qemu-system-arm")
-    cases_c = tmp_path / "cases.c"
-    write_cases_c(pack_all(cases), cases_c)
-    elf = build_firmware("mps2-an386", cases_c, tmp_path / "fw.elf")
-    r = run_qemu("mps2-an386", elf, shift=0)
-    assert r.done == (len(cases), 0) and r.returncode == 0, f"exit {r.returncode}, DONE {r.done}\n" + r.output[-3000:]
-    for i, c in enumerate(cases):
-        line = r.lines[i]
-        assert line["ok"] and line["crc"] == zlib.crc32(c.expected) and line["rc"] == c.expect_rc, (
-            f"case {i} {c.desc}: {line}")
+    check_qemu_m4(tmp_path, cases)
