@@ -130,6 +130,28 @@ PW_INLINE void pw_store2(int32_t a0, int32_t a1, int32_t mult, int32_t shift, co
     }
 }
 
+/* One weight row (the last of an odd out_c) against both columns: G groups of four, the pointers advanced. */
+PW_INLINE void pw_loop_1x2(const int8_t *restrict *ppa, const int16_t *restrict *pc, int G, int32_t *p0, int32_t *p1)
+{
+    const int8_t *restrict pa = *ppa;
+    const int16_t *restrict c = *pc;
+    int32_t s0 = *p0, s1 = *p1;
+    for (int g = G; g > 0; g--) {
+        const uint32_t a = te_read_u32(pa);
+        const uint32_t a02 = te_sxtb16(a), a13 = te_sxtb16_ror8(a);
+        s0 = te_smlad(a02, te_read_u32(c), s0);
+        s0 = te_smlad(a13, te_read_u32(c + 2), s0);
+        s1 = te_smlad(a02, te_read_u32(c + 4), s1);
+        s1 = te_smlad(a13, te_read_u32(c + 6), s1);
+        pa += 4;
+        c += 8;
+    }
+    *ppa = pa;
+    *pc = c;
+    *p0 = s0;
+    *p1 = s1;
+}
+
 /* All output channels of two pixels (columns in `cols`), outputs at y and y + out_c. `full` and
  * `tail` (K % 4 != 0) are literals at every call; bias is not NULL. */
 PW_INLINE void pw_two_pixels(const int8_t *w, const int16_t *cols, int K, int out_c, const int32_t *bias,
@@ -199,16 +221,7 @@ PW_INLINE void pw_two_pixels(const int8_t *w, const int16_t *cols, int K, int ou
         const int16_t *restrict c = cols;
         const int8_t *restrict pa = wa;
         int32_t s0 = bias[0], s1 = s0;
-        for (int g = G; g > 0; g--) {
-            const uint32_t a = te_read_u32(pa);
-            const uint32_t a02 = te_sxtb16(a), a13 = te_sxtb16_ror8(a);
-            s0 = te_smlad(a02, te_read_u32(c), s0);
-            s0 = te_smlad(a13, te_read_u32(c + 2), s0);
-            s1 = te_smlad(a02, te_read_u32(c + 4), s1);
-            s1 = te_smlad(a13, te_read_u32(c + 6), s1);
-            pa += 4;
-            c += 8;
-        }
+        pw_loop_1x2(&pa, &c, G, &s0, &s1);
         for (int k = 0; k < t; k++) {
             s0 = te_add_wrap(s0, pa[k] * c[k]);
             s1 = te_add_wrap(s1, pa[k] * c[t + k]);
@@ -597,16 +610,7 @@ PW_INLINE void pw_two_pixels_rq(const int8_t *w, const int16_t *cols, int K, int
         const int16_t *restrict c = cols;
         const int8_t *restrict pa = w;
         int32_t s0 = bias[0], s1 = s0;
-        for (int g = G; g > 0; g--) {
-            const uint32_t a = te_read_u32(pa);
-            const uint32_t a02 = te_sxtb16(a), a13 = te_sxtb16_ror8(a);
-            s0 = te_smlad(a02, te_read_u32(c), s0);
-            s0 = te_smlad(a13, te_read_u32(c + 2), s0);
-            s1 = te_smlad(a02, te_read_u32(c + 4), s1);
-            s1 = te_smlad(a13, te_read_u32(c + 6), s1);
-            pa += 4;
-            c += 8;
-        }
+        pw_loop_1x2(&pa, &c, G, &s0, &s1);
         y[0] = pw_rq_out(s0, mult[0], &r[0]);
         y1[0] = pw_rq_out(s1, mult[0], &r[0]);
     }
