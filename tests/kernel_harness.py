@@ -7,6 +7,7 @@ loaded from a test file by path.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -612,6 +613,48 @@ def build_firmware(board: str, cases_c: Path, out: Path, extra: list[str] | None
          *srcs, "-nostartfiles", "-specs=nano.specs", f"-L{FW / 'qemu'}", "-T", ld, "-Wl,--gc-sections",
          f"-Wl,-Map={out.with_suffix('.map')}", "-o", out])
     return out
+
+
+MODEL_MAIN = r"""
+#include <stdint.h>
+#include "model.h"
+#include "uart.h"
+static const int8_t input[TE_INPUT_BYTES] = {%s};
+int main(void)
+{
+    static int8_t out[TE_OUTPUT_BYTES];
+    if (te_model_check() != 0) {
+        uart_puts("SCRATCH\n");
+        return 3;
+    }
+    int rc = te_model_run(input, out);
+    uart_puts("OUT ");
+    for (int i = 0; i < TE_OUTPUT_BYTES; i++) uart_put_hex8((uint8_t)out[i]);
+    uart_puts(" RC ");
+    uart_put_i32(rc);
+    uart_puts("\n");
+    return 0;
+}
+"""
+M4_DSP = ["-mcpu=cortex-m4", "-mthumb", "-mfpu=fpv4-sp-d16", "-mfloat-abi=hard", "-DTE_USE_DSP"]
+
+
+def run_model_qemu_m4(project, x: np.ndarray, work: Path) -> np.ndarray:
+    """A generated project (model.c, weights.c, its kernel sources, specialised copies included) linked
+    with the QEMU runtime for the Cortex-M4 DSP path (-O2 -Werror) and run on mps2-an386 with input ``x``:
+    the output bytes. Fails the test when QEMU, te_model_check or te_model_run do not succeed."""
+    rt, src = FW / "qemu", project.root / "src"
+    main_c, elf = work / "main.c", work / "fw.elf"
+    main_c.write_text(MODEL_MAIN % ",".join(map(str, np.asarray(x).reshape(-1).tolist())))
+    run(["arm-none-eabi-gcc", "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", *M4_DSP, "-ffunction-sections",
+         "-fdata-sections", f"-I{src}", f"-I{rt}", main_c, src / "model.c", src / "weights.c",
+         *(project.root / k for k in project.kernel_sources), *QEMU_RUNTIME,
+         "-nostartfiles", f"-L{rt}", "-T", rt / "mps2-an386.ld", "-Wl,--gc-sections", "-o", elf], timeout=600)
+    r = subprocess.run(["qemu-system-arm", "-M", "mps2-an386", "-nographic", "-semihosting-config",
+                        "enable=on,target=native", "-kernel", str(elf)], capture_output=True, text=True, timeout=120)
+    m = re.search(r"OUT ([0-9a-f]*) RC (-?\d+)", r.stdout)
+    assert r.returncode == 0 and m and m.group(2) == "0", f"QEMU exit {r.returncode}:\n{r.stdout}\n{r.stderr}"
+    return np.frombuffer(bytes.fromhex(m.group(1)), np.int8)
 
 
 @dataclass

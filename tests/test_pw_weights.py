@@ -5,16 +5,16 @@ ASan/UBSan, emulated DSP) and on the emulated Cortex-M4 (the assembly loop)."""
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import subprocess
 
 import numpy as np
 import pytest
+from kernel_harness import run_model_qemu_m4
 
 from boards import load_board
 from codegen.generate import calibration_images
-from codegen.project import FIRMWARE, write_project
+from codegen.project import write_project
 from codegen.pw_weights import pw16_weights
 from search_spaces.arch import ArchConfig, BlockConfig, StageConfig
 from search_spaces.zoo import load_model
@@ -113,29 +113,6 @@ def _run(cmd, **kw):
     return r
 
 
-QEMU_MAIN = r"""
-#include <stdint.h>
-#include "model.h"
-#include "uart.h"
-
-static const int8_t input[TE_INPUT_BYTES] = {%(input)s};
-
-int main(void)
-{
-    static int8_t out[TE_OUTPUT_BYTES];
-    if (te_model_check() != 0) {
-        uart_puts("SCRATCH\n");
-        return 3;
-    }
-    int rc = te_model_run(input, out);
-    uart_puts("OUT ");
-    for (int i = 0; i < TE_OUTPUT_BYTES; i++) uart_put_hex8((uint8_t)out[i]);
-    uart_puts(" RC ");
-    uart_put_i32(rc);
-    uart_puts("\n");
-    return 0;
-}
-"""
 
 
 def test_int16_model_matches_reference_on_host_and_qemu_m4(tmp_path):
@@ -167,22 +144,9 @@ def test_int16_model_matches_reference_on_host_and_qemu_m4(tmp_path):
     _run(["make", "-C", root, "-j2", "check", "CFLAGS=-O2 -DTE_USE_DSP -DTE_DSP_EMULATE"], timeout=300)
 
     # emulated Cortex-M4: the assembly loop, weights read in place from flash
-    rt, src = FIRMWARE / "qemu", root / "src"
     x = proj.reference_input
-    main_c = tmp_path / "main.c"
-    main_c.write_text(QEMU_MAIN % {"input": ",".join(map(str, x.reshape(-1).tolist()))})
-    elf = tmp_path / "fw.elf"
-    m4 = ["-mcpu=cortex-m4", "-mthumb", "-mfpu=fpv4-sp-d16", "-mfloat-abi=hard", "-DTE_USE_DSP"]
-    _run(["arm-none-eabi-gcc", "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", *m4, "-ffunction-sections",
-          "-fdata-sections", f"-I{src}", f"-I{rt}", main_c, src / "model.c", src / "weights.c",
-          *(root / k for k in proj.kernel_sources), *(rt / f for f in ("startup.c", "uart.c", "semihost.c", "timer.c")),
-          "-nostartfiles", f"-L{rt}", "-T", rt / "mps2-an386.ld", "-Wl,--gc-sections", "-o", elf])
-    r = subprocess.run(["qemu-system-arm", "-M", "mps2-an386", "-nographic", "-semihosting-config",
-                        "enable=on,target=native", "-kernel", elf], capture_output=True, text=True, timeout=120)
-    m = re.search(r"OUT ([0-9a-f]*) RC (-?\d+)", r.stdout)
-    assert r.returncode == 0 and m and m.group(2) == "0", f"QEMU exit {r.returncode}:\n{r.stdout}\n{r.stderr}"
     want = run_graph(graph, x)[graph.outputs[0]].reshape(-1)
-    np.testing.assert_array_equal(np.frombuffer(bytes.fromhex(m.group(1)), np.int8), want)
+    np.testing.assert_array_equal(run_model_qemu_m4(proj, x, tmp_path), want)
 
 
 def test_cli_gen_records_the_choice(tmp_path):

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from kernel_harness import run_model_qemu_m4
 
 from codegen.generate import generate
 from codegen.project import FIRMWARE
@@ -91,44 +92,16 @@ def test_specialised_host_builds_equal_the_reference(tiny):
     _host_check(tiny, "-DTE_USE_DSP -DTE_DSP_EMULATE")
 
 
-QEMU_MAIN = r"""
-#include <stdint.h>
-#include "model.h"
-#include "uart.h"
-static const int8_t input[TE_INPUT_BYTES] = {%s};
-int main(void)
-{
-    static int8_t out[TE_OUTPUT_BYTES];
-    int rc = te_model_run(input, out);
-    uart_puts("OUT ");
-    for (int i = 0; i < TE_OUTPUT_BYTES; i++) uart_put_hex8((uint8_t)out[i]);
-    uart_puts(" RC ");
-    uart_put_i32(rc);
-    uart_puts("\n");
-    return rc;
-}
-"""
 
 
 def test_specialised_model_bit_exact_in_qemu_m4_and_compiles_for_m7(tiny, tmp_path):
     """Linked with the generic kernels beside the copies (no duplicate symbols), -Werror, run on the
     Cortex-M4 mps2-an386: every output byte equals run_graph's. The copies also compile for the M7."""
-    cc, qemu = need("arm-none-eabi-gcc"), need("qemu-system-arm")
-    rt, src = FIRMWARE / "qemu", tiny.root / "src"
-    x = tiny.reference_input
-    (tmp_path / "main.c").write_text(QEMU_MAIN % ",".join(map(str, x.reshape(-1).tolist())))
-    c_files = [tmp_path / "main.c", src / "model.c", src / "weights.c", *(tiny.root / k for k in tiny.kernel_sources),
-               *(rt / f for f in ("startup.c", "uart.c", "semihost.c", "timer.c"))]
-    elf = tmp_path / "fw.elf"
-    run([cc, *WARN, *M4, "-ffunction-sections", "-fdata-sections", f"-I{src}", f"-I{rt}", *c_files,
-         "-nostartfiles", f"-L{rt}", "-T", rt / "mps2-an386.ld", "-Wl,--gc-sections", "-o", elf], timeout=600)
-    r = subprocess.run([qemu, "-M", "mps2-an386", "-nographic", "-semihosting-config", "enable=on,target=native",
-                        "-kernel", elf], capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stdout + r.stderr
-    m = re.search(r"OUT ([0-9a-f]*) RC (-?\d+)", r.stdout)
-    assert m and m.group(2) == "0", r.stdout
+    cc = need("arm-none-eabi-gcc")
+    need("qemu-system-arm")
+    src, x = tiny.root / "src", tiny.reference_input
     want = run_graph(tiny.lowering.graph, x)[tiny.lowering.graph.outputs[0]].reshape(-1)
-    np.testing.assert_array_equal(np.frombuffer(bytes.fromhex(m.group(1)), np.int8), want)
+    np.testing.assert_array_equal(run_model_qemu_m4(tiny, x, tmp_path), want)
     for o in tiny.lowering.ops:  # one copy of each kernel for the M7
         if o.specialisation and o.kernel in KERNELS:
             run([cc, *WARN, *M7, f"-I{src}", "-c", src / f"{o.specialisation.function}.c", "-o",
