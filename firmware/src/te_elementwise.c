@@ -122,15 +122,11 @@ static ADD_NOINLINE void add_half_clamp(const int8_t *a, const int8_t *b, int n,
 /* add_half's preconditions; on success the half-scale input is passed first (ADD commutes). */
 static int add_half(const int8_t *a, const int8_t *b, int n, const te_add_params_t *p, int8_t *out)
 {
-    const int32_t eo = -p->out_shift;
-    if (p->left_shift != 20 || eo < 2 || eo - 1 > 22 || p->out_mult < 0) {
+    const int half = te_add_half_input(p);
+    if (half == 0) {
         return 0;
     }
-    const int a_half = p->a_mult == (1 << 30) && p->a_shift == 0;
-    const int b_half = p->b_mult == (1 << 30) && p->b_shift == 0;
-    if (!a_half && !b_half) {
-        return 0;
-    }
+    const int a_half = half == 1;
     const int32_t m = a_half ? p->b_mult : p->a_mult, sh = a_half ? p->b_shift : p->a_shift;
     if (m < 0 || sh > -1 || sh < -19) {
         return 0;

@@ -367,6 +367,21 @@ TE_INLINE int32_t te_rq_fast(int32_t acc, int32_t mult, int32_t hpos, int32_t em
     return (int32_t)(p >> 32) >> em1;
 }
 
+/* An ADD in TFLM's usual form (the fast paths of te_add_s8 and te_conv_pointwise_add_s8): left_shift 20,
+ * an output multiplier >= 0 with its shift in [-23, -2], and one input at scale ratio 0.5 (multiplier
+ * 2^30, shift 0). Returns 1 when that input is a, 2 when it is only b, 0 when the form does not hold. */
+TE_INLINE int te_add_half_input(const te_add_params_t *p)
+{
+    const int32_t eo = -p->out_shift;
+    if (p->left_shift != 20 || p->out_mult < 0 || eo < 2 || eo > 23) {
+        return 0;
+    }
+    if (p->a_mult == (1 << 30) && p->a_shift == 0) {
+        return 1;
+    }
+    return p->b_mult == (1 << 30) && p->b_shift == 0 ? 2 : 0;
+}
+
 TE_INLINE int32_t te_rq_scale(const te_rq_t *r, int32_t acc)
 {
     if (r->fast) {

@@ -17,14 +17,11 @@ size_t te_pointwise_add_scratch_bytes(int in_c, int out_c)
 int te_pwa_prepare(const te_add_params_t *p, int32_t *table, te_pwa_t *a)
 {
     const int32_t eo = -p->out_shift;
-    if (p->left_shift != 20 || p->out_mult < 0 || eo < 2 || eo > 23 || p->act_min != -128 || p->act_max != 127) {
+    const int half = te_add_half_input(p);
+    if (half == 0 || p->act_min != -128 || p->act_max != 127) {
         return 0;
     }
-    const int a_half = p->a_mult == (1 << 30) && p->a_shift == 0;
-    const int b_half = p->b_mult == (1 << 30) && p->b_shift == 0;
-    if (!a_half && !b_half) {
-        return 0;
-    }
+    const int a_half = half == 1;
     /* the table's input: a multiplier < 1 (TFLM's QuantizeMultiplierSmallerThanOneExp): |T| < 2^28 */
     const int32_t m = a_half ? p->b_mult : p->a_mult, sh = a_half ? p->b_shift : p->a_shift;
     const int32_t zt = a_half ? p->b_zp : p->a_zp, zl = a_half ? p->a_zp : p->b_zp;
