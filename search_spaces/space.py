@@ -25,6 +25,9 @@ class Genes:
     kernel_idx: np.ndarray  # (n_stages, max_depth) int
     expand_idx: np.ndarray  # (n_stages, max_depth) int
     depth: np.ndarray       # (n_stages,) int
+    # elastic resolution (``tinynas.evolution.Feasibility.resolutions``): the input side, an int for
+    # one network or an (n,) array for a batch; None: the search's one fixed resolution
+    resolution: np.ndarray | int | None = None
 
 
 @dataclass(frozen=True)
@@ -148,7 +151,7 @@ class SearchSpace:
         for s in range(self.n_stages):
             if rng.random() < prob:
                 d[s] = rng.choice(self.stage_depth_choices(s))
-        return Genes(k, e, d)
+        return Genes(k, e, d, genes.resolution)
 
     def crossover(self, rng: np.random.Generator, a: Genes, b: Genes) -> Genes:
         """Uniform crossover: each choice comes from either parent."""
@@ -156,4 +159,5 @@ class SearchSpace:
         me = rng.random(a.expand_idx.shape) < 0.5
         md = rng.random(a.depth.shape) < 0.5
         return Genes(np.where(mk, a.kernel_idx, b.kernel_idx), np.where(me, a.expand_idx, b.expand_idx),
-                     np.where(md, a.depth, b.depth))
+                     np.where(md, a.depth, b.depth),
+                     a.resolution if b.resolution is None or rng.random() < 0.5 else b.resolution)

@@ -25,7 +25,8 @@ class SandwichStep(nn.Module):
         self.net = supernet
 
     def forward(self, x, archs):
-        return [self.net(x, a) for a in archs]
+        from tinynas.train import at_resolution
+        return [self.net(at_resolution(x, a.resolution), a) for a in archs]
 
 
 def wrap(model: nn.Module, device, sandwich: bool) -> nn.Module:

@@ -31,52 +31,112 @@ def canonical(space: SearchSpace, g: Genes) -> Genes:
     k, e, d = np.array(g.kernel_idx, dtype=np.int64), np.array(g.expand_idx, dtype=np.int64), \
         np.array(g.depth, dtype=np.int64)
     active = np.arange(space.max_depth)[None, :] < d[:, None]
-    return Genes(np.where(active, k, 0), np.where(active, e, 0), d)
+    return Genes(np.where(active, k, 0), np.where(active, e, 0), d, g.resolution)
 
 
 def gene_key(g: Genes) -> str:
     d = [int(v) for v in g.depth]
     ks = "".join(str(int(g.kernel_idx[s, j])) for s in range(len(d)) for j in range(d[s]))
     es = "".join(str(int(g.expand_idx[s, j])) for s in range(len(d)) for j in range(d[s]))
-    return f"d{''.join(map(str, d))}-k{ks}-e{es}"
+    key = f"d{''.join(map(str, d))}-k{ks}-e{es}"
+    return key if g.resolution is None else f"{key}-r{int(g.resolution)}"
 
 
 def genes_to_json(g: Genes) -> dict:
-    return {"kernel_idx": np.asarray(g.kernel_idx).tolist(), "expand_idx": np.asarray(g.expand_idx).tolist(),
-            "depth": np.asarray(g.depth).tolist()}
+    d = {"kernel_idx": np.asarray(g.kernel_idx).tolist(), "expand_idx": np.asarray(g.expand_idx).tolist(),
+         "depth": np.asarray(g.depth).tolist()}
+    if g.resolution is not None:
+        d["resolution"] = int(g.resolution)
+    return d
 
 
 def genes_from_json(d: dict) -> Genes:
+    r = d.get("resolution")
     return Genes(np.array(d["kernel_idx"], dtype=np.int64), np.array(d["expand_idx"], dtype=np.int64),
-                 np.array(d["depth"], dtype=np.int64))
+                 np.array(d["depth"], dtype=np.int64), None if r is None else int(r))
 
 
 def _stack(gs: list[Genes]) -> Genes:
     return Genes(np.stack([g.kernel_idx for g in gs]), np.stack([g.expand_idx for g in gs]),
-                 np.stack([g.depth for g in gs]))
+                 np.stack([g.depth for g in gs]),
+                 None if gs[0].resolution is None else np.array([int(g.resolution) for g in gs]))
 
 
 def _row(g: Genes, i: int) -> Genes:
-    return Genes(g.kernel_idx[i], g.expand_idx[i], g.depth[i])
+    return Genes(g.kernel_idx[i], g.expand_idx[i], g.depth[i],
+                 None if g.resolution is None else int(np.asarray(g.resolution)[i]))
 
 
 # --------------------------------------------------------------------------- constraints
 @dataclass
 class Feasibility:
-    """The constraint checker: costs of a batch of genes and whether each fits."""
+    """The constraint checker: costs of a batch of genes and whether each fits.
+
+    ``resolutions`` (elastic resolution, as in Once-for-All): the input sides the search may pick
+    besides the kernel/expand/depth choices. Genes then carry their own resolution; sampling draws
+    it uniformly from ``resolutions``, mutation resamples it with the mutation probability and
+    crossover takes either parent's. Empty: every sub-network runs at ``resolution``."""
 
     space: SearchSpace
     width_mult: float
     resolution: int
     cons: Constraints
+    resolutions: tuple[int, ...] = ()
+
+    def __post_init__(self):
+        if self.resolutions:
+            self.resolutions = tuple(sorted({int(r) for r in self.resolutions}))
+            if self.resolution not in self.resolutions:
+                raise SearchError(f"elastic resolutions {list(self.resolutions)} must include the stage-1 "
+                                  f"resolution {self.resolution}")
+
+    @property
+    def elastic(self) -> bool:
+        return len(self.resolutions) > 1
+
+    def res_of(self, g: Genes) -> int:
+        return self.resolution if g.resolution is None else int(g.resolution)
+
+    def describe(self) -> str:
+        return (f"W={self.width_mult:g}, R={self.resolution}" if not self.elastic else
+                f"W={self.width_mult:g}, R in {{{', '.join(map(str, self.resolutions))}}} (stage 1: {self.resolution})")
+
+    def settings(self) -> list:
+        """What a saved search state must match (W, R and, when elastic, the resolution set)."""
+        return [self.width_mult, self.resolution] + ([list(self.resolutions)] if self.elastic else [])
 
     def costs(self, gs: list[Genes]) -> list[dict]:
-        b = batch_costs(self.space, self.width_mult, self.resolution, _stack(gs),
-                        stream=getattr(self.cons, "stream", False))
-        lat = self._latency(gs, b.macs)
-        return [{"macs": int(b.macs[i]), "params": int(b.params[i]), "flash_bytes": int(b.flash_bytes[i]),
-                 "peak_sram": int(b.peak_sram[i]), "latency_s": None if lat is None else float(lat[i])}
-                for i in range(len(gs))]
+        out: list[dict | None] = [None] * len(gs)
+        res = [self.res_of(g) for g in gs]
+        for r in sorted(set(res)):
+            idx = [i for i, x in enumerate(res) if x == r]
+            sub = [gs[i] for i in idx]
+            b = batch_costs(self.space, self.width_mult, r, _stack([Genes(g.kernel_idx, g.expand_idx, g.depth)
+                                                                     for g in sub]),
+                            stream=getattr(self.cons, "stream", False))
+            lat = self._latency(sub, b.macs)
+            for j, i in enumerate(idx):
+                out[i] = {"macs": int(b.macs[j]), "params": int(b.params[j]),
+                          "flash_bytes": int(b.flash_bytes[j]), "peak_sram": int(b.peak_sram[j]),
+                          "latency_s": None if lat is None else float(lat[j]),
+                          **({"resolution": r} if self.elastic else {})}
+        return out
+
+    def sample_genes(self, rng: np.random.Generator, n: int) -> Genes:
+        g = self.space.sample_genes(rng, n)
+        if not self.elastic:
+            return g
+        return Genes(g.kernel_idx, g.expand_idx, g.depth,
+                     np.asarray(self.resolutions)[rng.integers(0, len(self.resolutions), size=n)])
+
+    def mutate(self, rng: np.random.Generator, g: Genes, prob: float) -> Genes:
+        c = self.space.mutate(rng, g, prob)
+        if self.elastic and rng.random() < prob:
+            c = Genes(c.kernel_idx, c.expand_idx, c.depth, int(self.resolutions[rng.integers(len(self.resolutions))]))
+        return c
+
+    def crossover(self, rng: np.random.Generator, a: Genes, b: Genes) -> Genes:
+        return self.space.crossover(rng, a, b)
 
     def _latency(self, gs: list[Genes], macs: np.ndarray) -> np.ndarray | None:
         if self.cons.latency_s is None:
@@ -91,7 +151,7 @@ class Feasibility:
                 and (self.cons.latency_s is None or c["latency_s"] <= self.cons.latency_s))
 
     def build(self, g: Genes, name: str | None = None) -> ArchConfig:
-        return self.space.build(self.width_mult, self.resolution, g.kernel_idx, g.expand_idx, g.depth, name=name)
+        return self.space.build(self.width_mult, self.res_of(g), g.kernel_idx, g.expand_idx, g.depth, name=name)
 
     def sample_feasible(self, rng: np.random.Generator, n: int, max_tries: int = 200) -> list[Genes]:
         """n fitting sub-networks drawn uniformly (rejection sampling in batches)."""
@@ -99,7 +159,7 @@ class Feasibility:
         lows: dict[str, float] = {}  # the smallest value of each constrained figure seen
         seen = 0
         for _ in range(max_tries):
-            batch = self.space.sample_genes(rng, max(64, 4 * n))
+            batch = self.sample_genes(rng, max(64, 4 * n))
             gs = [canonical(self.space, _row(batch, i)) for i in range(batch.depth.shape[0])]
             for g, c in zip(gs, self.costs(gs)):
                 seen += 1
@@ -117,7 +177,7 @@ class Feasibility:
                  f"flash {format_size(int(lows.get('flash_bytes', 0)))}"]
         if "latency_s" in lows:
             parts.append(f"latency {lows['latency_s'] * 1e3:.1f} ms ({latency_mod.latency_source(self.cons)})")
-        raise SearchError(f"no sub-network of W={self.width_mult:g}, R={self.resolution} fits "
+        raise SearchError(f"no sub-network of {self.describe()} fits "
                           f"{self.cons.describe()}; the smallest of {seen} samples: " + ", ".join(parts))
 
 
@@ -209,7 +269,7 @@ def evolution_search(feas: Feasibility, cache: EvalCache, cfg: EvoConfig,
     gen, pop, history, evo_keys = 0, None, [], []
     if state_path is not None and state_path.exists():
         st = json.loads(state_path.read_text())
-        if st["config"] != asdict(cfg) or st["space"] != [feas.width_mult, feas.resolution]:
+        if st["config"] != asdict(cfg) or st["space"] != feas.settings():
             raise SearchError(f"{state_path}: saved search used other settings; remove it or use another --out")
         gen, history, evo_keys = st["generation"], st["history"], st["evaluated"]
         pop = [genes_from_json(d) for d in st["population"]]
@@ -239,10 +299,10 @@ def evolution_search(feas: Feasibility, cache: EvalCache, cfg: EvoConfig,
                 history[-1]["predictor_fit_on"] = len(evo_keys)
             for i in range(cfg.population - n_par):
                 if i < n_mut:
-                    make = lambda: space.mutate(rng, parents[rng.integers(len(parents))], cfg.mutate_prob)
+                    make = lambda: feas.mutate(rng, parents[rng.integers(len(parents))], cfg.mutate_prob)
                 else:
-                    make = lambda: space.crossover(rng, parents[rng.integers(len(parents))],
-                                                   parents[rng.integers(len(parents))])
+                    make = lambda: feas.crossover(rng, parents[rng.integers(len(parents))],
+                                                  parents[rng.integers(len(parents))])
                 if predictor is not None:
                     c = _prescreened_child(feas, make, predictor, cfg.prescreen, seen)
                 else:
@@ -253,7 +313,7 @@ def evolution_search(feas: Feasibility, cache: EvalCache, cfg: EvoConfig,
                 children.append(c)
             pop = parents + children
         if state_path is not None:
-            _write_json(state_path, {"config": asdict(cfg), "space": [feas.width_mult, feas.resolution],
+            _write_json(state_path, {"config": asdict(cfg), "space": feas.settings(),
                                      "generation": gen, "population": [genes_to_json(g) for g in pop],
                                      "rng": rng.bit_generator.state, "history": history,
                                      "evaluated": evo_keys})

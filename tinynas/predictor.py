@@ -6,8 +6,9 @@ free population slot, ranks them with a predictor fitted on every sub-network it
 far, and evaluates only the best-ranked one (as in Once-for-All's accuracy predictor).
 
 Encoding of a sub-network: per block slot, whether it is active and one-hot kernel and expand
-choices (zeros when inactive); one-hot depth per stage; log MACs (standardised). The model is ridge
-regression on centred features and targets (closed form, NumPy only).
+choices (zeros when inactive); one-hot depth per stage; log MACs and, with elastic resolution, the
+input side (standardised). The model is ridge regression on centred features and targets (closed
+form, NumPy only).
 """
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ def encode(space: SearchSpace, g: Genes, macs: float | None = None) -> np.ndarra
         dep[min(int(d[s]), space.max_depth)] = 1.0
         feats.append(dep)
     feats.append(np.array([np.log(max(1.0, float(macs))) if macs is not None else 0.0]))
+    feats.append(np.array([float(g.resolution) if g.resolution is not None else 0.0]))  # elastic R
     return np.concatenate(feats)
 
 

@@ -115,6 +115,21 @@ def optimize_space(space: SearchSpace, cons: Constraints, *, samples: int = 1000
     return SpaceResult(cons, stats, choice, min_fit_ratio, seed)
 
 
+def elastic_resolutions(result: SpaceResult, span: int) -> tuple[int, ...]:
+    """The resolutions the supernet and the search may use around stage 1's choice (R): R and the
+    ``span`` neighbouring resolutions on each side in the stage-1 grid, at the chosen W, where some
+    sampled sub-network fits. Stage 1 fixes W and the space; the sub-network search then trades
+    resolution against kernel, expand and depth choices under the same limits (Once-for-All's elastic
+    resolution). ``span`` 0 or no choice: R alone (or nothing)."""
+    c = result.choice
+    if c is None:
+        return ()
+    row = sorted((s for s in result.stats if s.width_mult == c.width_mult), key=lambda s: s.resolution)
+    i = next(k for k, s in enumerate(row) if s.resolution == c.resolution)
+    return tuple(s.resolution for k, s in enumerate(row)
+                 if abs(k - i) <= max(0, span) and (s.fit > 0 or k == i))
+
+
 def plot_cdf(result: SpaceResult, path: str, top: int = 8) -> None:
     """FLOPs (MACs) CDF of the fitting sub-networks for the best spaces (MCUNet Fig. 3 style)."""
     import matplotlib

@@ -97,6 +97,14 @@ def to_input(x_u8: torch.Tensor, resolution: int, channels: int, device: torch.d
     return x
 
 
+def at_resolution(x: torch.Tensor, resolution: int) -> torch.Tensor:
+    """A float batch resized to ``resolution`` (bilinear) unless it already has that side: the
+    supernet's elastic resolution, where the step's batch is made once at the largest side."""
+    if x.shape[-1] == resolution and x.shape[-2] == resolution:
+        return x
+    return F.interpolate(x, size=(resolution, resolution), mode="bilinear", align_corners=False)
+
+
 @torch.no_grad()
 def evaluate(model: Callable, x_u8: torch.Tensor, y: torch.Tensor, resolution: int, channels: int,
              batch_size: int = 256, device: torch.device | str = "cpu") -> float:
@@ -168,7 +176,9 @@ def train(model: nn.Module, x_u8: torch.Tensor, y: torch.Tensor, resolution: int
     sub-network alone, later ones the sandwich (largest + smallest + random) with in-place
     distillation from the largest. With ``sampler`` (e.g. ``tinynas.fit_sampler.FitSampler``), the
     sandwich is the sampler's ``teacher`` (when it has one, else the largest) plus the sub-networks
-    it draws, instead of largest + smallest + uniform ones.
+    it draws, instead of largest + smallest + uniform ones. Sub-networks whose ``resolution`` differs
+    from ``resolution`` (elastic resolution) see the step's batch resized to their own side, so
+    ``resolution`` should be the largest one any of them uses.
     Resumes from ``checkpoint`` when it exists. ``on_batch(done, total)``: batches done over all
     epochs (an overall progress display). ``distributed=False``: train in this process alone even
     under torchrun (steps that only rank 0 runs)."""
@@ -232,12 +242,12 @@ def train(model: nn.Module, x_u8: torch.Tensor, y: torch.Tensor, resolution: int
                 loss.backward()
             else:
                 archs = _step_archs(space, width_mult, resolution, cfg, sandwich, sampler, arch_rng)
-                out = model(xb, archs[0])
+                out = model(at_resolution(xb, archs[0].resolution), archs[0])
                 loss = F.cross_entropy(out, yb, label_smoothing=cfg.label_smoothing)
                 loss.backward()
                 soft = F.softmax(out.detach(), 1)
                 for a in archs[1:]:
-                    o = model(xb, a)
+                    o = model(at_resolution(xb, a.resolution), a)
                     sub = F.cross_entropy(o, yb, label_smoothing=cfg.label_smoothing)
                     if cfg.kd:
                         sub = (sub + cfg.kd * F.kl_div(F.log_softmax(o, 1), soft, reduction="batchmean")) \
