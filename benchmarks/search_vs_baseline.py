@@ -4,8 +4,11 @@ Per task (``--tasks``: fashion-vww[:CANVAS], fashion-mnist) and budget (``--budg
 for every seed:
 
 1. stage 1 over the small-budget variants (``tinynas.stage1``), saying which limit binds;
+   ``--elastic-res N`` (default 2) adds up to N neighbouring resolutions of its R on each side
+   (``tinynas.space_opt.elastic_resolutions``), so the search picks the input side too;
 2. the supernet trained on the chosen space with fit-only sampling near the budget and in-place
-   distillation from the largest sub-network (``tinynas.fit_sampler``);
+   distillation from the largest sub-network (``tinynas.fit_sampler``), each sub-network at its own
+   input side;
 3. evolution vs random search at the same number of evaluations (fitness: held-out accuracy after
    BN recalibration on ``--calib`` images), both from the same evaluation cache;
 4. (first seed) Kendall tau between supernet held-out accuracy and stand-alone accuracy of
@@ -14,7 +17,8 @@ for every seed:
 5. the fair protocol (``tinynas.fair``): the winner and the ``--grid-top`` best-MACs fitting points
    of the MobileNetV2 grid (``tinynas.baseline_grid``: W x R x depth x expand, every point listed)
    all trained from scratch with the same recipe, seed and data order; int8 accuracy on the NumPy
-   reference over the same test images.
+   reference over the same test images. The grid point compared is the one with the best held-out
+   accuracy (the split the winner was chosen on); the best on the test set is reported as the oracle.
 
 Writes OUT/results.json (every figure, every grid point) and OUT/report.md (the table: mean +- std
 over seeds, a paired t-test winner vs best grid point, MACs, peak SRAM, flash, wall time).

@@ -53,7 +53,10 @@ class Budget:
     fit_sampling: bool = True      # supernet sandwich: largest + fitting sub-networks near the budget
     min_fit: float = 0.05          # stage 1 ignores (W, R) spaces where fewer samples fit
     final: TrainConfig | None = None  # the winner's and the baselines' recipe (None: search_pipeline.final_recipe)
-    baseline_top: int = 1          # MobileNetV2 grid points trained with that recipe (the best is the baseline)
+    baseline_top: int = 1          # MobileNetV2 grid points trained with that recipe (the best on the
+    #                                held-out split is the baseline)
+    elastic_res: int = 0           # supernet and search also use this many neighbouring resolutions of
+    #                                stage 1's R on each side (where something fits); 0: R alone
 
 
 BUDGETS: dict[str, Budget] = {
@@ -291,7 +294,10 @@ def _report(s: dict, arch: ArchConfig, base: ArchConfig | None) -> str:
         + (" Peak SRAM is counted with fused streaming execution (`--stream`): generate with "
            "`tinyengine gen` on this folder, which streams by default." if c.get("stream") else ""),
         f"Stage 1 space: W={s['space']['width_mult']:g}, R={s['space']['resolution']} "
-        f"({100 * s['space']['fit_ratio']:.1f}% of sampled sub-networks fit).", "",
+        f"({100 * s['space']['fit_ratio']:.1f}% of sampled sub-networks fit)"
+        + (f"; elastic resolution: the search tried R in {s['space']['resolutions']} and picked "
+           f"{s['space'].get('winner_resolution')}" if len(s["space"].get("resolutions") or ()) > 1 else "")
+        + ".", "",
         "## Winner vs hand-scaled MobileNetV2 (same budget, same training)", "",
         "| model | float test acc | int8 test acc (NumPy reference) | MACs | peak SRAM | flash | fits |",
         "|---|---|---|---|---|---|---|", row("TinyNAS winner", s["winner"]),
@@ -309,12 +315,14 @@ def _report(s: dict, arch: ArchConfig, base: ArchConfig | None) -> str:
         g = s.get("baseline_grid")
         lines += ["", f"**The search {'paid for itself' if d > 0 else 'did not beat the baseline'}: "
                   f"{d:+.2f} points int8 test accuracy** against the best of "
-                  f"{len(s.get('baselines_trained') or [1])} trained grid point(s)"
+                  f"{len(s.get('baselines_trained') or [1])} trained grid point(s), picked on held-out accuracy"
                   + (f" (grid: {g['points']} points, {g['fit']} fit; {g['over_sram']} over SRAM, "
                      f"{g['over_flash']} over flash; every point in baseline_grid.json)" if g else "") + "."]
         for b in s.get("baselines_trained") or []:
             lines.append(f"- {b['name']}: int8 {100 * b['int8_test_acc']:.2f}%, float "
-                         f"{100 * b['float_test_acc']:.2f}%, {b['macs'] / 1e6:.2f}M MACs")
+                         f"{100 * b['float_test_acc']:.2f}%"
+                         + (f", held-out {100 * b['holdout_acc']:.2f}%" if "holdout_acc" in b else "")
+                         + f", {b['macs'] / 1e6:.2f}M MACs")
     elif s.get("baseline_skipped"):
         lines += ["", "Baseline skipped (--no-baseline): this report cannot say whether the search paid for itself."]
     lines += ["", f"Winner: `{arch.summary()}`"]
