@@ -354,6 +354,31 @@ def pareto_front(records: list[dict], cost_key: str, acc_key: str = "acc") -> li
     return front
 
 
+def final_candidates(records: list[dict], k: int, cost_key: str = "macs") -> list[dict]:
+    """``k`` evaluated sub-networks to train stand-alone, the best on the held-out split becoming the
+    winner (the hand-scaled baseline gets the same: its ``k`` best-MACs grid points, the best on the
+    held-out split kept). Weight-shared accuracy ranks sub-networks only roughly, so the candidates
+    are spread along the Pareto front of held-out accuracy against ``cost_key``: always the
+    most-accurate one (the evolution's best), then front points evenly spaced in cost, then (a front
+    shorter than ``k``) the next best by accuracy."""
+    if k < 1:
+        raise SearchError(f"final candidates: k must be at least 1, got {k}")
+    if not records:
+        return []
+    best = max(records, key=lambda r: r["acc"])
+    out = [best]
+    front = [r for r in pareto_front(records, cost_key) if r["key"] != best["key"]]
+    if front and k > 1:
+        pos = np.linspace(0, len(front) - 1, min(k - 1, len(front))).round().astype(int)
+        out += [front[i] for i in dict.fromkeys(pos.tolist())]
+    for r in sorted(records, key=lambda r: -r["acc"]):
+        if len(out) >= k:
+            break
+        if all(r["key"] != o["key"] for o in out):
+            out.append(r)
+    return out[:k]
+
+
 def plot_pareto(records: list[dict], path: str | Path, title: str = "",
                 winner: dict | None = None) -> None:
     import matplotlib
