@@ -180,7 +180,7 @@ def test_at_resolution_is_a_bilinear_resize():
 def test_pipeline_searches_the_resolution_and_picks_the_baseline_on_held_out(tmp_path, monkeypatch):
     from tests.test_search import TINY
     from tinyml_cli.nas import main
-    monkeypatch.setitem(search_mod.BUDGETS, "smoke", replace(TINY, elastic_res=1, baseline_top=2))
+    monkeypatch.setitem(search_mod.BUDGETS, "smoke", replace(TINY, elastic_res=1, baseline_top=2, final_top=2))
     out = tmp_path / "run"
     assert main(["search", "--sram", "64KB", "--flash", "256KB", "--budget", "smoke", "--out", str(out),
                  "--no-progress", "--threads", "1"]) == 0
@@ -195,3 +195,31 @@ def test_pipeline_searches_the_resolution_and_picks_the_baseline_on_held_out(tmp
     bl = s["baselines_trained"]
     assert len(bl) == 2 and all(0 <= b["holdout_acc"] <= 1 for b in bl)
     assert s["baseline"]["holdout_acc"] == max(b["holdout_acc"] for b in bl)
+    # two search candidates trained stand-alone; the one best on the held-out split is the winner
+    fc = s["final_candidates"]
+    assert len(fc) == 2 and len({c["key"] for c in fc}) == 2
+    pick = max(fc, key=lambda c: c["holdout_acc"])
+    assert arch.meta["key"] == pick["key"] and s["winner"]["holdout_acc"] == pick["holdout_acc"]
+    assert fc[0]["key"] == s["evolution"]["best"]["key"]
+    assert (out / "checkpoints" / "final" / "candidate1.pt").exists()
+    assert "Search candidates trained with the same recipe (2" in (out / "report.md").read_text()
+
+
+def test_final_candidates_spread_along_the_front():
+    from tinynas.evolution import final_candidates, pareto_front
+    rng = np.random.default_rng(5)
+    recs = [{"key": f"n{i}", "acc": float(a), "macs": int(m)}
+            for i, (a, m) in enumerate(zip(rng.uniform(0.5, 0.9, 40), rng.integers(1e5, 1e7, 40)))]
+    best = max(recs, key=lambda r: r["acc"])
+    assert final_candidates(recs, 1) == [best]
+    c3 = final_candidates(recs, 3)
+    front = pareto_front(recs, "macs")
+    assert c3[0] == best and len({r["key"] for r in c3}) == 3
+    assert all(r in front for r in c3)
+    assert min(front, key=lambda r: r["macs"]) in c3  # the cheapest end of the front is tried
+    # a front shorter than k: filled with the next best by accuracy, no repeats
+    line = [{"key": f"m{i}", "acc": 0.9 - 0.01 * i, "macs": 100} for i in range(5)]
+    assert [r["key"] for r in final_candidates(line, 3)] == ["m0", "m1", "m2"]
+    assert len(final_candidates(recs[:2], 5)) == 2
+    with pytest.raises(SearchError, match="k must be at least 1"):
+        final_candidates(recs, 0)

@@ -62,7 +62,7 @@ def estimate_search_s(supernet, space, width_mult: float, resolution: int, chann
     est = {
         "supernet": per_img * n_sup * passes * 0.6,            # sampled nets are smaller than the largest
         "search": evals * per_img / 3 * (budget.calib + budget.holdout),  # forward only
-        "final_train": per_img * 0.5 * n_fin * recipe_epochs,
+        "final_train": max(1, getattr(budget, "final_top", 1)) * per_img * 0.5 * n_fin * recipe_epochs,
         "int8": n8 * INT8_S_PER_IMAGE,
         "baseline": getattr(budget, "baseline_top", 1) * (per_img * 0.5 * n_fin * recipe_epochs
                                                            + n8 * INT8_S_PER_IMAGE),

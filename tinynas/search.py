@@ -55,6 +55,8 @@ class Budget:
     final: TrainConfig | None = None  # the winner's and the baselines' recipe (None: search_pipeline.final_recipe)
     baseline_top: int = 1          # MobileNetV2 grid points trained with that recipe (the best on the
     #                                held-out split is the baseline)
+    final_top: int = 1             # search candidates trained with that recipe (the best on the held-out
+    #                                split is the winner; tinynas.evolution.final_candidates)
     elastic_res: int = 0           # supernet and search also use this many neighbouring resolutions of
     #                                stage 1's R on each side (where something fits); 0: R alone
 
@@ -75,13 +77,13 @@ BUDGETS: dict[str, Budget] = {
                                            augment=True),
                       finetune=TrainConfig(epochs=4, batch_size=128, lr=0.03, augment=True),
                       evo=EvoConfig(population=16, generations=6, parent_ratio=0.5, prescreen=4), test_limit=None,
-                      int8_test_limit=2000, space_samples=500, baseline_top=2),
+                      int8_test_limit=2000, space_samples=500, baseline_top=2, final_top=2),
     "full": Budget(resolutions=tuple(range(32, 97, 8)), train_limit=None, holdout=5000, calib=512,
                    supernet=TrainConfig(epochs=30, largest_epochs=10, batch_size=128, n_random=2,
                                         lr=0.1, augment=True),
                    finetune=TrainConfig(epochs=10, batch_size=128, lr=0.02, augment=True),
                    evo=EvoConfig(population=50, generations=20, prescreen=4), test_limit=None, int8_test_limit=None,
-                   space_samples=1000, baseline_top=4),
+                   space_samples=1000, baseline_top=4, final_top=4),
 }
 
 
@@ -323,6 +325,13 @@ def _report(s: dict, arch: ArchConfig, base: ArchConfig | None) -> str:
                          f"{100 * b['float_test_acc']:.2f}%"
                          + (f", held-out {100 * b['holdout_acc']:.2f}%" if "holdout_acc" in b else "")
                          + f", {b['macs'] / 1e6:.2f}M MACs")
+    cands = s.get("final_candidates") or []
+    if len(cands) > 1:
+        lines += ["", f"Search candidates trained with the same recipe ({len(cands)}, spread along the search's "
+                  "Pareto front; the best on the held-out split is the winner):"]
+        for c in cands:
+            lines.append(f"- {c['key']} (R={c['resolution']}, {c['macs'] / 1e6:.2f}M MACs): held-out "
+                         f"{100 * c['holdout_acc']:.2f}% stand-alone, {100 * c['supernet_acc']:.2f}% in the supernet")
     elif s.get("baseline_skipped"):
         lines += ["", "Baseline skipped (--no-baseline): this report cannot say whether the search paid for itself."]
     lines += ["", f"Winner: `{arch.summary()}`"]

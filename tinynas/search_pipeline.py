@@ -54,7 +54,7 @@ STEP_FILES = {
     "stage1": ("space.json", "space_cdf.png"),
     "supernet": ("checkpoints/supernet.pt",),
     "search": ("search_state.json", "eval_cache.json", "pareto.json", "pareto.png"),
-    "final_train": ("checkpoints/final.pt", "weights.pt", "arch.json"),
+    "final_train": ("checkpoints/final.pt", "checkpoints/final", "weights.pt", "arch.json"),
     "int8": ("winner_result.json", "model_int8.npz"),
     "baseline": ("checkpoints/baselines", "baselines", "baseline_grid.json", "baseline_arch.json",
                  "baseline_weights.pt", "baseline_model_int8.npz", "baseline_result.json"),
@@ -298,6 +298,9 @@ def _run(opts, log, prog, budget, from_step, rank, world) -> dict:
         recalibrate_bn(sub, calib_at(w_arch.resolution))
         acc_sup = evaluate(sub.eval(), ds.x_test, ds.y_test, w_arch.resolution, opts.in_channels, device=device)
         return {"evolution": {"best": evo["best"], "evaluations": evo["evaluations"], "history": evo["history"]},
+                # what the final step picks its stand-alone candidates from (evolution.final_candidates)
+                "evolution_records": [{k: r[k] for k in ("key", "genes", "acc", "macs", "peak_sram", "flash_bytes")}
+                                      for r in evo["records"]],
                 "random_search": {"best": rnd["best"], "evaluations": rnd["evaluations"],
                                   "best_so_far": rnd["best_so_far"], "best_acc_per_seed": repeats},
                 "computed": cache.computed, "from_cache": n_cached, "winner_test_acc_supernet_weights": acc_sup}
@@ -306,24 +309,49 @@ def _run(opts, log, prog, budget, from_step, rank, world) -> dict:
                               "calib": budget.calib, "random_repeats": budget.random_repeats}, do_search)
     tick("search", "search")
     best = se["evolution"]["best"]
-    g_best = genes_from_json(best["genes"])
-    arch = feas.build(g_best, name=f"tinynas-w{W:g}-r{feas.res_of(g_best)}")
-    arch = replace(arch, meta={"searched_by": "tinynas search", "budget": opts.budget, "key": best["key"],
-                               **stream_meta(opts.cons)})
+
+    def winner_arch(rec: dict) -> ArchConfig:
+        g = genes_from_json(rec["genes"])
+        a = feas.build(g, name=f"tinynas-w{W:g}-r{feas.res_of(g)}")
+        return replace(a, meta={"searched_by": "tinynas search", "budget": opts.budget, "key": rec["key"],
+                                **stream_meta(opts.cons)})
 
     # ---------------------------------------------------------------- final training (fair recipe)
     def do_final() -> dict:
+        """The search's ``final_top`` candidates trained stand-alone with the fair recipe; the best on
+        the held-out split is the winner (the baseline grid's points get the same treatment)."""
+        from tinynas.evolution import final_candidates
         from tinynas.fair import train_recipe
-        arch.save(out / "arch.json")
-        net, hist = train_recipe(arch, x_tr, y_tr, recipe, opts.seed, checkpoint=ck / "final.pt", device=device,
-                                 progress=False, desc="final training (winner)", log=log,
-                                 on_batch=lambda d, n: prog.update(d, n, f"batch {d}/{n}"))
-        torch.save(net.state_dict(), out / "weights.pt")
-        held["winner_net"] = net
-        return {"arch": arch.summary(), "recipe": asdict(recipe), "history": hist}
+        cands = final_candidates(se.get("evolution_records") or [best], max(1, budget.final_top))
+        trained, nets = [], []
+        for i, rec in enumerate(cands):
+            a = winner_arch(rec)
+            n_c = len(cands)
+            net, hist = train_recipe(a, x_tr, y_tr, recipe, opts.seed,
+                                     checkpoint=ck / "final.pt" if i == 0 else ck / "final" / f"candidate{i}.pt",
+                                     device=device, progress=False,
+                                     desc="final training (winner)" if n_c == 1 else f"final training (candidate {i + 1}/{n_c})",
+                                     log=log, on_batch=lambda d, n, i=i, n_c=n_c: prog.update(i * n + d, n_c * n,
+                                                                                              f"batch {d}/{n}"))
+            ho = evaluate(net.eval(), x_ho, y_ho, a.resolution, opts.in_channels, device=device)
+            if n_c > 1:
+                log(f"final candidate {i + 1}/{n_c} {rec['key']} ({rec['macs'] / 1e6:.2f}M MACs): held-out "
+                    f"{100 * ho:.2f}% after stand-alone training (supernet {100 * rec['acc']:.2f}%)")
+            trained.append({"key": rec["key"], "genes": rec["genes"], "supernet_acc": rec["acc"],
+                            "holdout_acc": ho, "macs": rec["macs"], "resolution": a.resolution, "history": hist})
+            nets.append(net)
+        pick = max(range(len(trained)), key=lambda j: trained[j]["holdout_acc"])
+        a = winner_arch(cands[pick])
+        a.save(out / "arch.json")
+        torch.save(nets[pick].state_dict(), out / "weights.pt")
+        held["winner_net"] = nets[pick]
+        return {"arch": a.summary(), "key": cands[pick]["key"], "genes": cands[pick]["genes"],
+                "recipe": asdict(recipe), "history": trained[pick]["history"], "candidates": trained}
 
-    ft = steps.run("final_train", {"recipe": asdict(recipe), "seed": opts.seed}, do_final)
+    ft = steps.run("final_train", {"recipe": asdict(recipe), "seed": opts.seed, "top": budget.final_top},
+                   do_final)
     tick("final_train", "final_train")
+    arch = winner_arch(ft if "genes" in ft else best)
 
     # ---------------------------------------------------------------- int8 export of the winner
     def do_int8() -> dict:
@@ -337,8 +365,12 @@ def _run(opts, log, prog, budget, from_step, rank, world) -> dict:
 
     winner = dict(steps.run("int8", {"int8_test_limit": budget.int8_test_limit, "calib": budget.calib}, do_int8))
     tick("int8", "int8")
-    winner["test_acc_supernet_weights"] = se["winner_test_acc_supernet_weights"]
-    winner["heldout_acc_supernet"] = best["acc"]
+    if ft.get("key", best["key"]) == best["key"]:  # measured for the evolution's best in the search step
+        winner["test_acc_supernet_weights"] = se["winner_test_acc_supernet_weights"]
+    picked = next((c for c in ft.get("candidates", []) if c["key"] == ft.get("key")), None)
+    winner["heldout_acc_supernet"] = picked["supernet_acc"] if picked else best["acc"]
+    if picked:
+        winner["holdout_acc"] = picked["holdout_acc"]
     winner["epochs"] = recipe.epochs
 
     # ---------------------------------------------------------------- hand-scaled MobileNetV2 baseline
@@ -400,6 +432,7 @@ def _run(opts, log, prog, budget, from_step, rank, world) -> dict:
             "latency_model": latency_mod.latency_source(opts.cons) if opts.cons.latency_s is not None else None,
             "supernet_history": sn["history"], "evolution": se["evolution"], "random_search": se["random_search"],
             "final_recipe": asdict(recipe), "final_history": ft["history"],
+            "final_candidates": [{k: v for k, v in c.items() if k != "history"} for c in ft.get("candidates", [])],
             "winner": winner, "baseline": bl["best"] if bl else None,
             "baselines_trained": bl["trained"] if bl else [], "baseline_grid": bl["grid"] if bl else None,
             "baseline_skipped": not run_baseline,
