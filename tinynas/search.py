@@ -77,13 +77,13 @@ BUDGETS: dict[str, Budget] = {
                                            augment=True),
                       finetune=TrainConfig(epochs=4, batch_size=128, lr=0.03, augment=True),
                       evo=EvoConfig(population=16, generations=6, parent_ratio=0.5, prescreen=4), test_limit=None,
-                      int8_test_limit=2000, space_samples=500, baseline_top=2, final_top=2),
+                      int8_test_limit=2000, space_samples=500, baseline_top=2, final_top=2, elastic_res=2),
     "full": Budget(resolutions=tuple(range(32, 97, 8)), train_limit=None, holdout=5000, calib=512,
                    supernet=TrainConfig(epochs=30, largest_epochs=10, batch_size=128, n_random=2,
                                         lr=0.1, augment=True),
                    finetune=TrainConfig(epochs=10, batch_size=128, lr=0.02, augment=True),
                    evo=EvoConfig(population=50, generations=20, prescreen=4), test_limit=None, int8_test_limit=None,
-                   space_samples=1000, baseline_top=4, final_top=4),
+                   space_samples=1000, baseline_top=4, final_top=4, elastic_res=2),
 }
 
 
