@@ -181,9 +181,13 @@ def test_pipeline_searches_the_resolution_and_picks_the_baseline_on_held_out(tmp
     from tests.test_search import TINY
     from tinyml_cli.nas import main
     monkeypatch.setitem(search_mod.BUDGETS, "smoke", replace(TINY, elastic_res=1, baseline_top=2, final_top=2))
+    from tinynas.search_pipeline import flush_denormal_on
     out = tmp_path / "run"
+    torch.set_flush_denormal(False)
     assert main(["search", "--sram", "64KB", "--flash", "256KB", "--budget", "smoke", "--out", str(out),
                  "--no-progress", "--threads", "1"]) == 0
+    # the run flushed denormals while it trained, and gave the process its own mode back
+    assert not flush_denormal_on()
     s = json.loads((out / "summary.json").read_text())
     rs = s["space"]["resolutions"]
     assert len(rs) == 2 and s["space"]["resolution"] in rs  # smoke's grid: 32 and 40, both fit

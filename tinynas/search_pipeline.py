@@ -100,10 +100,18 @@ def run_pipeline(opts, log: Callable[[str], None] = print) -> dict:
     prog = RunProgress(STEPS, log if rank == 0 else (lambda m: None), live=live,
                        console=getattr(opts, "console", None),
                        every=30.0 if opts.progress else float("inf"), ticker=rank == 0 and (live or opts.progress))
+    flushing = flush_denormal_on()
     try:
         return _run(opts, prog.log, prog, budget, from_step, rank, world)
     finally:
         prog.close()
+        # the run flushes denormals (faster CPU training); the caller's process gets its own mode back
+        torch.set_flush_denormal(flushing)
+
+
+def flush_denormal_on() -> bool:
+    """Whether this thread's CPU flushes subnormal floats to zero (torch.set_flush_denormal has no getter)."""
+    return float(torch.tensor([5e-324], dtype=torch.float64).mul(1.0)) == 0.0
 
 
 def _run(opts, log, prog, budget, from_step, rank, world) -> dict:
