@@ -25,7 +25,9 @@ from tinyengine.numerics.kernels_ref import (
 from tinyengine.numerics.requant import effective_scales, quantize_multipliers
 
 SETTINGS = settings(max_examples=60, deadline=None)
-FEW = settings(max_examples=30, deadline=None)
+# derandomized: the same 30 examples every run, so CI cannot turn red on a draw no earlier run made
+# (the "nearly all correctly rounded" check below is statistical for small outputs)
+FEW = settings(max_examples=30, deadline=None, derandomize=True)
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 
 
