@@ -32,6 +32,7 @@ Each (task, budget, seed) is saved when done and skipped on a rerun.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import time
@@ -96,7 +97,7 @@ def run_one(task, budget, seed, a, log) -> dict:
     feas = Feasibility(space, W, R, cons, elastic_resolutions(st1.result, a.elastic_res))
     log(f"[{task} {budget} seed {seed}] stage 1: {st1.variant} W={W:g} R={R}; {st1.describe_binding()}; "
         f"search over {feas.describe()}")
-    r_train = max(feas.resolutions or (R,))
+    r_train = max(feas.sides)
     sampler = FitSampler(feas, n=2, seed=seed)
     sup = SuperNet(space, W)
     scfg = TrainConfig(epochs=a.supernet_epochs, largest_epochs=1, batch_size=a.batch, lr=a.lr, kd=1.0,
@@ -104,15 +105,12 @@ def run_one(task, budget, seed, a, log) -> dict:
     ts = time.perf_counter()
     train(sup, x_tr, y_tr, r_train, 1, scfg, None, space=space, width_mult=W, progress=False, sampler=sampler)
     t_sup = time.perf_counter() - ts
-    calibs: dict[int, torch.Tensor] = {}
+    calib_at = functools.cache(lambda r: to_input(x_tr[:a.calib], r, 1))
 
     def fitness(arch):
         sub = sup.extract_subnet(arch)
-        r = arch.resolution
-        if r not in calibs:
-            calibs[r] = to_input(x_tr[:a.calib], r, 1)
-        recalibrate_bn(sub, calibs[r])
-        return evaluate(sub.eval(), x_ho, y_ho, r, 1)
+        recalibrate_bn(sub, calib_at(arch.resolution))
+        return evaluate(sub.eval(), x_ho, y_ho, arch.resolution, 1)
 
     cache = EvalCache(fitness, feas)
     evo = evolution_search(feas, cache, EvoConfig(population=a.population, generations=a.generations,
@@ -121,7 +119,7 @@ def run_one(task, budget, seed, a, log) -> dict:
     log(f"  evolution {evo['best']['acc']:.4f} vs random {rnd['best']['acc']:.4f} ({evo['evaluations']} evals)")
     recipe = TrainConfig(epochs=a.final_epochs, batch_size=a.batch, lr=a.lr, augment=True, seed=seed)
     out = {"task": task, "data": desc, "budget": budget, "seed": seed, "stage1": st1.to_dict(),
-           "resolutions": list(feas.resolutions or (R,)),
+           "resolutions": list(feas.sides),
            "supernet_s": t_sup, "evolution_best": evo["best"]["acc"], "random_best": rnd["best"]["acc"],
            "evaluations": evo["evaluations"], "recipe": {"epochs": a.final_epochs, "lr": a.lr,
                                                          "batch": a.batch, "train_images": len(y_tr)}}

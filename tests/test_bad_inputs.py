@@ -376,16 +376,7 @@ def test_bad_input(case, tmp_path, monkeypatch, plain_console, capsys):
     assert _snapshot(tmp_path) == before, "a file or folder changed"
 
 
-@pytest.fixture
-def restore_torch_state(one_torch_thread):
-    """run_search sets process-wide torch state (flush denormals, threads): put it back afterwards, or
-    later tests (hypothesis's subnormal floats) see it."""
-    import torch
-    yield
-    torch.set_flush_denormal(False)
-
-
-def test_decompression_bomb_image_is_one_line(tmp_path, monkeypatch, plain_console, capsys, restore_torch_state):
+def test_decompression_bomb_image_is_one_line(tmp_path, monkeypatch, plain_console, capsys, one_torch_thread):
     """An image over PIL's pixel limit (20000 x 20000 in the field; a limit of 1000 here) is a dataset error
     naming the file, and the search's output folder it created is gone again."""
     from PIL import Image

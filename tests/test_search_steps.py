@@ -23,9 +23,6 @@ CONS = constraints_from_args(None, "64KB", "256KB")
 def tiny(monkeypatch):
     from tests.test_search import TINY
     monkeypatch.setitem(search_mod.BUDGETS, "smoke", TINY)
-    yield
-    import torch
-    torch.set_flush_denormal(False)
 
 
 # ------------------------------------------------------------------------------------ StepRunner

@@ -101,6 +101,11 @@ class Feasibility:
         return (f"W={self.width_mult:g}, R={self.resolution}" if not self.elastic else
                 f"W={self.width_mult:g}, R in {{{', '.join(map(str, self.resolutions))}}} (stage 1: {self.resolution})")
 
+    @property
+    def sides(self) -> tuple[int, ...]:
+        """Every input side a sub-network may have: the elastic set, or the one fixed resolution."""
+        return self.resolutions or (self.resolution,)
+
     def settings(self) -> list:
         """What a saved search state must match (W, R and, when elastic, the resolution set)."""
         return [self.width_mult, self.resolution] + ([list(self.resolutions)] if self.elastic else [])
@@ -111,9 +116,7 @@ class Feasibility:
         for r in sorted(set(res)):
             idx = [i for i, x in enumerate(res) if x == r]
             sub = [gs[i] for i in idx]
-            b = batch_costs(self.space, self.width_mult, r, _stack([Genes(g.kernel_idx, g.expand_idx, g.depth)
-                                                                     for g in sub]),
-                            stream=getattr(self.cons, "stream", False))
+            b = batch_costs(self.space, self.width_mult, r, _stack(sub), stream=getattr(self.cons, "stream", False))
             lat = self._latency(sub, b.macs)
             for j, i in enumerate(idx):
                 out[i] = {"macs": int(b.macs[j]), "params": int(b.params[j]),

@@ -18,6 +18,7 @@ interrupted one from its checkpoint, and ``--from STEP`` recomputes from a named
 """
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 import time
@@ -204,13 +205,8 @@ def _run(opts, log, prog, budget, from_step, rank, world) -> dict:
     x_tr, y_tr = ds.x_train[tr], ds.y_train[tr]
     x_ho, y_ho = ds.x_train[hold], ds.y_train[hold]
     feas = Feasibility(space, W, R, opts.cons, tuple(s1.get("resolutions") or ()))
-    r_train = max(feas.resolutions or (R,))  # the supernet's batches: made at the largest side, resized down
-    calibs: dict[int, torch.Tensor] = {}
-
-    def calib_at(r: int) -> torch.Tensor:
-        if r not in calibs:
-            calibs[r] = to_input(x_tr[:budget.calib], r, opts.in_channels, device)
-        return calibs[r]
+    r_train = max(feas.sides)  # the supernet's batches: made at the largest side, resized down
+    calib_at = functools.cache(lambda r: to_input(x_tr[:budget.calib], r, opts.in_channels, device))
     recipe = final_recipe(budget)
     run_baseline = getattr(opts, "baseline", True)
 
@@ -434,7 +430,7 @@ def _run(opts, log, prog, budget, from_step, rank, world) -> dict:
         (out / "timings.json").write_text(json.dumps(cumulative, indent=1) + "\n")
         summary = {
             "constraints": opts.cons.to_dict(), "budget": opts.budget, "data": ds.source, "device": str(device),
-            "space": {"width_mult": W, "resolution": R, "resolutions": list(feas.resolutions or (R,)),
+            "space": {"width_mult": W, "resolution": R, "resolutions": list(feas.sides),
                       "winner_resolution": arch.resolution, "fit_ratio": s1["fit_ratio"], "variant": s1["variant"],
                       "binding": s1["binding"]},
             "latency_model": latency_mod.latency_source(opts.cons) if opts.cons.latency_s is not None else None,
